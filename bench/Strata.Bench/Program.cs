@@ -1,0 +1,13 @@
+using TorchSharp;
+using static TorchSharp.torch;
+var x = torch.randn(4, 8);
+Console.WriteLine(x.sum().item<float>());
+Console.WriteLine(torch.get_num_threads());
+var m = torch.zeros(new long[]{2,3}, device: torch.META);
+Console.WriteLine(m.device + " " + string.Join(",", m.shape));
+var p = new ScottPlot.Plot();
+p.Add.Scatter(new double[]{1,2,3}, new double[]{3,1,2});
+p.Title("test"); p.SavePng("/tmp/t.png", 400, 300);
+Console.WriteLine("png ok");
+var t = torch.tensor(new float[]{1,2,3});
+Console.WriteLine(t.bytes.Length);

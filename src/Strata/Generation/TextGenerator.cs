@@ -1,0 +1,91 @@
+using Strata.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Generation;
+
+/// <summary>Decoding settings. Temperature 0 is greedy (argmax); otherwise logits / temperature, then top-k, then
+/// top-p (nucleus), then a draw from a generator seeded with <see cref="Seed"/>.</summary>
+public sealed record SamplingOptions
+{
+    public double Temperature { get; init; } = 1.0;
+    /// <summary>Keep only the k most likely tokens (0 = all).</summary>
+    public int TopK { get; init; }
+    /// <summary>Keep the smallest set of most likely tokens whose probability reaches p (1 = all).</summary>
+    public double TopP { get; init; } = 1.0;
+    public long Seed { get; init; } = 1337;
+    /// <summary>Use the KV cache (the default); false recomputes the whole window every step.</summary>
+    public bool UseCache { get; init; } = true;
+
+    public static SamplingOptions Greedy { get; } = new() { Temperature = 0 };
+}
+
+/// <summary>Autoregressive decoding with a KV cache, streaming each token as it is chosen.</summary>
+public static class TextGenerator
+{
+    /// <summary>Yields up to <paramref name="maxNewTokens"/> ids after <paramref name="prompt"/>, stopping early at
+    /// <paramref name="stopId"/> (not yielded). When the context fills, the cache restarts from the last half context.</summary>
+    public static IEnumerable<int> Generate(LanguageModel model, IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions options, int? stopId = null)
+    {
+        if (prompt.Count == 0) throw new ArgumentException("the prompt needs at least one token");
+        var ctx = model.Config.ContextLength;
+        var tokens = new List<int>(prompt);
+        using var generator = new torch.Generator((ulong)options.Seed, model.Device);
+        using var cache = options.UseCache ? new KvCache(1, model.Config.NHead, ctx, model.Config.HeadSize, model.Device, ScalarType.Float32) : null;
+        bool wasTraining = model.training;
+        model.eval();
+        try
+        {
+            var pending = tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList();   // positions not yet in the cache
+            for (int step = 0; step < maxNewTokens; step++)
+            {
+                int next;
+                using (var scope = torch.NewDisposeScope())
+                using (torch.no_grad())
+                {
+                    if (cache is not null && cache.Length + pending.Count > ctx)
+                    {
+                        cache.Reset();
+                        pending = tokens.Skip(tokens.Count - ctx / 2).ToList();
+                    }
+                    var window = cache is null ? tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList() : pending;
+                    var idx = torch.tensor(window.Select(t => (long)t).ToArray(), [1, window.Count], device: model.Device);
+                    var logits = model.Forward(idx, cache);                             // [1, T, V]
+                    var last = logits[0, -1];                                           // [V]
+                    next = Choose(last, options, generator);
+                }
+                if (next == stopId) yield break;
+                tokens.Add(next);
+                pending = [next];
+                yield return next;
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+    }
+
+    /// <summary>Picks the next id from one row of logits [V].</summary>
+    public static int Choose(Tensor logits, SamplingOptions o, torch.Generator generator)
+    {
+        if (o.Temperature <= 0) return (int)logits.argmax().item<long>();
+        var scaled = logits.to(ScalarType.Float32) / o.Temperature;
+        if (o.TopK > 0 && o.TopK < scaled.shape[0])
+        {
+            var kth = scaled.topk(o.TopK).values[-1];
+            scaled = scaled.masked_fill(scaled < kth, double.NegativeInfinity);
+        }
+        if (o.TopP < 1.0)
+        {
+            var (sorted, order) = scaled.sort(descending: true);
+            var cumulative = sorted.softmax(0).cumsum(0);
+            // drop a token when the tokens before it already reach p (the first one always stays)
+            var drop = (cumulative - sorted.softmax(0)) >= o.TopP;
+            var dropInOrder = torch.zeros_like(drop).scatter(0, order, drop);
+            scaled = scaled.masked_fill(dropInOrder, double.NegativeInfinity);
+        }
+        var probs = scaled.softmax(0);
+        return (int)torch.multinomial(probs, 1, false, generator).item<long>();
+    }
+}

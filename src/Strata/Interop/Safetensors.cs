@@ -1,0 +1,169 @@
+// The safetensors format (huggingface/safetensors): 8-byte little-endian header length N, N bytes of JSON
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then the raw little-endian
+// tensor bytes, offsets relative to the end of the header. Written here with the header padded by spaces to 8 bytes.
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using Strata.Util;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Interop;
+
+/// <summary>One tensor entry of a safetensors header.</summary>
+public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End);
+
+/// <summary>Reads a safetensors file lazily: the header at open, each tensor's bytes on demand.</summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    private static readonly Dictionary<string, (ScalarType Type, int Size)> DTypes = new()
+    {
+        ["F64"] = (ScalarType.Float64, 8), ["F32"] = (ScalarType.Float32, 4), ["F16"] = (ScalarType.Float16, 2),
+        ["BF16"] = (ScalarType.BFloat16, 2), ["I64"] = (ScalarType.Int64, 8), ["I32"] = (ScalarType.Int32, 4),
+        ["I16"] = (ScalarType.Int16, 2), ["I8"] = (ScalarType.Int8, 1), ["U8"] = (ScalarType.Byte, 1), ["BOOL"] = (ScalarType.Bool, 1),
+    };
+
+    private readonly FileStream _stream;
+    private readonly long _dataStart;
+
+    public string Path { get; }
+    public IReadOnlyDictionary<string, SafetensorsEntry> Entries { get; }
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    public SafetensorsFile(string path)
+    {
+        Path = path;
+        if (!File.Exists(path)) throw new StrataException($"{path}: file not found");
+        _stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            (Entries, Metadata, _dataStart) = ReadHeader(_stream, path);
+        }
+        catch
+        {
+            _stream.Dispose();
+            throw;
+        }
+    }
+
+    public static string DTypeName(ScalarType t) => DTypes.First(kv => kv.Value.Type == t).Key;
+    public static int ElementSize(string dtype) => DTypes[dtype].Size;
+
+    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>, long) ReadHeader(FileStream s, string path)
+    {
+        long fileLength = s.Length;
+        Span<byte> lenBytes = stackalloc byte[8];
+        if (s.Read(lenBytes) != 8) throw new StrataException($"{path}: not a safetensors file (shorter than its 8-byte header length)");
+        ulong n = BinaryPrimitives.ReadUInt64LittleEndian(lenBytes);
+        if (n > (ulong)(fileLength - 8)) throw new StrataException($"{path}: header length {n} runs past the end of the file ({fileLength} bytes)");
+        if (n > 100_000_000) throw new StrataException($"{path}: header length {n} is implausibly large");
+        var header = new byte[n];
+        s.ReadExactly(header);
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(header); }
+        catch (JsonException e) { throw new StrataException($"{path}: header is not valid JSON ({e.Message})"); }
+        using var _ = doc;
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new StrataException($"{path}: header is not a JSON object");
+        long dataStart = 8 + (long)n, dataLength = fileLength - dataStart;
+        var entries = new Dictionary<string, SafetensorsEntry>();
+        var metadata = new Dictionary<string, string>();
+        foreach (var prop in doc.RootElement.EnumerateObject())
+        {
+            if (prop.Name == "__metadata__")
+            {
+                if (prop.Value.ValueKind != JsonValueKind.Object) throw new StrataException($"{path}: __metadata__ must be an object of strings");
+                foreach (var m in prop.Value.EnumerateObject())
+                {
+                    if (m.Value.ValueKind != JsonValueKind.String) throw new StrataException($"{path}: __metadata__.{m.Name} must be a string");
+                    metadata[m.Name] = m.Value.GetString()!;
+                }
+                continue;
+            }
+            var e = prop.Value;
+            string where = $"{path}: tensor '{prop.Name}'";
+            if (e.ValueKind != JsonValueKind.Object
+                || !e.TryGetProperty("dtype", out var dt) || dt.ValueKind != JsonValueKind.String
+                || !e.TryGetProperty("shape", out var sh) || sh.ValueKind != JsonValueKind.Array
+                || !e.TryGetProperty("data_offsets", out var off) || off.ValueKind != JsonValueKind.Array || off.GetArrayLength() != 2)
+                throw new StrataException($"{where}: entry needs dtype, shape and data_offsets [begin, end]");
+            var dtype = dt.GetString()!;
+            if (!DTypes.TryGetValue(dtype, out var info)) throw new StrataException($"{where}: unknown dtype '{dtype}'");
+            var shape = sh.EnumerateArray().Select(x => x.TryGetInt64(out var v) && v >= 0 ? v : throw new StrataException($"{where}: bad shape")).ToArray();
+            long begin = off[0].TryGetInt64(out var b) ? b : -1, end = off[1].TryGetInt64(out var en) ? en : -1;
+            if (begin < 0 || end < begin || end > dataLength)
+                throw new StrataException($"{where}: data_offsets [{begin}, {end}] lie outside the {dataLength} data bytes");
+            long expected = shape.Aggregate(1L, (a, x) => a * x) * info.Size;
+            if (end - begin != expected)
+                throw new StrataException($"{where}: {end - begin} bytes for dtype {dtype} shape [{string.Join(", ", shape)}], expected {expected}");
+            entries[prop.Name] = new SafetensorsEntry(prop.Name, dtype, shape, begin, end);
+        }
+        var sorted = entries.Values.Where(x => x.End > x.Begin).OrderBy(x => x.Begin).ToList();
+        for (int i = 1; i < sorted.Count; i++)
+            if (sorted[i].Begin < sorted[i - 1].End)
+                throw new StrataException($"{path}: tensors '{sorted[i - 1].Name}' and '{sorted[i].Name}' overlap");
+        return (entries, metadata, dataStart);
+    }
+
+    public bool Contains(string name) => Entries.ContainsKey(name);
+
+    /// <summary>The tensor's raw little-endian bytes.</summary>
+    public byte[] ReadBytes(string name)
+    {
+        var e = Entries.TryGetValue(name, out var x) ? x : throw new StrataException($"{Path}: no tensor named '{name}'");
+        var buffer = new byte[e.End - e.Begin];
+        _stream.Seek(_dataStart + e.Begin, SeekOrigin.Begin);
+        _stream.ReadExactly(buffer);
+        return buffer;
+    }
+
+    /// <summary>The tensor on the CPU, in its stored dtype.</summary>
+    public Tensor Read(string name)
+    {
+        var e = Entries.TryGetValue(name, out var x) ? x : throw new StrataException($"{Path}: no tensor named '{name}'");
+        var bytes = ReadBytes(name);
+        var t = torch.empty(e.Shape, dtype: DTypes[e.DType].Type);
+        if (bytes.Length > 0) t.bytes = bytes;
+        return t;
+    }
+
+    public void Dispose() => _stream.Dispose();
+}
+
+/// <summary>Writes safetensors files atomically.</summary>
+public static class SafetensorsWriter
+{
+    /// <summary>Writes <paramref name="tensors"/> (any device; copied to the CPU, contiguous) in the given order.</summary>
+    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var list = tensors.ToList();
+        var header = new Dictionary<string, object>();
+        if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
+        long offset = 0;
+        foreach (var (name, t) in list)
+        {
+            long size = t.numel() * t.ElementSize;
+            header[name] = new Dictionary<string, object>
+            {
+                ["dtype"] = SafetensorsFile.DTypeName(t.dtype),
+                ["shape"] = t.shape,
+                ["data_offsets"] = new[] { offset, offset + size },
+            };
+            offset += size;
+        }
+        var json = JsonSerializer.SerializeToUtf8Bytes(header);
+        int padded = (json.Length + 7) / 8 * 8;
+        AtomicFile.Write(path, s =>
+        {
+            Span<byte> len = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(len, (ulong)padded);
+            s.Write(len);
+            s.Write(json);
+            for (int i = json.Length; i < padded; i++) s.WriteByte((byte)' ');
+            foreach (var (_, t) in list)
+            {
+                using var cpu = t.detach().cpu().contiguous();
+                if (cpu.numel() > 0) s.Write(cpu.bytes);
+            }
+        });
+    }
+}

@@ -1,0 +1,73 @@
+// Legend: B batch, T time (new positions), S positions attended (past + T), C = d_model, nh heads, hs head size.
+// Matches transformers' GPTNeoXAttention: one query_key_value Linear whose output is laid out per head as
+// [head][q, k, v][hs], rotary on the whole head, softmax(q k^T / sqrt(hs)) v, then the dense output projection.
+using TorchSharp;
+using TorchSharp.Utils;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace Strata.Modeling;
+
+public sealed class CausalSelfAttention : Module<Tensor, Tensor>
+{
+    [ComponentName(Name = "query_key_value")] private readonly Linear _qkv;
+    [ComponentName(Name = "dense")] private readonly Linear _dense;
+    private readonly int _nHead, _headSize;
+
+    public CausalSelfAttention(ModelConfig config, Device? device = null) : base(nameof(CausalSelfAttention))
+    {
+        _nHead = config.NHead;
+        _headSize = config.HeadSize;
+        _qkv = Linear(config.DModel, 3 * config.DModel, hasBias: true, device: device);
+        _dense = Linear(config.DModel, config.DModel, hasBias: true, device: device);
+        RegisterComponents();
+    }
+
+    public Linear QueryKeyValue => _qkv;
+    /// <summary>The output projection onto the residual stream (GPT-2's c_proj).</summary>
+    public Linear Dense => _dense;
+
+    public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward(x, cos, sin, cache, layer)");
+
+    /// <param name="x">[B, T, C]</param>
+    /// <param name="cos">[T, hs] rotary table for the new positions; <paramref name="sin"/> likewise.</param>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache, int layer)
+    {
+        var (B, T, C) = (x.shape[0], x.shape[1], x.shape[2]);
+        using var qkv = _qkv.call(x).view(B, T, _nHead, 3 * _headSize);           // [B, T, nh, 3hs]
+        var parts = qkv.chunk(3, dim: -1);                                            // 3 x [B, T, nh, hs]
+        using var q0 = parts[0].transpose(1, 2);                                      // [B, nh, T, hs]
+        using var k0 = parts[1].transpose(1, 2);
+        using var v0 = parts[2].transpose(1, 2);
+        foreach (var p in parts) p.Dispose();
+        using var q = Rotary.Apply(q0, cos, sin);
+        using var kNew = Rotary.Apply(k0, cos, sin);
+
+        long past = cache?.Length ?? 0;
+        Tensor k = kNew, v = v0;
+        if (cache is not null) (k, v) = cache.Append(layer, kNew, v0);              // [B, nh, S, hs]
+        try
+        {
+            Tensor y;                                                                  // [B, nh, T, hs]
+            if (past == 0 || T == 1)
+            {
+                // no past: plain causal; one new position: it may see everything stored
+                y = nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, T > 1);
+            }
+            else
+            {
+                // T new positions after `past` cached ones: position i sees keys 0..past+i
+                using var mask = torch.ones([T, past + T], dtype: ScalarType.Bool, device: x.device).tril(past);
+                y = nn.functional.scaled_dot_product_attention(q, k, v, mask, 0.0, false);
+            }
+            using (y)
+            using (var merged = y.transpose(1, 2).contiguous().view(B, T, C))           // [B, T, C]
+                return _dense.call(merged);
+        }
+        finally
+        {
+            if (cache is not null) { k.Dispose(); v.Dispose(); }
+        }
+    }
+}

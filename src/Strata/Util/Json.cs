@@ -1,0 +1,43 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Strata.Util;
+
+/// <summary>One place for the JSON conventions: snake_case names, unknown fields rejected, errors that name the field.</summary>
+public static class Json
+{
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+        WriteIndented = true,
+        RespectNullableAnnotations = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    /// <summary>Parses <paramref name="text"/>; a malformed document or field becomes one line naming the source and JSON path.</summary>
+    public static T Parse<T>(string text, string source)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<T>(text, Options) ?? throw new StrataException($"{source}: the document is empty (null)");
+        }
+        catch (JsonException e)
+        {
+            var msg = e.Message;
+            var cut = msg.IndexOf(" Path:", StringComparison.Ordinal);
+            if (cut > 0) msg = msg[..cut];
+            throw new StrataException($"{source}: {(e.Path is { Length: > 0 } p ? p + ": " : "")}{msg}");
+        }
+    }
+
+    public static T ReadFile<T>(string path)
+    {
+        if (!File.Exists(path)) throw new StrataException($"{path}: file not found");
+        return Parse<T>(File.ReadAllText(path), path);
+    }
+
+    public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
+}
