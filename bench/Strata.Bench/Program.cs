@@ -1,13 +1,23 @@
+using System.Diagnostics;
+using Strata.Modeling;
+using Strata.Substrates;
 using TorchSharp;
 using static TorchSharp.torch;
-var x = torch.randn(4, 8);
-Console.WriteLine(x.sum().item<float>());
-Console.WriteLine(torch.get_num_threads());
-var m = torch.zeros(new long[]{2,3}, device: torch.META);
-Console.WriteLine(m.device + " " + string.Join(",", m.shape));
-var p = new ScottPlot.Plot();
-p.Add.Scatter(new double[]{1,2,3}, new double[]{3,1,2});
-p.Title("test"); p.SavePng("/tmp/t.png", 400, 300);
-Console.WriteLine("png ok");
-var t = torch.tensor(new float[]{1,2,3});
-Console.WriteLine(t.bytes.Length);
+
+int d = int.Parse(args[0]), L = int.Parse(args[1]), B = int.Parse(args[2]), T = int.Parse(args[3]);
+Strata.Util.NativeAllocator.KeepFreedMemory();
+var cfg = new ModelConfig { DModel = d, NHead = Math.Max(1, d / 32), ContextLength = T, VocabSize = 65536 };
+var model = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec(), cfg), L);
+var x = torch.randint(0, 65536, [B, T + 1]);
+for (int i = 0; i < 6; i++)
+{
+    var sw = Stopwatch.StartNew();
+    using (var s = torch.NewDisposeScope())
+    {
+        var loss = model.Loss(x[.., ..^1], x[.., 1..]);
+        var f = sw.Elapsed.TotalMilliseconds;
+        loss.backward();
+        model.zero_grad();
+        Console.WriteLine($"fwd {f:F0} ms, total {sw.Elapsed.TotalMilliseconds:F0} ms, {B * T / sw.Elapsed.TotalSeconds:F0} tok/s");
+    }
+}

@@ -1,1 +1,56 @@
-System.Console.WriteLine("hi");
+using Strata.Cli.Commands;
+using Strata.Util;
+
+namespace Strata.Cli;
+
+/// <summary>One command per job; each is a thin file over library calls. The README's CLI reference lists the same
+/// table (a test keeps them in step).</summary>
+public static class Program
+{
+    public sealed record Command(string Name, string Usage, string Summary, IReadOnlySet<string> Flags, Func<Args, TextWriter, int> Run);
+
+    public static IReadOnlyList<Command> Commands { get; } =
+    [
+        new("demo", "strata demo", "prepare the State of the Union corpus, train the demo plan, report and sample", new HashSet<string>(), DemoCommand.Run),
+        new("data prepare", "strata data prepare <files|folders>... --out DIR [--pattern *.txt] [--val-fraction 0.1] [--val-match REGEX] [--seed N] [--tokenizer codepoint]",
+            "text in, token shards (train.tokens, val.tokens, meta.json) out", new HashSet<string>(), DataCommand.Prepare),
+        new("train", "strata train --plan FILE --out DIR [--resume] [--init-from CKPT] [--stop-after STEPS] [--device cpu|cuda]",
+            "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png", new HashSet<string> { "resume" }, TrainCommand.Run),
+        new("generate", "strata generate --checkpoint FILE [--prompt TEXT] [--max-new-tokens 200] [--temperature 0.8] [--top-k 0] [--top-p 1] [--seed N] [--no-cache] [--device cpu|cuda]",
+            "stream a continuation (temperature 0 = greedy)", new HashSet<string> { "no-cache" }, GenerateCommand.Run),
+        new("info", "strata info <checkpoint|plan>", "shape, depth, stages and parameter counts", new HashSet<string>(), InfoCommand.Run),
+    ];
+
+    public static int Main(string[] args)
+    {
+        NativeAllocator.KeepFreedMemory();
+        return Run(args, Console.Out, Console.Error);
+    }
+
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            output.WriteLine("Strata: grow Transformer language models layer by layer on a frozen token interface.\n\nCommands:");
+            foreach (var c in Commands) output.WriteLine($"  {c.Usage}\n      {c.Summary}");
+            return args.Length == 0 ? 2 : 0;
+        }
+        var command = Commands.Where(c => args.Take(c.Name.Split(' ').Length).SequenceEqual(c.Name.Split(' ')))
+            .MaxBy(c => c.Name.Length);
+        if (command is null)
+        {
+            error.WriteLine($"error: unknown command '{string.Join(' ', args.Take(2))}' (see 'strata --help')");
+            return 2;
+        }
+        try
+        {
+            var parsed = new Args(args.Skip(command.Name.Split(' ').Length), command.Flags);
+            return command.Run(parsed, output);
+        }
+        catch (StrataException e)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}

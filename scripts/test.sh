@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set-up (scripts/bootstrap.sh), then the whole test suite. Ends with one line "N passed, N failed" read from the
+# test results (TRX), which CI reads. Extra arguments go to dotnet test (e.g. --filter "FullyQualifiedName~Parity").
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/bootstrap.sh || exit 1
+results="$root/artifacts/test-results"
+rm -rf "$results"
+dotnet test tests/Strata.Tests/Strata.Tests.csproj -c Release --no-build -nologo \
+  --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
+status=$?
+trx="$results/results.trx"
+if [ -f "$trx" ]; then
+  passed=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' passed="[0-9]*"' | grep -o '[0-9]*')
+  failed=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' failed="[0-9]*"' | grep -o '[0-9]*')
+  echo "${passed:-0} passed, ${failed:-0} failed"
+else
+  echo "0 passed, 1 failed"
+  [ $status -ne 0 ] || status=1
+fi
+exit $status

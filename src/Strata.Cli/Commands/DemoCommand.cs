@@ -1,0 +1,46 @@
+using Strata.Data;
+using Strata.Generation;
+using Strata.Tokenization;
+using Strata.Training;
+using Strata.Util;
+
+namespace Strata.Cli.Commands;
+
+/// <summary>The main job on the embedded default: State of the Union addresses (1790-2000 train, 2001-2021 held out),
+/// the demo plan on the frozen 16-bit code, validation loss before and after, a loss-curve PNG and a sample.</summary>
+public static class DemoCommand
+{
+    public const string HeldOutYears = @"^20(0[1-9]|1\d|2\d)_";
+
+    public static int Run(Args a, TextWriter output)
+    {
+        a.RejectUnknown();
+        var home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory();
+        var corpus = Path.Combine(home, "data", "raw", "sotu", "data");
+        if (!Directory.Exists(corpus)) throw new StrataException($"{corpus}: the State of the Union corpus is missing; './strata demo' installs it (scripts/bootstrap.sh)");
+        var shards = Path.Combine(home, "data", "sotu");
+        if (PreparedData.TryRead(Path.Combine(shards, PreparedData.TrainFile)) is not { Tokenizer: "codepoint" })
+        {
+            output.WriteLine($"== preparing {corpus} (held out: 2001-2021)");
+            DataCommand.Prepare(new Args([corpus, "--out", shards, "--val-match", HeldOutYears], new HashSet<string>()), output);
+        }
+
+        var plan = GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
+        var runDir = Path.Combine(home, "runs", "demo");
+        if (Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
+        output.WriteLine($"== training plan '{plan.Name}' into {runDir}");
+        var r = Trainer.Run(plan, new TrainOptions { OutDir = runDir, Log = output, Interactive = !Console.IsOutputRedirected && ReferenceEquals(output, Console.Out) });
+        TrainCommand.Report(r, output);
+
+        output.WriteLine("== sample (temperature 0.8, top-k 40)");
+        var (model, info) = Checkpoint.LoadModel(r.CheckpointPath);
+        using var _ = model;
+        var tokenizer = Tokenizers.ByName(info.Tokenizer);
+        const string prompt = "The state of the Union is";
+        output.Write(prompt);
+        foreach (var id in TextGenerator.Generate(model, tokenizer.Encode(prompt), 300, new SamplingOptions { Temperature = 0.8, TopK = 40, Seed = 7 }, tokenizer.EndOfText))
+            output.Write(tokenizer.Decode([id]));
+        output.WriteLine();
+        return 0;
+    }
+}

@@ -1,0 +1,41 @@
+using Strata.Modeling;
+using Strata.Substrates;
+using Strata.Training;
+using Strata.Util;
+using TorchSharp;
+
+namespace Strata.Cli.Commands;
+
+public static class InfoCommand
+{
+    public static int Run(Args a, TextWriter output)
+    {
+        a.RejectUnknown();
+        if (a.Positionals.Count != 1) throw new StrataException("give one checkpoint (.safetensors) or plan (.json)");
+        var path = a.Positionals[0];
+        GrowthPlan plan;
+        int depth;
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            plan = GrowthPlan.Load(path);
+            depth = plan.FinalDepth;
+            output.WriteLine($"plan '{plan.Name}': {plan.Stages.Count} stage(s), {plan.TotalSteps} steps");
+        }
+        else
+        {
+            var info = Checkpoint.ReadInfo(path);
+            plan = info.Plan;
+            depth = info.Depth;
+            output.WriteLine($"checkpoint of '{plan.Name}': step {info.GlobalStep}, stage {info.StageIndex + 1}/{plan.Stages.Count} step {info.StageStep}, " +
+                             $"{(info.Completed ? "complete" : "in progress")}, tokenizer {info.Tokenizer}, validation loss {info.ValidationLoss:F4}");
+        }
+        var m = plan.Model;
+        output.WriteLine($"model: d_model {m.DModel}, {m.NHead} heads of {m.HeadSize}, ffn {m.Ffn}, context {m.ContextLength}, vocab {m.VocabSize}, depth {depth}, rope theta {m.RopeTheta}, head bias {m.HeadBias}");
+        output.WriteLine($"substrate: {plan.Substrate.Kind}" + (plan.Substrate.Kind == SubstrateKind.Binary ? $" {plan.Substrate.Bits}-bit, lift {plan.Substrate.Lift}" : ""));
+        using var model = new LanguageModel(m, Substrate.Create(plan.Substrate, m, torch.META), depth, torch.META);
+        output.WriteLine($"parameters: {ParameterBudget.Of(model)}");
+        foreach (var (s, i) in plan.Stages.Select((s, i) => (s, i)))
+            output.WriteLine($"  stage {i + 1} '{s.Name}': +{s.AddBlocks} blocks, {s.Steps} steps, trains {s.Trains}");
+        return 0;
+    }
+}

@@ -1,0 +1,43 @@
+using System.Text;
+
+namespace Strata.Tokenization;
+
+/// <summary>
+/// One id per character, id = BMP code point: exactly the ids bvv241 gives single characters
+/// (emergent-semantics.md §2.1, §2.8), so shards made with it stay valid for bvv241-2-3 models. Characters without a
+/// single-character id there (private use U+E000-U+F8FF, U+FFFF, everything outside the BMP) become &lt;unk&gt; (57347).
+/// </summary>
+public sealed class CodePointTokenizer : ITokenizer
+{
+    public const int Pad = 57344, Bos = 57345, Eos = 57346, Unk = 57347;
+
+    public string Name => "codepoint";
+    public int VocabSize => 65536;
+    public int? EndOfText => Eos;
+
+    public static bool HasId(int scalar) => scalar is < 0xD800 or (>= 0xF900 and <= 0xFFFE);
+
+    public int[] Encode(string text)
+    {
+        var ids = new int[text.Length];
+        int n = 0;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { ids[n++] = Unk; i++; continue; }
+            ids[n++] = HasId(c) ? c : Unk;
+        }
+        return n == ids.Length ? ids : ids[..n];
+    }
+
+    public string Decode(IEnumerable<int> ids)
+    {
+        var sb = new StringBuilder();
+        foreach (var id in ids)
+        {
+            if (HasId(id)) sb.Append((char)id);
+            else sb.Append(id switch { Pad => "<pad>", Bos => "<s>", Eos => "</s>", Unk => "<unk>", _ => "\uFFFD" });
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,13 @@
+namespace Strata.Tokenization;
+
+/// <summary>Text to ids and back. Shards, models and evaluations only see this seam.</summary>
+public interface ITokenizer
+{
+    /// <summary>A name that says which vocabulary this is (recorded in shards and checkpoints).</summary>
+    string Name { get; }
+    int VocabSize { get; }
+    /// <summary>The id placed between documents in shards, if the vocabulary has one.</summary>
+    int? EndOfText { get; }
+    int[] Encode(string text);
+    string Decode(IEnumerable<int> ids);
+}

@@ -1,0 +1,94 @@
+// A checkpoint is one safetensors file, written atomically: model tensors under "model.{name}", AdamW state under
+// "optim.{name}.exp_avg|exp_avg_sq", and in __metadata__ "format" = "strata-checkpoint" plus "strata" = the JSON of
+// CheckpointInfo (format version, the resolved plan, depth, stage, step, ...). Format version 1: the first.
+using System.Text.Json;
+using Strata.Interop;
+using Strata.Modeling;
+using Strata.Substrates;
+using Strata.Util;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Training;
+
+public sealed record CheckpointInfo
+{
+    public const int CurrentFormat = 1;
+    public int FormatVersion { get; init; } = CurrentFormat;
+    public required GrowthPlan Plan { get; init; }
+    public required string Tokenizer { get; init; }
+    /// <summary>Blocks in the saved model.</summary>
+    public int Depth { get; init; }
+    /// <summary>The stage in progress, and how many of its steps are done.</summary>
+    public int StageIndex { get; init; }
+    public int StageStep { get; init; }
+    public long GlobalStep { get; init; }
+    public long OptimizerStep { get; init; }
+    public bool Completed { get; init; }
+    public double ElapsedSeconds { get; init; }
+    public long TokensSeen { get; init; }
+    public double? ValidationLoss { get; init; }
+}
+
+public static class Checkpoint
+{
+    public const string FileName = "checkpoint.safetensors";
+    private const string ModelPrefix = "model.", OptimPrefix = "optim.";
+
+    public static void Save(string path, LanguageModel model, AdamW? optimizer, CheckpointInfo info)
+    {
+        var tensors = model.state_dict().Select(kv => (ModelPrefix + kv.Key, kv.Value)).ToList();
+        if (optimizer is not null) tensors.AddRange(optimizer.State().Select(s => (OptimPrefix + s.Name, s.Tensor)));
+        SafetensorsWriter.Write(path, tensors, new Dictionary<string, string>
+        {
+            ["format"] = "strata-checkpoint",
+            ["strata"] = JsonSerializer.Serialize(info, Json.Options),
+        });
+    }
+
+    public static CheckpointInfo ReadInfo(string path)
+    {
+        using var file = new SafetensorsFile(path);
+        return ReadInfo(file);
+    }
+
+    private static CheckpointInfo ReadInfo(SafetensorsFile file)
+    {
+        if (!file.Metadata.TryGetValue("format", out var f) || f != "strata-checkpoint" || !file.Metadata.TryGetValue("strata", out var json))
+            throw new StrataException($"{file.Path}: not a Strata checkpoint (no strata metadata)");
+        var info = Json.Parse<CheckpointInfo>(json, file.Path + " (checkpoint metadata)");
+        if (info.FormatVersion != CheckpointInfo.CurrentFormat)
+            throw new StrataException($"{file.Path}: checkpoint format {info.FormatVersion}, this Strata reads {CheckpointInfo.CurrentFormat}");
+        return info;
+    }
+
+    /// <summary>Builds the model a checkpoint describes and loads its weights.</summary>
+    public static (LanguageModel Model, CheckpointInfo Info) LoadModel(string path, Device? device = null)
+    {
+        using var file = new SafetensorsFile(path);
+        var info = ReadInfo(file);
+        var plan = info.Plan;
+        var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, device), info.Depth, device);
+        LoadWeights(model, file);
+        return (model, info);
+    }
+
+    /// <summary>Loads a checkpoint's weights into a model of the same shape; a tensor of another shape is refused,
+    /// naming the tensor and both shapes, before anything changes.</summary>
+    public static void LoadWeights(LanguageModel model, string path)
+    {
+        using var file = new SafetensorsFile(path);
+        ReadInfo(file);
+        LoadWeights(model, file);
+    }
+
+    private static void LoadWeights(LanguageModel model, SafetensorsFile file) =>
+        ModelState.Load(model, name => file.Contains(ModelPrefix + name) ? file.Read(ModelPrefix + name).to(model.Device) : null, file.Path,
+            file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal)).Select(k => k[ModelPrefix.Length..]));
+
+    public static void LoadOptimizer(AdamW optimizer, string path, long step)
+    {
+        using var file = new SafetensorsFile(path);
+        optimizer.LoadState(step, name => file.Contains(OptimPrefix + name) ? file.Read(OptimPrefix + name) : null);
+    }
+}

@@ -1,0 +1,141 @@
+using Strata.Modeling;
+using Strata.Substrates;
+using Strata.Util;
+
+namespace Strata.Training;
+
+/// <summary>
+/// A training plan (JSON, docs/PLANS.md): a model shape, a substrate, data and a list of stages. A monolithic run is a
+/// one-stage plan; growth adds stages. Shape-defining fields are fixed once a run has a checkpoint.
+/// </summary>
+public sealed record GrowthPlan
+{
+    /// <summary>1: the first format.</summary>
+    public const int CurrentFormat = 1;
+
+    public int FormatVersion { get; init; } = CurrentFormat;
+    public string Name { get; init; } = "run";
+    public required ModelConfig Model { get; init; }
+    public required SubstrateSpec Substrate { get; init; }
+    public required DataSpec Data { get; init; }
+    public TrainingConfig Training { get; init; } = new();
+    public required IReadOnlyList<StageConfig> Stages { get; init; }
+
+    /// <summary>Depth once every stage has added its blocks.</summary>
+    public int FinalDepth => Stages.Sum(s => s.AddBlocks);
+    public long TotalSteps => Stages.Sum(s => (long)s.Steps);
+
+    /// <summary>Reads and validates a plan; relative data paths are taken relative to the plan file's folder.</summary>
+    public static GrowthPlan Load(string path)
+    {
+        var plan = Json.ReadFile<GrowthPlan>(path).Validate(path);
+        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        return plan with
+        {
+            Data = new DataSpec
+            {
+                Train = System.IO.Path.GetFullPath(plan.Data.Train, dir),
+                Validation = System.IO.Path.GetFullPath(plan.Data.Validation, dir),
+            },
+        };
+    }
+
+    public GrowthPlan Validate(string source)
+    {
+        string F(string field) => $"{source}: {field}";
+        if (FormatVersion != CurrentFormat) throw new StrataException($"{F("format_version")}: {FormatVersion} is not supported (this Strata reads {CurrentFormat})");
+        try
+        {
+            Model.Validate("model");
+            Substrate.Validate(Model, "substrate");
+        }
+        catch (StrataException e) { throw new StrataException($"{source}: {e.Message}"); }
+        if (string.IsNullOrWhiteSpace(Data.Train)) throw new StrataException($"{F("data.train")}: a token shard path is required");
+        if (string.IsNullOrWhiteSpace(Data.Validation)) throw new StrataException($"{F("data.validation")}: a token shard path is required");
+        Training.Validate(source);
+        if (Stages.Count == 0) throw new StrataException($"{F("stages")}: at least one stage is required");
+        for (int i = 0; i < Stages.Count; i++)
+        {
+            var s = Stages[i];
+            string at = $"stages[{i}]";
+            if (s.AddBlocks < 0) throw new StrataException($"{F(at + ".add_blocks")}: must be >= 0, got {s.AddBlocks}");
+            if (s.Steps <= 0) throw new StrataException($"{F(at + ".steps")}: must be positive, got {s.Steps}");
+            if (s.LearningRate is <= 0) throw new StrataException($"{F(at + ".learning_rate")}: must be positive, got {s.LearningRate}");
+            if (s.WarmupSteps is < 0) throw new StrataException($"{F(at + ".warmup_steps")}: must be >= 0, got {s.WarmupSteps}");
+        }
+        if (Stages[0].AddBlocks == 0) throw new StrataException($"{F("stages[0].add_blocks")}: the first stage must add at least one block");
+        return this;
+    }
+}
+
+/// <summary>Token shards written by <c>strata data prepare</c>.</summary>
+public sealed record DataSpec
+{
+    public string Train { get; init; } = "";
+    public string Validation { get; init; } = "";
+}
+
+/// <summary>What trains in a stage.</summary>
+public enum StageTrains
+{
+    /// <summary>Every parameter that is not part of a frozen substrate (a monolithic run).</summary>
+    All,
+}
+
+/// <summary>One stage of a plan.</summary>
+public sealed record StageConfig
+{
+    public string Name { get; init; } = "stage";
+    /// <summary>Blocks stacked on top at the start of the stage.</summary>
+    public int AddBlocks { get; init; }
+    /// <summary>Optimizer steps in the stage.</summary>
+    public int Steps { get; init; }
+    public StageTrains Trains { get; init; } = StageTrains.All;
+    /// <summary>Peak learning rate of this stage; null takes training.learning_rate.</summary>
+    public double? LearningRate { get; init; }
+    public int? WarmupSteps { get; init; }
+}
+
+/// <summary>Optimizer, schedule and bookkeeping shared by all stages (growing-transformers.md §3, INFERRED defaults).</summary>
+public sealed record TrainingConfig
+{
+    /// <summary>Sequences per micro-batch (B).</summary>
+    public int BatchSize { get; init; } = 8;
+    /// <summary>Micro-batches whose gradients add up to one optimizer step.</summary>
+    public int GradAccumulation { get; init; } = 1;
+    public double LearningRate { get; init; } = 1e-3;
+    /// <summary>The cosine schedule ends here.</summary>
+    public double MinLearningRate { get; init; } = 1e-4;
+    public int WarmupSteps { get; init; } = 20;
+    /// <summary>AdamW decoupled weight decay, on matrices (2-D parameters) only.</summary>
+    public double WeightDecay { get; init; } = 0.1;
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.95;
+    public double Epsilon { get; init; } = 1e-8;
+    /// <summary>Global gradient-norm clip; 0 disables it.</summary>
+    public double GradClip { get; init; } = 1.0;
+    public long Seed { get; init; } = 1337;
+    public int EvalEvery { get; init; } = 100;
+    public int EvalBatches { get; init; } = 8;
+    public int CheckpointEvery { get; init; } = 100;
+    public int LogEvery { get; init; } = 10;
+
+    public void Validate(string source)
+    {
+        void Check(bool ok, string field, object value, string rule) { if (!ok) throw new StrataException($"{source}: training.{field}: {rule}, got {value}"); }
+        Check(BatchSize > 0, "batch_size", BatchSize, "must be positive");
+        Check(GradAccumulation > 0, "grad_accumulation", GradAccumulation, "must be positive");
+        Check(LearningRate > 0, "learning_rate", LearningRate, "must be positive");
+        Check(MinLearningRate >= 0 && MinLearningRate <= LearningRate, "min_learning_rate", MinLearningRate, "must be in [0, learning_rate]");
+        Check(WarmupSteps >= 0, "warmup_steps", WarmupSteps, "must be >= 0");
+        Check(WeightDecay >= 0, "weight_decay", WeightDecay, "must be >= 0");
+        Check(Beta1 is >= 0 and < 1, "beta1", Beta1, "must be in [0, 1)");
+        Check(Beta2 is >= 0 and < 1, "beta2", Beta2, "must be in [0, 1)");
+        Check(Epsilon > 0, "epsilon", Epsilon, "must be positive");
+        Check(GradClip >= 0, "grad_clip", GradClip, "must be >= 0");
+        Check(EvalEvery > 0, "eval_every", EvalEvery, "must be positive");
+        Check(EvalBatches > 0, "eval_batches", EvalBatches, "must be positive");
+        Check(CheckpointEvery > 0, "checkpoint_every", CheckpointEvery, "must be positive");
+        Check(LogEvery > 0, "log_every", LogEvery, "must be positive");
+    }
+}

@@ -1,0 +1,209 @@
+// The training loop: stages in order, each adds its blocks, picks what trains, builds AdamW over exactly that set and
+// steps through its schedule. Every step runs in its own dispose scope. Batches depend only on (seed, step) and the
+// whole optimizer state is checkpointed, so a resumed run repeats an uninterrupted one exactly.
+using System.Diagnostics;
+using Strata.Data;
+using Strata.Modeling;
+using Strata.Substrates;
+using Strata.Util;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Training;
+
+public sealed record TrainOptions
+{
+    /// <summary>Run folder: checkpoint.safetensors, metrics.jsonl, tb/, loss_curve.png.</summary>
+    public required string OutDir { get; init; }
+    /// <summary>Continue the run in <see cref="OutDir"/> from its checkpoint (the plan stored there wins).</summary>
+    public bool Resume { get; init; }
+    /// <summary>A checkpoint of the same shape whose weights replace the first stage's initialisation.</summary>
+    public string? InitFrom { get; init; }
+    /// <summary>Stop, with a checkpoint, once this many optimizer steps are done (the run can be resumed).</summary>
+    public long? StopAfterStep { get; init; }
+    public Device Device { get; init; } = CPU;
+    public TextWriter Log { get; init; } = Console.Out;
+    /// <summary>Draw the progress bar in place (a terminal); otherwise print a line every log_every steps.</summary>
+    public bool Interactive { get; init; }
+}
+
+public sealed record TrainResult(string RunDir, long GlobalStep, double? InitialValidationLoss, double? FinalValidationLoss,
+    double TokensPerSecond, bool Completed, ParameterBudget Budget)
+{
+    public string CheckpointPath => Path.Combine(RunDir, Checkpoint.FileName);
+    public string MetricsPath => Path.Combine(RunDir, "metrics.jsonl");
+    public string LossCurvePath => Path.Combine(RunDir, "loss_curve.png");
+}
+
+public static class Trainer
+{
+    public static TrainResult Run(GrowthPlan plan, TrainOptions o)
+    {
+        var log = o.Log;
+        var ckptPath = Path.Combine(o.OutDir, Checkpoint.FileName);
+        CheckpointInfo? resume = null;
+        if (o.Resume)
+        {
+            if (!File.Exists(ckptPath)) throw new StrataException($"{o.OutDir}: no {Checkpoint.FileName} to resume from");
+            resume = Checkpoint.ReadInfo(ckptPath);
+            if (Json.Serialize(resume.Plan) != Json.Serialize(plan))
+                log.WriteLine($"note: resuming with the plan stored in {ckptPath}; the plan given differs and is ignored");
+            plan = resume.Plan;
+        }
+        else if (File.Exists(ckptPath))
+            throw new StrataException($"{o.OutDir} already holds a checkpoint: pass --resume to continue it, or choose another --out");
+
+        var t = plan.Training;
+        using var trainShard = TokenShard.Open(plan.Data.Train);
+        using var valShard = TokenShard.Open(plan.Data.Validation);
+        foreach (var s in new[] { trainShard, valShard })
+            if (s.VocabSize > plan.Model.VocabSize)
+                throw new StrataException($"{s.Path}: tokens from a vocabulary of {s.VocabSize}, the model's head has {plan.Model.VocabSize}");
+        var tokenizer = PreparedData.TryRead(plan.Data.Train)?.Tokenizer ?? "unknown";
+        var sampler = new BatchSampler(trainShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
+        var valSampler = new BatchSampler(valShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
+        if (resume?.Completed == true)
+        {
+            log.WriteLine($"{o.OutDir}: the run is already complete ({resume.GlobalStep} steps)");
+            var (done, _) = Checkpoint.LoadModel(ckptPath, o.Device);
+            using (done) return new TrainResult(o.OutDir, resume.GlobalStep, null, resume.ValidationLoss, 0, true, ParameterBudget.Of(done));
+        }
+
+        Directory.CreateDirectory(o.OutDir);
+        LanguageModel model;
+        if (resume is not null) model = Checkpoint.LoadModel(ckptPath, o.Device).Model;
+        else
+        {
+            torch.manual_seed(t.Seed);
+            model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, o.Device), 0, o.Device);
+        }
+        using var _model = model;
+        using var metrics = new MetricsLog(Path.Combine(o.OutDir, "metrics.jsonl"), resume?.GlobalStep ?? 0);
+        using var tb = new TensorBoardWriter(Path.Combine(o.OutDir, "tb"));
+
+        long globalStep = resume?.GlobalStep ?? 0, tokensSeen = resume?.TokensSeen ?? 0;
+        double elapsedBase = resume?.ElapsedSeconds ?? 0;
+        double? initialVal = null, lastVal = resume?.ValidationLoss;
+        var clock = Stopwatch.StartNew();
+        var bar = new ProgressBar(log, plan.TotalSteps, t.LogEvery, o.Interactive);
+        double tokensPerSecond = 0;
+        long tokensPerStep = (long)t.BatchSize * plan.Model.ContextLength * t.GradAccumulation;
+
+        int si = resume?.StageIndex ?? 0, startStep = resume?.StageStep ?? 0;
+        if (resume is not null && startStep >= plan.Stages[si].Steps) { si++; startStep = 0; }
+        ParameterBudget budget = ParameterBudget.Of(model);
+        for (; si < plan.Stages.Count; si++, startStep = 0)
+        {
+            var stage = plan.Stages[si];
+            bool midStage = resume is not null && si == resume.StageIndex && startStep > 0;
+            if (!midStage)
+            {
+                torch.manual_seed(t.Seed + 1000L * si);     // new blocks are the same whether or not the run was resumed
+                for (int b = 0; b < stage.AddBlocks; b++) model.AddBlock(plan.FinalDepth);
+                if (si == 0 && o.InitFrom is not null) Checkpoint.LoadWeights(model, o.InitFrom);
+            }
+            SetTrainable(model, stage);
+            using var optimizer = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter)), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
+            if (midStage) Checkpoint.LoadOptimizer(optimizer, ckptPath, resume!.OptimizerStep);
+            budget = ParameterBudget.Of(model);
+            bar.Message($"stage {si + 1}/{plan.Stages.Count} '{stage.Name}': depth {model.Depth}, parameters {budget}");
+
+            if (globalStep == 0)
+            {
+                initialVal = lastVal = Evaluate(model, valSampler, t.EvalBatches, o.Device);
+                metrics.Write(new { kind = "eval", step = 0L, stage = si, val_loss = lastVal });
+                tb.Scalar("val/loss", 0, (float)lastVal.Value);
+                bar.Message($"validation loss before training: {lastVal:F4}");
+            }
+
+            for (int step = startStep; step < stage.Steps; step++)
+            {
+                var stepClock = Stopwatch.StartNew();
+                double lr = LrSchedule.At(step, stage.Steps, stage.WarmupSteps ?? t.WarmupSteps, stage.LearningRate ?? t.LearningRate, t.MinLearningRate);
+                double lossSum = 0;
+                using (var scope = torch.NewDisposeScope())
+                {
+                    for (int micro = 0; micro < t.GradAccumulation; micro++)
+                    {
+                        var batch = sampler.Batch(globalStep * t.GradAccumulation + micro, o.Device);   // [B, T+1]
+                        var x = batch[.., ..^1];                                                         // [B, T]
+                        var y = batch[.., 1..];                                                          // [B, T]
+                        var loss = model.Loss(x, y);
+                        (loss / t.GradAccumulation).backward();
+                        lossSum += loss.item<float>();
+                    }
+                    if (t.GradClip > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, t.GradClip);
+                    optimizer.Step(lr);
+                    optimizer.ZeroGrad();
+                }
+                globalStep++;
+                tokensSeen += tokensPerStep;
+                double stepSeconds = stepClock.Elapsed.TotalSeconds;
+                tokensPerSecond = tokensPerSecond == 0 ? tokensPerStep / stepSeconds : 0.9 * tokensPerSecond + 0.1 * tokensPerStep / stepSeconds;
+                double elapsed = elapsedBase + clock.Elapsed.TotalSeconds;
+                double trainLoss = lossSum / t.GradAccumulation;
+                metrics.Write(new { kind = "train", step = globalStep, stage = si, loss = trainLoss, lr, tokens_per_s = tokensPerStep / stepSeconds, elapsed_s = elapsed });
+                tb.Scalar("train/loss", globalStep, (float)trainLoss);
+                tb.Scalar("train/lr", globalStep, (float)lr);
+                bar.Report(globalStep, $"loss {trainLoss:F4} lr {lr:E2} {tokensPerSecond:F0} tok/s");
+
+                bool stageEnd = step == stage.Steps - 1;
+                bool stopping = globalStep == o.StopAfterStep;
+                if (globalStep % t.EvalEvery == 0 || stageEnd)
+                {
+                    lastVal = Evaluate(model, valSampler, t.EvalBatches, o.Device);
+                    metrics.Write(new { kind = "eval", step = globalStep, stage = si, val_loss = lastVal });
+                    tb.Scalar("val/loss", globalStep, (float)lastVal.Value);
+                    bar.Message($"step {globalStep}: validation loss {lastVal:F4}");
+                }
+                if (globalStep % t.CheckpointEvery == 0 || stageEnd || stopping)
+                {
+                    bool completed = stageEnd && si == plan.Stages.Count - 1;
+                    Checkpoint.Save(ckptPath, model, completed ? null : optimizer, new CheckpointInfo
+                    {
+                        Plan = plan, Tokenizer = tokenizer, Depth = model.Depth, StageIndex = si, StageStep = step + 1,
+                        GlobalStep = globalStep, OptimizerStep = optimizer.StepCount, Completed = completed,
+                        ElapsedSeconds = elapsedBase + clock.Elapsed.TotalSeconds, TokensSeen = tokensSeen, ValidationLoss = lastVal,
+                    });
+                    tb.Flush();
+                }
+                if (stopping)
+                {
+                    bar.Message($"stopped after step {globalStep}; continue with --resume");
+                    return new TrainResult(o.OutDir, globalStep, initialVal, lastVal, tokensPerSecond, false, budget);
+                }
+            }
+        }
+        LossCurvePlot.Save(metrics.Path, Path.Combine(o.OutDir, "loss_curve.png"), $"{plan.Name}: {plan.Substrate.Kind} substrate, depth {model.Depth}");
+        return new TrainResult(o.OutDir, globalStep, initialVal, lastVal, tokensPerSecond, true, budget);
+    }
+
+    /// <summary>Sets requires_grad for a stage. A frozen substrate stays frozen whatever the stage says.</summary>
+    public static void SetTrainable(LanguageModel model, StageConfig stage)
+    {
+        switch (stage.Trains)
+        {
+            case StageTrains.All:
+                foreach (var (name, p) in model.named_parameters())
+                    p.requires_grad = !name.StartsWith("embed_in.", StringComparison.Ordinal) || !model.Substrate.IsFrozen;
+                break;
+        }
+    }
+
+    /// <summary>Mean validation loss over the fixed evaluation batches (nats per token).</summary>
+    public static double Evaluate(LanguageModel model, BatchSampler sampler, int batches, Device device)
+    {
+        bool wasTraining = model.training;
+        model.eval();
+        double sum = 0;
+        using (torch.no_grad())
+            for (int i = 0; i < batches; i++)
+            {
+                using var scope = torch.NewDisposeScope();
+                var batch = sampler.EvalBatch(i, batches, device);
+                sum += model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>();
+            }
+        model.train(wasTraining);
+        return sum / batches;
+    }
+}
