@@ -43,7 +43,13 @@ public static class DataPreparer
         var tokenizer = Tokenizers.ByName(o.Tokenizer);
         var files = Corpus.Find(o.Inputs, o.Pattern);
         var docs = new CorpusDocument[files.Count];
-        Parallel.For(0, files.Count, i => docs[i] = Corpus.Read(files[i]));
+        var errors = new StrataException?[files.Count];
+        Parallel.For(0, files.Count, i =>
+        {
+            try { docs[i] = Corpus.Read(files[i]); }
+            catch (StrataException e) { errors[i] = e; }
+        });
+        if (errors.FirstOrDefault(e => e is not null) is { } first) throw first;   // the first bad file in path order
 
         bool[] isVal = new bool[docs.Length];
         if (o.ValidationMatch is { } pattern)

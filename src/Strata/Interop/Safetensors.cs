@@ -161,8 +161,10 @@ public static class SafetensorsWriter
             for (int i = json.Length; i < padded; i++) s.WriteByte((byte)' ');
             foreach (var (_, t) in list)
             {
-                using var cpu = t.detach().cpu().contiguous();
-                if (cpu.numel() > 0) s.Write(cpu.bytes);
+                using var detached = t.detach();
+                using var cpu = detached.cpu();
+                using var contiguous = cpu.contiguous();
+                if (contiguous.numel() > 0) s.Write(contiguous.bytes);
             }
         });
     }

@@ -69,7 +69,6 @@ public static class Trainer
             using (done) return new TrainResult(o.OutDir, resume.GlobalStep, null, resume.ValidationLoss, 0, true, ParameterBudget.Of(done));
         }
 
-        Directory.CreateDirectory(o.OutDir);
         LanguageModel model;
         if (resume is not null) model = Checkpoint.LoadModel(ckptPath, o.Device).Model;
         else
@@ -78,7 +77,13 @@ public static class Trainer
             model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, o.Device), 0, o.Device);
         }
         using var _model = model;
-        using var metrics = new MetricsLog(Path.Combine(o.OutDir, "metrics.jsonl"), resume?.GlobalStep ?? 0);
+        int si = resume?.StageIndex ?? 0, startStep = resume?.StageStep ?? 0;
+        if (resume is not null && startStep >= plan.Stages[si].Steps) { si++; startStep = 0; }
+        // the first stage to run gets its blocks (and --init-from weights) before anything is written
+        if (si < plan.Stages.Count && startStep == 0) BeginStage(model, plan, si, o.InitFrom);
+
+        Directory.CreateDirectory(o.OutDir);
+        using var metrics = new MetricsLog(Path.Combine(o.OutDir, "metrics.jsonl"), resume?.GlobalStep ?? -1);
         using var tb = new TensorBoardWriter(Path.Combine(o.OutDir, "tb"));
 
         long globalStep = resume?.GlobalStep ?? 0, tokensSeen = resume?.TokensSeen ?? 0;
@@ -89,19 +94,12 @@ public static class Trainer
         double tokensPerSecond = 0;
         long tokensPerStep = (long)t.BatchSize * plan.Model.ContextLength * t.GradAccumulation;
 
-        int si = resume?.StageIndex ?? 0, startStep = resume?.StageStep ?? 0;
-        if (resume is not null && startStep >= plan.Stages[si].Steps) { si++; startStep = 0; }
         ParameterBudget budget = ParameterBudget.Of(model);
-        for (; si < plan.Stages.Count; si++, startStep = 0)
+        for (bool first = true; si < plan.Stages.Count; si++, startStep = 0, first = false)
         {
             var stage = plan.Stages[si];
             bool midStage = resume is not null && si == resume.StageIndex && startStep > 0;
-            if (!midStage)
-            {
-                torch.manual_seed(t.Seed + 1000L * si);     // new blocks are the same whether or not the run was resumed
-                for (int b = 0; b < stage.AddBlocks; b++) model.AddBlock(plan.FinalDepth);
-                if (si == 0 && o.InitFrom is not null) Checkpoint.LoadWeights(model, o.InitFrom);
-            }
+            if (!midStage && !first) BeginStage(model, plan, si, o.InitFrom);
             SetTrainable(model, stage);
             using var optimizer = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter)), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
             if (midStage) Checkpoint.LoadOptimizer(optimizer, ckptPath, resume!.OptimizerStep);
@@ -176,6 +174,15 @@ public static class Trainer
         }
         LossCurvePlot.Save(metrics.Path, Path.Combine(o.OutDir, "loss_curve.png"), $"{plan.Name}: {plan.Substrate.Kind} substrate, depth {model.Depth}");
         return new TrainResult(o.OutDir, globalStep, initialVal, lastVal, tokensPerSecond, true, budget);
+    }
+
+    /// <summary>Stacks a stage's new blocks, seeded by the stage index so they are the same whether or not the run was
+    /// resumed; the first stage may take its weights from another checkpoint of the same shape.</summary>
+    private static void BeginStage(LanguageModel model, GrowthPlan plan, int si, string? initFrom)
+    {
+        torch.manual_seed(plan.Training.Seed + 1000L * si);
+        for (int b = 0; b < plan.Stages[si].AddBlocks; b++) model.AddBlock(plan.FinalDepth);
+        if (si == 0 && initFrom is not null) Checkpoint.LoadWeights(model, initFrom);
     }
 
     /// <summary>Sets requires_grad for a stage. A frozen substrate stays frozen whatever the stage says.</summary>

@@ -6,11 +6,11 @@ namespace Strata.Util;
 /// libtorch's CPU allocator takes every tensor from glibc malloc, which serves blocks over 32 MB with fresh mmaps and
 /// returns them at free. A step of a 65,536-way head allocates and frees several such blocks (the [B*T, V] logits and
 /// their gradients), so the kernel zeroes hundreds of MB of new pages every step. Keeping freed memory in the heap
-/// (no mmap for large blocks, no trimming) made a d=128 training step 1.8x faster here (docs/BENCHMARKS.md).
+/// (one arena, no mmap for large blocks, no trimming) made a d=128 training step 1.7x faster here (docs/BENCHMARKS.md).
 /// </summary>
 public static class NativeAllocator
 {
-    private const int M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4;
+    private const int M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4, M_ARENA_MAX = -8;
 
     [DllImport("libc.so.6", EntryPoint = "mallopt")]
     private static extern int Mallopt(int param, int value);
@@ -25,6 +25,7 @@ public static class NativeAllocator
         _done = true;
         try
         {
+            Mallopt(M_ARENA_MAX, 1);         // other threads' arenas would still mmap blocks over 64 MB
             Mallopt(M_MMAP_MAX, 0);
             Mallopt(M_TRIM_THRESHOLD, -1);   // glibc reads it as size_t: never trim
         }

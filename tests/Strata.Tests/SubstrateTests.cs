@@ -1,0 +1,55 @@
+using Strata.Modeling;
+using Strata.Substrates;
+using Strata.Util;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Strata.Tests;
+
+[Collection("torch")]
+public class SubstrateTests
+{
+    [Fact]
+    public void Code_rows_are_the_token_id_bits_most_significant_first()
+    {
+        using var table = BinaryCodeSubstrate.CodeTable(65536, 16);
+        Assert.Equal([65536L, 16], table.shape);
+        float[] Row(int t) => table[t].data<float>().ToArray();
+        Assert.Equal(new float[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1 }, Row('A'));          // 0x0041
+        Assert.Equal(new float[] { 0, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0, 1, 1, 0, 1 }, Row(0x4E2D));        // 中
+        Assert.All(Row(65535), v => Assert.Equal(1f, v));
+        using var unique = table.unique(dim: 0).output;
+        Assert.Equal(65536, unique.shape[0]);
+    }
+
+    [Theory]
+    [InlineData(BinaryLift.Interleave)]
+    [InlineData(BinaryLift.Tile)]
+    public void Lift_spreads_bits_as_documented_and_keeps_rank_16(BinaryLift lift)
+    {
+        var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 65536 };
+        using var s = new BinaryCodeSubstrate(new SubstrateSpec { Bits = 16, Lift = lift }, cfg);
+        Assert.True(s.IsFrozen);
+        Assert.All(s.parameters(), p => Assert.False(p.requires_grad));
+        using var ids = torch.arange(65536L).view(1, -1);
+        using var lifted = s.call(ids)[0];                                     // [65536, 64]
+        int t = 0x4E2D;
+        var row = lifted[t].data<float>().ToArray();
+        for (int j = 0; j < 64; j++)
+        {
+            int bit = lift == BinaryLift.Interleave ? j / 4 : j % 16;
+            Assert.Equal((t >> (15 - bit)) & 1, (int)row[j]);
+        }
+        using var rank = torch.linalg.matrix_rank(lifted);
+        Assert.Equal(16, rank.item<long>());
+    }
+
+    [Fact]
+    public void Too_few_bits_for_the_vocabulary_is_refused()
+    {
+        var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 65537 };
+        var e = Assert.Throws<StrataException>(() => new SubstrateSpec { Bits = 16 }.Validate(cfg));
+        Assert.Contains("bits", e.Message);
+    }
+}
