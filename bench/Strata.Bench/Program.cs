@@ -1,23 +1,18 @@
-using System.Diagnostics;
-using Strata.Modeling;
-using Strata.Substrates;
-using TorchSharp;
-using static TorchSharp.torch;
+// Benchmarks that print ratios measured side by side in one run (these machines are noisy): never timed assertions.
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll train [--steps N] [--device cpu|cuda]
+// Results and the commands behind them: docs/BENCHMARKS.md.
+using Strata.Bench;
+using Strata.Util;
 
-int d = int.Parse(args[0]), L = int.Parse(args[1]), B = int.Parse(args[2]), T = int.Parse(args[3]);
-Strata.Util.NativeAllocator.KeepFreedMemory();
-var cfg = new ModelConfig { DModel = d, NHead = Math.Max(1, d / 32), ContextLength = T, VocabSize = 65536 };
-var model = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec(), cfg), L);
-var x = torch.randint(0, 65536, [B, T + 1]);
-for (int i = 0; i < 6; i++)
+NativeAllocator.KeepFreedMemory();
+var which = args.FirstOrDefault() ?? "train";
+switch (which)
 {
-    var sw = Stopwatch.StartNew();
-    using (var s = torch.NewDisposeScope())
-    {
-        var loss = model.Loss(x[.., ..^1], x[.., 1..]);
-        var f = sw.Elapsed.TotalMilliseconds;
-        loss.backward();
-        model.zero_grad();
-        Console.WriteLine($"fwd {f:F0} ms, total {sw.Elapsed.TotalMilliseconds:F0} ms, {B * T / sw.Elapsed.TotalSeconds:F0} tok/s");
-    }
+    case "train":
+        TrainingThroughput.Run(args.Skip(1).ToArray());
+        break;
+    default:
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train)");
+        return 2;
 }
+return 0;

@@ -118,28 +118,13 @@ public static class Trainer
             {
                 var stepClock = Stopwatch.StartNew();
                 double lr = LrSchedule.At(step, stage.Steps, stage.WarmupSteps ?? t.WarmupSteps, stage.LearningRate ?? t.LearningRate, t.MinLearningRate);
-                double lossSum = 0;
-                using (var scope = torch.NewDisposeScope())
-                {
-                    for (int micro = 0; micro < t.GradAccumulation; micro++)
-                    {
-                        var batch = sampler.Batch(globalStep * t.GradAccumulation + micro, o.Device);   // [B, T+1]
-                        var x = batch[.., ..^1];                                                         // [B, T]
-                        var y = batch[.., 1..];                                                          // [B, T]
-                        var loss = model.Loss(x, y);
-                        (loss / t.GradAccumulation).backward();
-                        lossSum += loss.item<float>();
-                    }
-                    if (t.GradClip > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, t.GradClip);
-                    optimizer.Step(lr);
-                    optimizer.ZeroGrad();
-                }
+                double trainLoss = Step(model, optimizer, lr, t.GradClip,
+                    Enumerable.Range(0, t.GradAccumulation).Select(micro => sampler.Batch(globalStep * t.GradAccumulation + micro, o.Device)));
                 globalStep++;
                 tokensSeen += tokensPerStep;
                 double stepSeconds = stepClock.Elapsed.TotalSeconds;
                 tokensPerSecond = tokensPerSecond == 0 ? tokensPerStep / stepSeconds : 0.9 * tokensPerSecond + 0.1 * tokensPerStep / stepSeconds;
                 double elapsed = elapsedBase + clock.Elapsed.TotalSeconds;
-                double trainLoss = lossSum / t.GradAccumulation;
                 metrics.Write(new { kind = "train", step = globalStep, stage = si, loss = trainLoss, lr, tokens_per_s = tokensPerStep / stepSeconds, elapsed_s = elapsed });
                 tb.Scalar("train/loss", globalStep, (float)trainLoss);
                 tb.Scalar("train/lr", globalStep, (float)lr);
@@ -174,6 +159,25 @@ public static class Trainer
         }
         LossCurvePlot.Save(metrics.Path, Path.Combine(o.OutDir, "loss_curve.png"), $"{plan.Name}: {plan.Substrate.Kind} substrate, depth {model.Depth}");
         return new TrainResult(o.OutDir, globalStep, initialVal, lastVal, tokensPerSecond, true, budget);
+    }
+
+    /// <summary>One optimizer step over micro-batches [B, T+1] (inputs [:, :-1], targets [:, 1:]), gradients averaged,
+    /// clipped to <paramref name="clip"/> (0 = off); all of it inside one dispose scope. Returns the mean loss.</summary>
+    public static double Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches)
+    {
+        using var scope = torch.NewDisposeScope();
+        var batches = microBatches.ToList();
+        double lossSum = 0;
+        foreach (var batch in batches)
+        {
+            var loss = model.Loss(batch[.., ..^1], batch[.., 1..]);
+            (loss / batches.Count).backward();
+            lossSum += loss.item<float>();
+        }
+        if (clip > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, clip);
+        optimizer.Step(lr);
+        optimizer.ZeroGrad();
+        return lossSum / batches.Count;
     }
 
     /// <summary>Stacks a stage's new blocks, seeded by the stage index so they are the same whether or not the run was
