@@ -157,7 +157,7 @@ public static class Trainer
                 }
             }
         }
-        LossCurvePlot.Save(metrics.Path, Path.Combine(o.OutDir, "loss_curve.png"), $"{plan.Name}: {plan.Substrate.Kind} substrate, depth {model.Depth}");
+        LossCurvePlot.Save(metrics.Path, Path.Combine(o.OutDir, "loss_curve.png"), $"{plan.Name}: {plan.Substrate.Kind.ToString().ToLowerInvariant()} substrate, depth {model.Depth}");
         return new TrainResult(o.OutDir, globalStep, initialVal, lastVal, tokensPerSecond, true, budget);
     }
 
