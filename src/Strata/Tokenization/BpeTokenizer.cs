@@ -1,0 +1,196 @@
+// Byte-free BPE over Unicode scalar values with Hugging Face `tokenizers` semantics (emergent-semantics.md §2.8):
+//  1. added special tokens are split off first (leftmost match, longest at that position);
+//  2. no normaliser, no pre-tokeniser: the text between them is one word;
+//  3. each scalar becomes its single-character id, or <unk> (one per scalar, fuse_unk false);
+//  4. merges are applied as transformers' Word::merge_all does: a priority queue on (rank, position), expired
+//     entries skipped, new pairs queued after each merge.
+// Speed-ups that keep the ids identical: a merge can never span a character that occurs in no merge, so the word is
+// cut at such characters and the pieces are merged separately (cached per piece).
+using System.Text;
+using Strata.Util;
+
+namespace Strata.Tokenization;
+
+public sealed class BpeTokenizer : ITokenizer
+{
+    private readonly string[] _tokens;                                  // id -> string
+    private readonly Dictionary<string, int> _ids;                      // string -> id
+    private readonly Dictionary<long, (int Rank, int NewId)> _merges;   // (left id, right id) -> (rank, merged id)
+    private readonly int[] _bmpIds;                                     // BMP scalar -> single-character id, or -1
+    private readonly bool[] _barrier;                                   // BMP scalar never part of a merge
+    private readonly (string Text, int Id)[] _specials;                 // longest first
+    private readonly ThreadLocal<Dictionary<string, int[]>> _cache = new(() => new Dictionary<string, int[]>());
+    private const int CacheLimit = 200_000;
+
+    public BpeTokenizer(string name, IReadOnlyList<string> tokens, IReadOnlyList<(string Left, string Right)> merges,
+        IReadOnlyList<string> specialTokens, string unkToken, int? endOfText = null)
+    {
+        Name = name;
+        _tokens = tokens.ToArray();
+        _ids = new Dictionary<string, int>(_tokens.Length, StringComparer.Ordinal);
+        for (int i = 0; i < _tokens.Length; i++)
+            if (!_ids.TryAdd(_tokens[i], i)) throw new StrataException($"token '{_tokens[i]}' appears twice (ids {_ids[_tokens[i]]} and {i})");
+        Unk = _ids.TryGetValue(unkToken, out var u) ? u : throw new StrataException($"unk token '{unkToken}' is not in the vocabulary");
+        UnkToken = unkToken;
+        Merges = merges.ToList();
+        _merges = new Dictionary<long, (int, int)>(merges.Count);
+        for (int rank = 0; rank < merges.Count; rank++)
+        {
+            var (l, r) = merges[rank];
+            int li = Id(l, rank), ri = Id(r, rank), ni = Id(l + r, rank);
+            _merges.TryAdd(Key(li, ri), (rank, ni));
+        }
+        SpecialTokens = specialTokens.ToList();
+        _specials = specialTokens.Select(s => (s, _ids.TryGetValue(s, out var id) ? id : throw new StrataException($"special token '{s}' is not in the vocabulary")))
+            .OrderByDescending(s => s.s.Length).ToArray();
+        EndOfText = endOfText;
+
+        _bmpIds = new int[65536];
+        Array.Fill(_bmpIds, -1);
+        foreach (var (t, id) in _ids)
+            if (t.Length == 1 && !char.IsSurrogate(t[0])) _bmpIds[t[0]] = id;
+        _barrier = new bool[65536];
+        Array.Fill(_barrier, true);
+        foreach (var (l, r) in Merges)
+            foreach (var c in l + r) _barrier[c] = false;
+
+        int Id(string s, int rank) => _ids.TryGetValue(s, out var id) ? id
+            : throw new StrataException($"merge {rank}: '{s}' is not in the vocabulary");
+    }
+
+    public string Name { get; }
+    public int VocabSize => _tokens.Length;
+    public int? EndOfText { get; }
+    public int Unk { get; }
+    public string UnkToken { get; }
+    public IReadOnlyList<string> Tokens => _tokens;
+    public IReadOnlyList<(string Left, string Right)> Merges { get; }
+    public IReadOnlyList<string> SpecialTokens { get; }
+
+    public int? IdOf(string token) => _ids.TryGetValue(token, out var id) ? id : null;
+    public string TokenOf(int id) => _tokens[id];
+
+    private static long Key(int left, int right) => (long)left << 32 | (uint)right;
+
+    public int[] Encode(string text)
+    {
+        var ids = new List<int>(text.Length);
+        Encode(text, ids);
+        return ids.ToArray();
+    }
+
+    public void Encode(ReadOnlySpan<char> text, List<int> ids)
+    {
+        int start = 0;
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (_specials.Length == 0 || (text[i] != '<' && text[i] != '[' && !StartsSpecial(text[i]))) continue;
+            foreach (var (s, id) in _specials)
+            {
+                if (!text[i..].StartsWith(s, StringComparison.Ordinal)) continue;
+                EncodeWord(text[start..i], ids);
+                ids.Add(id);
+                i += s.Length - 1;
+                start = i + 1;
+                break;
+            }
+        }
+        EncodeWord(text[start..], ids);
+    }
+
+    private bool StartsSpecial(char c)
+    {
+        foreach (var (s, _) in _specials) if (s[0] == c) return true;
+        return false;
+    }
+
+    /// <summary>BPE over one word (no special tokens inside), cut at barrier characters.</summary>
+    private void EncodeWord(ReadOnlySpan<char> word, List<int> ids)
+    {
+        int pieceStart = -1;
+        for (int i = 0; i < word.Length; i++)
+        {
+            char c = word[i];
+            if (char.IsHighSurrogate(c) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]))
+            {
+                // outside the BMP: its own id if the vocabulary has one, else <unk>; never merged
+                FlushPiece(word, ref pieceStart, i, ids);
+                ids.Add(_ids.TryGetValue(word.Slice(i, 2).ToString(), out var sid) ? sid : Unk);
+                i++;
+                continue;
+            }
+            if (char.IsSurrogate(c) || _barrier[c])
+            {
+                FlushPiece(word, ref pieceStart, i, ids);
+                int id = char.IsSurrogate(c) ? -1 : _bmpIds[c];
+                ids.Add(id >= 0 ? id : Unk);
+                continue;
+            }
+            if (pieceStart < 0) pieceStart = i;
+        }
+        FlushPiece(word, ref pieceStart, word.Length, ids);
+    }
+
+    private void FlushPiece(ReadOnlySpan<char> word, ref int pieceStart, int end, List<int> ids)
+    {
+        if (pieceStart < 0) return;
+        var piece = word[pieceStart..end];
+        pieceStart = -1;
+        if (piece.Length == 1) { ids.Add(_bmpIds[piece[0]] is var one and >= 0 ? one : Unk); return; }
+        var cache = _cache.Value!;
+        var alt = cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        if (alt.TryGetValue(piece, out var cached)) { ids.AddRange(cached); return; }
+        var result = MergeAll(piece);
+        if (cache.Count >= CacheLimit) cache.Clear();
+        cache[piece.ToString()] = result;
+        ids.AddRange(result);
+    }
+
+    /// <summary>transformers' Word::merge_all on one piece of BMP characters.</summary>
+    private int[] MergeAll(ReadOnlySpan<char> piece)
+    {
+        int n = piece.Length;
+        var c = new int[n];
+        var prev = new int[n];
+        var next = new int[n];
+        var len = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            int id = _bmpIds[piece[i]];
+            c[i] = id >= 0 ? id : Unk;
+            prev[i] = i - 1;
+            next[i] = i + 1 < n ? i + 1 : -1;
+            len[i] = 1;
+        }
+        var queue = new PriorityQueue<(int Pos, int NewId), long>();
+        for (int i = 0; i + 1 < n; i++)
+            if (_merges.TryGetValue(Key(c[i], c[i + 1]), out var m)) queue.Enqueue((i, m.NewId), (long)m.Rank << 32 | (uint)i);
+        while (queue.TryDequeue(out var top, out _))
+        {
+            int pos = top.Pos;
+            if (len[pos] == 0 || next[pos] == -1) continue;
+            int right = next[pos];
+            if (!_merges.TryGetValue(Key(c[pos], c[right]), out var current) || current.NewId != top.NewId) continue;
+            c[pos] = top.NewId;
+            len[pos] += len[right];
+            next[pos] = next[right];
+            len[right] = 0;
+            if (next[pos] != -1) prev[next[pos]] = pos;
+            if (prev[pos] >= 0 && _merges.TryGetValue(Key(c[prev[pos]], c[pos]), out var left))
+                queue.Enqueue((prev[pos], left.NewId), (long)left.Rank << 32 | (uint)prev[pos]);
+            if (next[pos] != -1 && _merges.TryGetValue(Key(c[pos], c[next[pos]]), out var after))
+                queue.Enqueue((pos, after.NewId), (long)after.Rank << 32 | (uint)pos);
+        }
+        var result = new List<int>();
+        for (int i = 0; i != -1 && i < n; i = next[i]) result.Add(c[i]);
+        return result.ToArray();
+    }
+
+    /// <summary>Concatenation of the tokens' strings (the empty Sequence decoder); special tokens included.</summary>
+    public string Decode(IEnumerable<int> ids)
+    {
+        var sb = new StringBuilder();
+        foreach (var id in ids) sb.Append((uint)id < (uint)_tokens.Length ? _tokens[id] : throw new ArgumentOutOfRangeException(nameof(ids), $"id {id} is outside the vocabulary of {_tokens.Length}"));
+        return sb.ToString();
+    }
+}
