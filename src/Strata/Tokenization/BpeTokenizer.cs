@@ -55,7 +55,7 @@ public sealed class BpeTokenizer : ITokenizer
             foreach (var c in l + r) _barrier[c] = false;
 
         int Id(string s, int rank) => _ids.TryGetValue(s, out var id) ? id
-            : throw new StrataException($"merge {rank}: '{s}' is not in the vocabulary");
+            : throw new StrataException($"merges[{rank}]: '{s}' is not in the vocabulary");
     }
 
     public string Name { get; }

@@ -2,14 +2,19 @@ using Strata.Util;
 
 namespace Strata.Tokenization;
 
-/// <summary>Tokenizers by the name shards and checkpoints record.</summary>
+/// <summary>Tokenizers by the name shards and checkpoints record: a bvv241 vocabulary, "codepoint", or the path of a
+/// tokenizer.json.</summary>
 public static class Tokenizers
 {
-    public static IReadOnlyList<string> Names { get; } = ["codepoint"];
+    public const string Default = Bvv241Builder.TwoThree;
+
+    public static IReadOnlyList<string> Names { get; } = [Bvv241Builder.TwoThree, Bvv241Builder.Max, "codepoint"];
 
     public static ITokenizer ByName(string name) => name switch
     {
+        Bvv241Builder.TwoThree or Bvv241Builder.Max => Bvv241Builder.Get(name),
         "codepoint" => new CodePointTokenizer(),
-        _ => throw new StrataException($"unknown tokenizer '{name}' (known: {string.Join(", ", Names)})"),
+        _ when name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || Directory.Exists(name) => TokenizerJson.Read(name),
+        _ => throw new StrataException($"unknown tokenizer '{name}' (known: {string.Join(", ", Names)}, or the path of a tokenizer.json)"),
     };
 }
