@@ -8,12 +8,13 @@ public static class Tokenizers
 {
     public const string Default = Bvv241Builder.TwoThree;
 
-    public static IReadOnlyList<string> Names { get; } = [Bvv241Builder.TwoThree, Bvv241Builder.Max, "codepoint"];
+    public static IReadOnlyList<string> Names { get; } = [Bvv241Builder.TwoThree, Bvv241Builder.Max, "codepoint", "gpt2", "cl100k_base"];
 
     public static ITokenizer ByName(string name) => name switch
     {
         Bvv241Builder.TwoThree or Bvv241Builder.Max => Bvv241Builder.Get(name),
         "codepoint" => new CodePointTokenizer(),
+        "gpt2" or "cl100k_base" => new TiktokenAdapter(name),
         _ when name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || Directory.Exists(name) => TokenizerJson.Read(name),
         _ => throw new StrataException($"unknown tokenizer '{name}' (known: {string.Join(", ", Names)}, or the path of a tokenizer.json)"),
     };
