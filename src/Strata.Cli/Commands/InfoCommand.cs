@@ -1,4 +1,3 @@
-using Strata.Modeling;
 using Strata.Substrates;
 using Strata.Training;
 using Strata.Util;
@@ -32,10 +31,11 @@ public static class InfoCommand
         var m = plan.Model;
         output.WriteLine($"model: d_model {m.DModel}, {m.NHead} heads of {m.HeadSize}, ffn {m.Ffn}, context {m.ContextLength}, vocab {m.VocabSize}, depth {depth}, rope theta {m.RopeTheta}, head bias {m.HeadBias}");
         output.WriteLine($"substrate: {plan.Substrate.Kind}" + (plan.Substrate.Kind == SubstrateKind.Binary ? $" {plan.Substrate.Bits}-bit, lift {plan.Substrate.Lift}" : ""));
-        using var model = new LanguageModel(m, Substrate.Create(plan.Substrate, m, torch.META), depth, torch.META);
-        output.WriteLine($"parameters: {ParameterBudget.Of(model)}");
+        var budgets = Trainer.StageBudgets(plan, path);
+        output.WriteLine($"parameters at depth {plan.FinalDepth}: total {budgets[^1].Total:N0}");
         foreach (var (s, i) in plan.Stages.Select((s, i) => (s, i)))
-            output.WriteLine($"  stage {i + 1} '{s.Name}': +{s.AddBlocks} blocks, {s.Steps} steps, trains {s.Trains}");
+            output.WriteLine($"  stage {i + 1} '{s.Name}': +{s.AddBlocks} blocks, {s.Steps} steps, trains {s.Trains.ToString().ToLowerInvariant()}" +
+                             $"{(s.TrainEmbedding ? " + embedding" : "")}: {budgets[i]}");
         return 0;
     }
 }

@@ -29,7 +29,8 @@ public static class TrainCommand
 
     public static void Report(TrainResult r, TextWriter output)
     {
-        output.WriteLine($"{(r.Completed ? "finished" : "stopped")} at step {r.GlobalStep}: validation loss {Fmt(r.InitialValidationLoss)} -> {Fmt(r.FinalValidationLoss)} nats/token, {r.TokensPerSecond:F0} tokens/s");
+        output.WriteLine($"{(r.Completed ? "finished" : "stopped")} at step {r.GlobalStep}: validation loss {Fmt(r.InitialValidationLoss)} -> {Fmt(r.FinalValidationLoss)} nats/token" +
+                         (r.BitsPerByte(r.FinalValidationLoss) is { } bpb ? $" ({Fmt(r.BitsPerByte(r.InitialValidationLoss))} -> {bpb:F4} bits/byte)" : "") + $", {r.TokensPerSecond:F0} tokens/s");
         output.WriteLine($"  checkpoint {r.CheckpointPath}\n  metrics    {r.MetricsPath}" + (r.Completed ? $"\n  loss curve {r.LossCurvePath}" : ""));
     }
 

@@ -29,6 +29,7 @@ public sealed record GrowthPlan
     public static GrowthPlan Load(string path)
     {
         var plan = Json.ReadFile<GrowthPlan>(path).Validate(path);
+        Trainer.StageBudgets(plan, path);                 // refuses a stage over training.max_active_parameters
         var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
         return plan with
         {
@@ -78,7 +79,10 @@ public sealed record DataSpec
 /// <summary>What trains in a stage.</summary>
 public enum StageTrains
 {
-    /// <summary>Every parameter that is not part of a frozen substrate (a monolithic run).</summary>
+    /// <summary>The blocks this stage adds, the final LayerNorm and the LM head; earlier blocks stay frozen (the
+    /// paper's constructive growth, growing-transformers.md §1.1).</summary>
+    New,
+    /// <summary>Every block, the final LayerNorm, the head and a trainable substrate (a monolithic run).</summary>
     All,
 }
 
@@ -90,7 +94,10 @@ public sealed record StageConfig
     public int AddBlocks { get; init; }
     /// <summary>Optimizer steps in the stage.</summary>
     public int Steps { get; init; }
-    public StageTrains Trains { get; init; } = StageTrains.All;
+    public StageTrains Trains { get; init; } = StageTrains.New;
+    /// <summary>Also train a trainable substrate in this stage (the paper's "trainable in stage 1, then frozen" variant);
+    /// a frozen substrate (the binary code) never trains.</summary>
+    public bool TrainEmbedding { get; init; }
     /// <summary>Peak learning rate of this stage; null takes training.learning_rate.</summary>
     public double? LearningRate { get; init; }
     public int? WarmupSteps { get; init; }
@@ -114,6 +121,8 @@ public sealed record TrainingConfig
     public double Epsilon { get; init; } = 1e-8;
     /// <summary>Global gradient-norm clip; 0 disables it.</summary>
     public double GradClip { get; init; } = 1.0;
+    /// <summary>If set, a stage whose active (trainable) parameters exceed this is refused before training starts.</summary>
+    public long? MaxActiveParameters { get; init; }
     public long Seed { get; init; } = 1337;
     public int EvalEvery { get; init; } = 100;
     public int EvalBatches { get; init; } = 8;

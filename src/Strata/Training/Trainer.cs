@@ -30,6 +30,11 @@ public sealed record TrainOptions
 public sealed record TrainResult(string RunDir, long GlobalStep, double? InitialValidationLoss, double? FinalValidationLoss,
     double TokensPerSecond, bool Completed, ParameterBudget Budget)
 {
+    /// <summary>Validation tokens per UTF-8 byte of the validation text (from the shards' meta.json), if known:
+    /// loss x this / ln 2 = bits per byte, comparable across tokenizers.</summary>
+    public double? TokensPerByte { get; init; }
+    public double? BitsPerByte(double? loss) => loss is { } l && TokensPerByte is { } r ? l * r / Math.Log(2) : null;
+
     public string CheckpointPath => Path.Combine(RunDir, Checkpoint.FileName);
     public string MetricsPath => Path.Combine(RunDir, "metrics.jsonl");
     public string LossCurvePath => Path.Combine(RunDir, "loss_curve.png");
@@ -54,6 +59,7 @@ public static class Trainer
             throw new StrataException($"{o.OutDir} already holds a checkpoint: pass --resume to continue it, or choose another --out");
 
         var t = plan.Training;
+        StageBudgets(plan, o.Resume ? ckptPath : "plan");
         using var trainShard = TokenShard.Open(plan.Data.Train);
         using var valShard = TokenShard.Open(plan.Data.Validation);
         foreach (var s in new[] { trainShard, valShard })
@@ -149,6 +155,7 @@ public static class Trainer
                         ElapsedSeconds = elapsedBase + clock.Elapsed.TotalSeconds, TokensSeen = tokensSeen, ValidationLoss = lastVal,
                     });
                     tb.Flush();
+                    if (stageEnd) CopyAtomically(ckptPath, Path.Combine(o.OutDir, $"stage-{si + 1}.safetensors"));
                 }
                 if (stopping)
                 {
@@ -158,7 +165,7 @@ public static class Trainer
             }
         }
         LossCurvePlot.Save(metrics.Path, Path.Combine(o.OutDir, "loss_curve.png"), $"{plan.Name}: {plan.Substrate.Kind.ToString().ToLowerInvariant()} substrate, depth {model.Depth}");
-        return new TrainResult(o.OutDir, globalStep, initialVal, lastVal, tokensPerSecond, true, budget);
+        return new TrainResult(o.OutDir, globalStep, initialVal, lastVal, tokensPerSecond, true, budget) { TokensPerByte = TokensPerByte(plan) };
     }
 
     /// <summary>One optimizer step over micro-batches [B, T+1] (inputs [:, :-1], targets [:, 1:]), gradients averaged,
@@ -189,16 +196,44 @@ public static class Trainer
         if (si == 0 && initFrom is not null) Checkpoint.LoadWeights(model, initFrom);
     }
 
-    /// <summary>Sets requires_grad for a stage. A frozen substrate stays frozen whatever the stage says.</summary>
+    private static void CopyAtomically(string from, string to)
+    {
+        var tmp = to + ".tmp";
+        File.Copy(from, tmp, overwrite: true);
+        File.Move(tmp, to, overwrite: true);
+    }
+
+    private static double? TokensPerByte(GrowthPlan plan) =>
+        PreparedData.TryRead(plan.Data.Validation) is { ValidationBytes: > 0 } m ? (double)m.ValidationTokens / m.ValidationBytes : null;
+
+    /// <summary>Sets requires_grad for a stage: its new blocks (the last AddBlocks) or every block, always the final
+    /// LayerNorm and the head; a trainable substrate only when the stage trains all or says train_embedding.</summary>
     public static void SetTrainable(LanguageModel model, StageConfig stage)
     {
-        switch (stage.Trains)
+        int firstTrained = stage.Trains == StageTrains.All ? 0 : model.Depth - stage.AddBlocks;
+        bool embedding = model.Substrate.Spec.Kind == SubstrateKind.Trainable && (stage.Trains == StageTrains.All || stage.TrainEmbedding);
+        foreach (var p in model.Substrate.parameters()) p.requires_grad = embedding;
+        for (int i = 0; i < model.Depth; i++)
+            foreach (var p in model.Blocks[i].parameters()) p.requires_grad = i >= firstTrained;
+        foreach (var p in model.FinalNorm.parameters().Concat(model.Head.parameters())) p.requires_grad = true;
+    }
+
+    /// <summary>Active / frozen / total parameters of every stage of a plan, counted on modules built on the meta
+    /// device (nothing allocated). A stage over training.max_active_parameters is refused here, before any training.</summary>
+    public static IReadOnlyList<ParameterBudget> StageBudgets(GrowthPlan plan, string source)
+    {
+        using var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, META), 0, META);
+        var budgets = new List<ParameterBudget>();
+        for (int si = 0; si < plan.Stages.Count; si++)
         {
-            case StageTrains.All:
-                foreach (var (name, p) in model.named_parameters())
-                    p.requires_grad = !name.StartsWith("embed_in.", StringComparison.Ordinal) || !model.Substrate.IsFrozen;
-                break;
+            for (int b = 0; b < plan.Stages[si].AddBlocks; b++) model.AddBlock(plan.FinalDepth);
+            SetTrainable(model, plan.Stages[si]);
+            var budget = ParameterBudget.Of(model);
+            if (plan.Training.MaxActiveParameters is { } max && budget.Active > max)
+                throw new StrataException($"{source}: stages[{si}]: {budget.Active:N0} active parameters exceed training.max_active_parameters ({max:N0})");
+            budgets.Add(budget);
         }
+        return budgets;
     }
 
     /// <summary>Mean validation loss over the fixed evaluation batches (nats per token).</summary>
