@@ -21,6 +21,8 @@ public static class Program
         new("tokenizer encode", "strata tokenizer encode [--tokenizer bvv241-2-3] TEXT...", "print ids and pieces", new HashSet<string>(), TokenizerCommand.Encode),
         new("train", "strata train --plan FILE --out DIR [--resume] [--init-from CKPT] [--stop-after STEPS] [--device cpu|cuda]",
             "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png", new HashSet<string> { "resume" }, TrainCommand.Run),
+        new("grow", "strata grow --checkpoint CKPT --plan FILE --out DIR [--device cpu|cuda]",
+            "continue a finished run (or a stage-N.safetensors) with the plan's stages: growth is open-ended", new HashSet<string>(), GrowCommand.Run),
         new("generate", "strata generate --checkpoint FILE [--prompt TEXT] [--max-new-tokens 200] [--temperature 0.8] [--top-k 0] [--top-p 1] [--seed N] [--no-cache] [--device cpu|cuda]",
             "stream a continuation (temperature 0 = greedy)", new HashSet<string> { "no-cache" }, GenerateCommand.Run),
         new("info", "strata info <checkpoint|plan>", "shape, depth, stages and parameter counts", new HashSet<string>(), InfoCommand.Run),

@@ -113,3 +113,37 @@ public class GrowthTests
         Assert.False(Directory.Exists(dir));
     }
 }
+
+[Collection("torch")]
+public class GrowCommandTests
+{
+    [Fact]
+    public void Grow_continues_a_finished_run_with_new_stages()
+    {
+        var dir = TestPaths.TempDir();
+        var first = SotuData.Plan(3, blocks: 2);
+        Trainer.Run(first, new TrainOptions { OutDir = Path.Combine(dir, "a"), Log = TextWriter.Null });
+        var more = first with { Stages = [new StageConfig { Name = "more", AddBlocks = 1, Steps = 3 }] };
+        var planPath = Path.Combine(dir, "more.json");
+        File.WriteAllText(planPath, Json.Serialize(more));
+        var (code, output, err) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", Checkpoint.FileName), "--plan", planPath, "--out", Path.Combine(dir, "b"));
+        Assert.True(code == 0, err);
+        Assert.Contains("finished at step 6", output);
+        var info = Checkpoint.ReadInfo(Path.Combine(dir, "b", Checkpoint.FileName));
+        Assert.Equal(3, info.Depth);
+        Assert.Equal(2, info.Plan.Stages.Count);
+        using var a = new Strata.Interop.SafetensorsFile(Path.Combine(dir, "a", Checkpoint.FileName));
+        using var b = new Strata.Interop.SafetensorsFile(Path.Combine(dir, "b", Checkpoint.FileName));
+        foreach (var k in a.Entries.Keys.Where(k => k.StartsWith("model.layers.", StringComparison.Ordinal)))
+            Assert.Equal(a.ReadBytes(k), b.ReadBytes(k));
+        Assert.Equal(6, MetricsLog.Read(Path.Combine(dir, "b", "metrics.jsonl")).Count(r => r.Kind == "train"));
+
+        var other = more with { Substrate = more.Substrate with { Lift = BinaryLift.Tile } };
+        File.WriteAllText(planPath, Json.Serialize(other));
+        var (bad, _, badErr) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", Checkpoint.FileName), "--plan", planPath, "--out", Path.Combine(dir, "c"));
+        Assert.Equal(1, bad);
+        Assert.Contains("\"lift\":\"tile\"", badErr);
+        Assert.Contains("\"lift\":\"interleave\"", badErr);
+        Assert.False(File.Exists(Path.Combine(dir, "c", Checkpoint.FileName)));
+    }
+}

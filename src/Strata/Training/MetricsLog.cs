@@ -24,9 +24,7 @@ public sealed class MetricsLog : IDisposable
 
     public string Path { get; }
 
-    private static readonly JsonSerializerOptions Compact = new(Json.Options) { WriteIndented = false };
-
-    public void Write(object record) => _writer.WriteLine(JsonSerializer.Serialize(record, Compact));
+    public void Write(object record) => _writer.WriteLine(Json.Compact(record));
 
     public static long StepOf(string line) => JsonNode.Parse(line)?["step"]?.GetValue<long>() ?? long.MaxValue;
 

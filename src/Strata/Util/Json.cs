@@ -40,4 +40,9 @@ public static class Json
     }
 
     public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
+
+    private static readonly JsonSerializerOptions CompactOptions = new(Options) { WriteIndented = false };
+
+    /// <summary>One line of JSON, for messages.</summary>
+    public static string Compact<T>(T value) => JsonSerializer.Serialize(value, CompactOptions);
 }

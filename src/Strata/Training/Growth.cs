@@ -1,0 +1,35 @@
+using Strata.Util;
+using static TorchSharp.torch;
+
+namespace Strata.Training;
+
+/// <summary>Open-ended growth: a finished (or stage-boundary) checkpoint continued with more stages.</summary>
+public static class Growth
+{
+    /// <summary>Writes into <paramref name="outDir"/> a checkpoint of <paramref name="checkpoint"/>'s model whose plan is
+    /// the old stages followed by <paramref name="more"/>'s, positioned at the end of the old last stage, so that
+    /// <c>Trainer.Run(..., Resume = true)</c> starts the first new stage. The model shape and substrate must agree.</summary>
+    public static GrowthPlan Prepare(string checkpoint, GrowthPlan more, string outDir, Device? device = null)
+    {
+        var info = Checkpoint.ReadInfo(checkpoint);
+        var old = info.Plan;
+        if (Json.Serialize(old.Model) != Json.Serialize(more.Model))
+            throw new StrataException($"the plan's model {Json.Compact(more.Model)} differs from the checkpoint's {Json.Compact(old.Model)} ({checkpoint})");
+        if (Json.Serialize(old.Substrate) != Json.Serialize(more.Substrate))
+            throw new StrataException($"the plan's substrate {Json.Compact(more.Substrate)} differs from the checkpoint's {Json.Compact(old.Substrate)} ({checkpoint})");
+        if (info.StageStep < old.Stages[info.StageIndex].Steps)
+            throw new StrataException($"{checkpoint}: stage {info.StageIndex + 1} is not finished ({info.StageStep}/{old.Stages[info.StageIndex].Steps} steps); resume it first, or grow from a stage-N.safetensors");
+        var target = Path.Combine(outDir, Checkpoint.FileName);
+        if (File.Exists(target)) throw new StrataException($"{outDir} already holds a checkpoint: choose another --out");
+        var stages = old.Stages.Take(info.StageIndex + 1).Concat(more.Stages).ToList();
+        var grown = more with { Stages = stages };
+        grown.Validate("grown plan");
+        Trainer.StageBudgets(grown, "grown plan");
+        var (model, _) = Checkpoint.LoadModel(checkpoint, device);
+        using (model)
+            Checkpoint.Save(target, model, null, info with { Plan = grown, Completed = false });
+        var metrics = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, "metrics.jsonl");
+        if (File.Exists(metrics)) File.Copy(metrics, Path.Combine(outDir, "metrics.jsonl"), overwrite: true);
+        return grown;
+    }
+}
