@@ -25,6 +25,9 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     }
 
     public Linear QueryKeyValue => _qkv;
+    /// <summary>LoRA adapters of the two projections while a LoRA phase runs.</summary>
+    public LoraAdapter? QkvAdapter { get; set; }
+    public LoraAdapter? DenseAdapter { get; set; }
     /// <summary>The output projection onto the residual stream (GPT-2's c_proj).</summary>
     public Linear Dense => _dense;
 
@@ -35,7 +38,8 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache, int layer)
     {
         var (B, T, C) = (x.shape[0], x.shape[1], x.shape[2]);
-        using var qkv = _qkv.call(x).view(B, T, _nHead, 3 * _headSize);           // [B, T, nh, 3hs]
+        using var qkv3 = Projection.Apply(_qkv, QkvAdapter, x);
+        using var qkv = qkv3.view(B, T, _nHead, 3 * _headSize);           // [B, T, nh, 3hs]
         var parts = qkv.chunk(3, dim: -1);                                            // 3 x [B, T, nh, hs]
         using var q0 = parts[0].transpose(1, 2);                                      // [B, nh, T, hs]
         using var k0 = parts[1].transpose(1, 2);
@@ -63,7 +67,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
             }
             using (y)
             using (var merged = y.transpose(1, 2).contiguous().view(B, T, C))           // [B, T, C]
-                return _dense.call(merged);
+                return Projection.Apply(_dense, DenseAdapter, merged);
         }
         finally
         {

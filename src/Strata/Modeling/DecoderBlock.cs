@@ -41,6 +41,42 @@ public sealed class DecoderBlock : Module<Tensor, Tensor>
         return x1.add(m);                                          // [B, T, C]
     }
 
+    private (Linear Linear, Func<LoraAdapter?> Get, Action<LoraAdapter?> Set, string Name) Site(LoraTarget t) => t switch
+    {
+        LoraTarget.Qkv => (_attention.QueryKeyValue, () => _attention.QkvAdapter, a => _attention.QkvAdapter = a, "attention.query_key_value"),
+        LoraTarget.Proj => (_attention.Dense, () => _attention.DenseAdapter, a => _attention.DenseAdapter = a, "attention.dense"),
+        LoraTarget.Fc1 => (_mlp.Up, () => _mlp.UpAdapter, a => _mlp.UpAdapter = a, "mlp.dense_h_to_4h"),
+        _ => (_mlp.Down, () => _mlp.DownAdapter, a => _mlp.DownAdapter = a, "mlp.dense_4h_to_h"),
+    };
+
+    /// <summary>Attaches LoRA adapters to the given projections (their Linears are left as they are).</summary>
+    public void AttachLora(IEnumerable<LoraTarget> targets, int rank, double alpha)
+    {
+        foreach (var t in targets.Distinct())
+        {
+            var site = Site(t);
+            if (site.Get() is not null) throw new InvalidOperationException($"{site.Name} already has a LoRA adapter");
+            site.Set(new LoraAdapter(site.Linear, rank, alpha));
+        }
+    }
+
+    /// <summary>The attached adapters, by the path of the projection they adapt.</summary>
+    public IEnumerable<(string Name, LoraAdapter Adapter)> Adapters =>
+        Enum.GetValues<LoraTarget>().Select(Site).Where(s => s.Get() is not null).Select(s => (s.Name, s.Get()!));
+
+    /// <summary>Folds every adapter into its Linear and removes it: the block is a plain dense block again.</summary>
+    public void MergeLora()
+    {
+        foreach (var t in Enum.GetValues<LoraTarget>())
+        {
+            var site = Site(t);
+            if (site.Get() is not { } a) continue;
+            a.MergeInto(site.Linear);
+            site.Set(null);
+            a.Dispose();
+        }
+    }
+
     /// <summary>GPT-2 initialisation: N(0, 0.02) weights, zero biases, unit LayerNorms, and the two projections onto
     /// the residual stream scaled by 1/sqrt(2 * depth) ("GPT-2 paper", as nanoGPT does).</summary>
     public void InitializeGpt2(int depth, double std = 0.02)

@@ -101,13 +101,30 @@ public sealed class LanguageModel : Module<Tensor, Tensor>
         return nn.functional.cross_entropy(flat, t);
     }
 
-    /// <summary>Number of leading blocks none of whose parameters trains.</summary>
+    /// <summary>LoRA adapter parameters, named "layers.{i}.{projection}.lora_A|lora_B".</summary>
+    public IEnumerable<(string Name, Parameter Parameter)> AdapterParameters()
+    {
+        for (int i = 0; i < _layers.Count; i++)
+            foreach (var (name, a) in _layers[i].Adapters)
+            {
+                yield return ($"layers.{i}.{name}.lora_A", a.A);
+                yield return ($"layers.{i}.{name}.lora_B", a.B);
+            }
+    }
+
+    /// <summary>Merges every block's adapters into its weights.</summary>
+    public void MergeLora()
+    {
+        foreach (var block in _layers) block.MergeLora();
+    }
+
+    /// <summary>Number of leading blocks none of whose parameters (adapters included) trains.</summary>
     public int FrozenPrefix()
     {
         int n = 0;
         foreach (var block in _layers)
         {
-            if (block.parameters().Any(p => p.requires_grad)) break;
+            if (block.parameters().Any(p => p.requires_grad) || block.Adapters.Any(a => a.Adapter.A.requires_grad)) break;
             n++;
         }
         return n;

@@ -20,14 +20,17 @@ public sealed class Mlp : Module<Tensor, Tensor>
     }
 
     public Linear Up => _up;
+    /// <summary>LoRA adapters of the two projections while a LoRA phase runs.</summary>
+    public LoraAdapter? UpAdapter { get; set; }
+    public LoraAdapter? DownAdapter { get; set; }
     /// <summary>The projection back onto the residual stream (GPT-2's mlp.c_proj).</summary>
     public Linear Down => _down;
 
     /// <param name="x">[B, T, C]</param>
     public override Tensor forward(Tensor x)
     {
-        using var h = _up.call(x);                                  // [B, T, 4C]
+        using var h = Projection.Apply(_up, UpAdapter, x);                                  // [B, T, 4C]
         using var a = nn.functional.gelu(h);
-        return _down.call(a);                                       // [B, T, C]
+        return Projection.Apply(_down, DownAdapter, a);                                       // [B, T, C]
     }
 }

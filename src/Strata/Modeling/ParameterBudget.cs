@@ -19,5 +19,13 @@ public sealed record ParameterBudget(long Active, long Frozen)
         return new ParameterBudget(active, frozen);
     }
 
+    /// <summary>A model's counts with its LoRA adapters (active while attached).</summary>
+    public static ParameterBudget Of(LanguageModel model)
+    {
+        var b = Of((nn.Module)model);
+        long adapters = model.AdapterParameters().Where(p => p.Parameter.requires_grad).Sum(p => p.Parameter.numel());
+        return b with { Active = b.Active + adapters };
+    }
+
     public override string ToString() => $"active {Active:N0}, frozen {Frozen:N0}, total {Total:N0}";
 }

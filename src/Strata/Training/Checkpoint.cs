@@ -33,11 +33,12 @@ public sealed record CheckpointInfo
 public static class Checkpoint
 {
     public const string FileName = "checkpoint.safetensors";
-    private const string ModelPrefix = "model.", OptimPrefix = "optim.";
+    private const string ModelPrefix = "model.", OptimPrefix = "optim.", LoraPrefix = "lora.";
 
     public static void Save(string path, LanguageModel model, AdamW? optimizer, CheckpointInfo info)
     {
         var tensors = model.state_dict().Select(kv => (ModelPrefix + kv.Key, kv.Value)).ToList();
+        tensors.AddRange(model.AdapterParameters().Select(p => (LoraPrefix + p.Name, (Tensor)p.Parameter)));
         if (optimizer is not null) tensors.AddRange(optimizer.State().Select(s => (OptimPrefix + s.Name, s.Tensor)));
         SafetensorsWriter.Write(path, tensors, new Dictionary<string, string>
         {
@@ -70,6 +71,22 @@ public static class Checkpoint
         var plan = info.Plan;
         var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, device), info.Depth, device);
         LoadWeights(model, file);
+        if (file.Entries.Keys.Any(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)))
+        {
+            // saved inside a LoRA phase: the adapters of that stage, with their trained values
+            Trainer.AttachLora(model, plan.Stages[info.StageIndex]);
+            var adapters = model.AdapterParameters().ToList();
+            var names = adapters.Select(a => LoraPrefix + a.Name).ToHashSet();
+            if (file.Entries.Keys.Where(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)).Any(k => !names.Contains(k)))
+                throw new StrataException($"{path}: its LoRA tensors do not match stage {info.StageIndex + 1}'s lora settings");
+            using var _ = torch.no_grad();
+            foreach (var (name, p) in adapters)
+            {
+                using var v = file.Read(LoraPrefix + name);
+                if (!v.shape.SequenceEqual(p.shape)) throw new StrataException($"{path}: tensor '{LoraPrefix + name}' has shape [{string.Join(", ", v.shape)}], the model expects [{string.Join(", ", p.shape)}]");
+                p.copy_(v);
+            }
+        }
         return (model, info);
     }
 

@@ -63,6 +63,15 @@ public sealed record GrowthPlan
             if (s.Steps <= 0) throw new StrataException($"{F(at + ".steps")}: must be positive, got {s.Steps}");
             if (s.LearningRate is <= 0) throw new StrataException($"{F(at + ".learning_rate")}: must be positive, got {s.LearningRate}");
             if (s.WarmupSteps is < 0) throw new StrataException($"{F(at + ".warmup_steps")}: must be >= 0, got {s.WarmupSteps}");
+            if (s.Lora is { } lora)
+            {
+                if (lora.Rank <= 0) throw new StrataException($"{F(at + ".lora.rank")}: must be positive, got {lora.Rank}");
+                if (!(lora.Alpha > 0)) throw new StrataException($"{F(at + ".lora.alpha")}: must be positive, got {lora.Alpha}");
+                if (lora.Targets.Count == 0) throw new StrataException($"{F(at + ".lora.targets")}: name at least one of qkv, proj, fc1, fc2");
+                if (lora.Blocks == LoraBlocks.Frozen && Stages.Take(i).Sum(x => x.AddBlocks) == 0)
+                    throw new StrataException($"{F(at + ".lora.blocks")}: 'frozen' but no earlier stage made blocks to adapt");
+                if (lora.Rank > Model.DModel) throw new StrataException($"{F(at + ".lora.rank")}: {lora.Rank} exceeds d_model {Model.DModel}");
+            }
         }
         if (Stages[0].AddBlocks == 0) throw new StrataException($"{F("stages[0].add_blocks")}: the first stage must add at least one block");
         return this;
@@ -98,9 +107,35 @@ public sealed record StageConfig
     /// <summary>Also train a trainable substrate in this stage (the paper's "trainable in stage 1, then frozen" variant);
     /// a frozen substrate (the binary code) never trains.</summary>
     public bool TrainEmbedding { get; init; }
+    /// <summary>An optional LoRA phase run together with this stage: adapters on earlier blocks, trained with the stage
+    /// and merged at its end.</summary>
+    public LoraConfig? Lora { get; init; }
     /// <summary>Peak learning rate of this stage; null takes training.learning_rate.</summary>
     public double? LearningRate { get; init; }
     public int? WarmupSteps { get; init; }
+}
+
+/// <summary>Which blocks a LoRA phase adapts.</summary>
+public enum LoraBlocks
+{
+    /// <summary>The blocks earlier stages trained (frozen for dense updates): the paper's global readjustment.</summary>
+    Frozen,
+    /// <summary>Every block, the stage's new ones too.</summary>
+    All,
+}
+
+/// <summary>A LoRA phase (growing-transformers.md §1.1, §9 item 4; rank, alpha and targets are not in the papers:
+/// these defaults are Strata's choice).</summary>
+public sealed record LoraConfig
+{
+    public int Rank { get; init; } = 8;
+    /// <summary>The update is scaled by alpha / rank (LoRA paper §4.1).</summary>
+    public double Alpha { get; init; } = 16;
+    public IReadOnlyList<Strata.Modeling.LoraTarget> Targets { get; init; } =
+        [Strata.Modeling.LoraTarget.Qkv, Strata.Modeling.LoraTarget.Proj, Strata.Modeling.LoraTarget.Fc1, Strata.Modeling.LoraTarget.Fc2];
+    public LoraBlocks Blocks { get; init; } = LoraBlocks.Frozen;
+    /// <summary>Fold the adapters into the weights at the end of the stage (the paper reports merged models).</summary>
+    public bool Merge { get; init; } = true;
 }
 
 /// <summary>Optimizer, schedule and bookkeeping shared by all stages (growing-transformers.md §3, INFERRED defaults).</summary>

@@ -107,7 +107,7 @@ public static class Trainer
             bool midStage = resume is not null && si == resume.StageIndex && startStep > 0;
             if (!midStage && !first) BeginStage(model, plan, si, o.InitFrom);
             SetTrainable(model, stage);
-            using var optimizer = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter)), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
+            using var optimizer = new AdamW(OptimizedParameters(model), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
             if (midStage) Checkpoint.LoadOptimizer(optimizer, ckptPath, resume!.OptimizerStep);
             budget = ParameterBudget.Of(model);
             bar.Message($"stage {si + 1}/{plan.Stages.Count} '{stage.Name}': depth {model.Depth}, parameters {budget}");
@@ -138,6 +138,11 @@ public static class Trainer
 
                 bool stageEnd = step == stage.Steps - 1;
                 bool stopping = globalStep == o.StopAfterStep;
+                if (stageEnd && stage.Lora is { Merge: true })
+                {
+                    model.MergeLora();
+                    bar.Message($"stage {si + 1}: LoRA adapters merged into the weights");
+                }
                 if (globalStep % t.EvalEvery == 0 || stageEnd)
                 {
                     lastVal = Evaluate(model, valSampler, t.EvalBatches, o.Device);
@@ -194,7 +199,21 @@ public static class Trainer
         torch.manual_seed(plan.Training.Seed + 1000L * si);
         for (int b = 0; b < plan.Stages[si].AddBlocks; b++) model.AddBlock(plan.FinalDepth);
         if (si == 0 && initFrom is not null) Checkpoint.LoadWeights(model, initFrom);
+        AttachLora(model, plan.Stages[si], plan.Training.Seed + 1000L * si + 500);
     }
+
+    /// <summary>Attaches a stage's LoRA adapters (to the blocks made before it, or to every block), seeded.</summary>
+    public static void AttachLora(LanguageModel model, StageConfig stage, long? seed = null)
+    {
+        if (stage.Lora is not { } lora) return;
+        if (seed is { } s) torch.manual_seed(s);
+        int count = lora.Blocks == LoraBlocks.All ? model.Depth : model.Depth - stage.AddBlocks;
+        for (int i = 0; i < count; i++) model.Blocks[i].AttachLora(lora.Targets, lora.Rank, lora.Alpha);
+    }
+
+    /// <summary>Everything an optimizer of this model may step: its parameters and its LoRA adapters ("lora." names).</summary>
+    public static IEnumerable<(string Name, TorchSharp.Modules.Parameter Param)> OptimizedParameters(LanguageModel model) =>
+        model.named_parameters().Select(p => (p.name, p.parameter)).Concat(model.AdapterParameters().Select(p => ("lora." + p.Name, p.Parameter)));
 
     private static void CopyAtomically(string from, string to)
     {
@@ -228,7 +247,9 @@ public static class Trainer
         {
             for (int b = 0; b < plan.Stages[si].AddBlocks; b++) model.AddBlock(plan.FinalDepth);
             SetTrainable(model, plan.Stages[si]);
+            AttachLora(model, plan.Stages[si]);
             var budget = ParameterBudget.Of(model);
+            if (plan.Stages[si].Lora is { Merge: true }) model.MergeLora();
             if (plan.Training.MaxActiveParameters is { } max && budget.Active > max)
                 throw new StrataException($"{source}: stages[{si}]: {budget.Active:N0} active parameters exceed training.max_active_parameters ({max:N0})");
             budgets.Add(budget);
