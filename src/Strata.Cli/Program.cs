@@ -23,6 +23,8 @@ public static class Program
             "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png", new HashSet<string> { "resume" }, TrainCommand.Run),
         new("grow", "strata grow --checkpoint CKPT --plan FILE --out DIR [--device cpu|cuda]",
             "continue a finished run (or a stage-N.safetensors) with the plan's stages: growth is open-ended", new HashSet<string>(), GrowCommand.Run),
+        new("study", "strata study PLAN... --out DIR [--device cpu|cuda]",
+            "train several regimes on identical data and protocol; report.md, report.json, loss_curves.png", new HashSet<string>(), StudyCommand.Run),
         new("generate", "strata generate --checkpoint FILE [--prompt TEXT] [--max-new-tokens 200] [--temperature 0.8] [--top-k 0] [--top-p 1] [--seed N] [--no-cache] [--device cpu|cuda]",
             "stream a continuation (temperature 0 = greedy)", new HashSet<string> { "no-cache" }, GenerateCommand.Run),
         new("info", "strata info <checkpoint|plan>", "shape, depth, stages and parameter counts", new HashSet<string>(), InfoCommand.Run),

@@ -5,7 +5,8 @@ using Strata.Util;
 namespace Strata.Training;
 
 /// <summary>One JSON object per line: {"kind":"train","step",..,"loss","lr","tokens_per_s","elapsed_s"} after each
-/// optimizer step and {"kind":"eval","step","val_loss",..} after each evaluation. A resumed run first drops the lines
+/// optimizer step, {"kind":"eval","step","val_loss",..} after each evaluation and {"kind":"stage",..} (parameter counts,
+/// peak memory, seconds) at the end of each stage. A resumed run first drops the lines
 /// past its checkpoint, so the log reads as one uninterrupted run.</summary>
 public sealed class MetricsLog : IDisposable
 {
@@ -36,10 +37,15 @@ public sealed class MetricsLog : IDisposable
             if (line.Length == 0) continue;
             var n = JsonNode.Parse(line)!;
             var kind = n["kind"]!.GetValue<string>();
+            if (kind is not ("train" or "eval")) continue;
             var value = kind == "eval" ? n["val_loss"]!.GetValue<double>() : n["loss"]!.GetValue<double>();
             yield return (kind, n["step"]!.GetValue<long>(), value, n["stage"]?.GetValue<int>() ?? 0);
         }
     }
+
+    /// <summary>The end-of-stage records: {"kind":"stage","step","stage","name","depth","active","frozen","total","peak_rss_mib","seconds"}.</summary>
+    public static IEnumerable<JsonNode> ReadStages(string path) =>
+        File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!).Where(n => n["kind"]!.GetValue<string>() == "stage");
 
     public void Dispose() => _writer.Dispose();
 }

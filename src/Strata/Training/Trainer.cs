@@ -111,6 +111,8 @@ public static class Trainer
             if (midStage) Checkpoint.LoadOptimizer(optimizer, ckptPath, resume!.OptimizerStep);
             budget = ParameterBudget.Of(model);
             bar.Message($"stage {si + 1}/{plan.Stages.Count} '{stage.Name}': depth {model.Depth}, parameters {budget}");
+            PeakMemory.Reset();
+            var stageClock = Stopwatch.StartNew();
 
             if (globalStep == 0)
             {
@@ -143,6 +145,9 @@ public static class Trainer
                     model.MergeLora();
                     bar.Message($"stage {si + 1}: LoRA adapters merged into the weights");
                 }
+                if (stageEnd)
+                    metrics.Write(new { kind = "stage", step = globalStep, stage = si, name = stage.Name, depth = model.Depth, active = budget.Active, frozen = budget.Frozen,
+                        total = budget.Total, peak_rss_mib = PeakMemory.Mib(), seconds = stageClock.Elapsed.TotalSeconds });
                 if (globalStep % t.EvalEvery == 0 || stageEnd)
                 {
                     lastVal = Evaluate(model, valSampler, t.EvalBatches, o.Device);

@@ -1,0 +1,38 @@
+using Strata.Training;
+using Strata.Util;
+using Xunit;
+
+namespace Strata.Tests;
+
+[Collection("torch")]
+public class StudyTests
+{
+    [Fact]
+    public void A_study_trains_each_regime_and_reports_them_side_by_side()
+    {
+        var dir = TestPaths.TempDir();
+        var constructive = SotuData.Plan(3, evalEvery: 2) with
+        {
+            Name = "constructive",
+            Stages = [new StageConfig { Name = "a", AddBlocks = 1, Steps = 3 }, new StageConfig { Name = "b", AddBlocks = 1, Steps = 3 }],
+        };
+        var monolithic = constructive with { Name = "monolithic", Stages = [new StageConfig { Name = "all", AddBlocks = 2, Steps = 6, Trains = StageTrains.All }] };
+        string p1 = Path.Combine(dir, "c.json"), p2 = Path.Combine(dir, "m.json");
+        File.WriteAllText(p1, Json.Serialize(constructive));
+        File.WriteAllText(p2, Json.Serialize(monolithic));
+        var (code, output, err) = CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study"));
+        Assert.True(code == 0, err);
+        var report = File.ReadAllText(Path.Combine(dir, "study", "report.md"));
+        Assert.Contains("| constructive |", report);
+        Assert.Contains("| monolithic |", report);
+        var budgets = Trainer.StageBudgets(constructive, "c");
+        Assert.Contains($"{budgets[0].Active:N0} / {budgets[1].Active:N0}", report.Replace("\u00a0", ","));
+        Assert.True(new FileInfo(Path.Combine(dir, "study", "loss_curves.png")).Length > 10_000);
+        Assert.Contains("already complete", CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study")).Out);   // finished runs are reused
+
+        File.WriteAllText(p2, Json.Serialize(monolithic with { Data = new DataSpec { Train = SotuData.Validation, Validation = SotuData.Validation } }));
+        var (bad, _, badErr) = CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study2"));
+        Assert.Equal(1, bad);
+        Assert.Contains("identical data", badErr);
+    }
+}
