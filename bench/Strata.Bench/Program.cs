@@ -1,6 +1,7 @@
 // Benchmarks that print ratios measured side by side in one run (these machines are noisy): never timed assertions.
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll train [--steps N] [--device cpu|cuda]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll tokenizer
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll growth [--d 512] [--steps 3]
 // Results and the commands behind them: docs/BENCHMARKS.md.
 using Strata.Bench;
 using Strata.Util;
@@ -12,11 +13,14 @@ switch (which)
     case "train":
         TrainingThroughput.Run(args.Skip(1).ToArray());
         break;
+    case "growth":
+        GrowthStepTime.Run(args.Skip(1).ToArray());
+        break;
     case "tokenizer":
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, tokenizer)");
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer)");
         return 2;
 }
 return 0;

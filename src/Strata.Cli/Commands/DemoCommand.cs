@@ -7,7 +7,8 @@ using Strata.Util;
 namespace Strata.Cli.Commands;
 
 /// <summary>The main job on the embedded default: State of the Union addresses (1790-2000 train, 2001-2021 held out),
-/// the demo plan on the frozen 16-bit code, validation loss before and after, a loss-curve PNG and a sample.</summary>
+/// bvv241-2-3 tokens, the demo plan on the frozen 16-bit code grown in two stages (the second with a LoRA phase on the
+/// frozen blocks, merged), the per-stage budget, validation loss before and after, a loss-curve PNG and a sample.</summary>
 public static class DemoCommand
 {
     public const string HeldOutYears = @"^20(0[1-9]|1\d|2\d)_";
@@ -26,6 +27,16 @@ public static class DemoCommand
         }
 
         var plan = GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
+        var budgets = Trainer.StageBudgets(plan, "plans/demo.json");
+        output.WriteLine("== growth plan: active (trained) parameters per stage, the rest frozen");
+        output.WriteLine("| stage | blocks | LoRA | active | frozen | total |");
+        output.WriteLine("|---|---|---|---|---|---|");
+        int depth = 0;
+        foreach (var (s, b) in plan.Stages.Zip(budgets))
+        {
+            depth += s.AddBlocks;
+            output.WriteLine($"| {s.Name} | {depth} | {(s.Lora is { } l ? $"rank {l.Rank} on {l.Blocks.ToString().ToLowerInvariant()} blocks" : "-")} | {b.Active:N0} | {b.Frozen:N0} | {b.Total:N0} |");
+        }
         var runDir = Path.Combine(home, "runs", "demo");
         if (Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
         output.WriteLine($"== training plan '{plan.Name}' into {runDir}");

@@ -42,6 +42,13 @@ public sealed record SubstrateSpec
     public int Bits { get; init; } = 16;
     public BinaryLift Lift { get; init; } = BinaryLift.Interleave;
 
+    /// <summary>Short human description, e.g. "frozen 16-bit code (interleave)".</summary>
+    public string Describe() => Kind switch
+    {
+        SubstrateKind.Binary => $"frozen {Bits}-bit code ({Lift.ToString().ToLowerInvariant()})",
+        _ => "trainable embedding",
+    };
+
     public SubstrateSpec Validate(ModelConfig model, string where = "substrate")
     {
         if (Kind == SubstrateKind.Binary)

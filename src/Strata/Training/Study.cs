@@ -62,7 +62,7 @@ public static class Study
         double loss = info.ValidationLoss ?? double.NaN;
         var meta = Data.PreparedData.TryRead(plan.Data.Validation);
         double? bpb = meta is { ValidationBytes: > 0 } m ? loss * m.ValidationTokens / m.ValidationBytes / Math.Log(2) : null;
-        return new StudyRow(plan.Name, Json.Compact(plan.Substrate), stages.Select(s => s["active"]!.GetValue<long>()).ToList(),
+        return new StudyRow(plan.Name, plan.Substrate.Describe(), stages.Select(s => s["active"]!.GetValue<long>()).ToList(),
             stages.Count > 0 ? stages[^1]["total"]!.GetValue<long>() : 0, loss, bpb, seconds > 0 ? tokens / seconds : 0,
             stages.Count > 0 ? stages.Max(s => s["peak_rss_mib"]!.GetValue<double>()) : 0, seconds, tokens);
     }
@@ -74,9 +74,9 @@ public static class Study
         sb.AppendLine("| regime | substrate | active parameters per stage | total parameters | tokens | final validation loss (nats/token) | bits per byte | tokens/s | peak memory (MiB) | minutes |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
-            sb.AppendLine(string.Create(c, $"| {r.Name} | `{r.Substrate}` | {string.Join(" / ", r.ActivePerStage.Select(a => a.ToString("N0", c)))} | {r.TotalParameters:N0} | {r.Tokens:N0} | {r.FinalValidationLoss:F4} | {(r.BitsPerByte is { } b ? b.ToString("F4", c) : "-")} | {r.TokensPerSecond:F0} | {r.PeakMemoryMib:F0} | {r.Seconds / 60:F1} |"));
+            sb.AppendLine(string.Create(c, $"| {r.Name} | {r.Substrate} | {string.Join(" / ", r.ActivePerStage.Select(a => a.ToString("N0", c)))} | {r.TotalParameters:N0} | {r.Tokens:N0} | {r.FinalValidationLoss:F4} | {(r.BitsPerByte is { } b ? b.ToString("F4", c) : "-")} | {r.TokensPerSecond:F0} | {r.PeakMemoryMib:F0} | {r.Seconds / 60:F1} |"));
         sb.AppendLine();
-        sb.AppendLine($"Data: `{plans[0].Data.Train}` / `{plans[0].Data.Validation}`; validation loss = mean over the same {plans[0].Training.EvalBatches} fixed batches of {plans[0].Training.BatchSize} x {plans[0].Model.ContextLength} tokens for every regime. Bits per byte = loss x validation tokens / validation UTF-8 bytes / ln 2.");
+        sb.AppendLine($"Data: `{plans[0].Data.Train}` / `{plans[0].Data.Validation}`; validation loss = mean over the same {plans[0].Training.EvalBatches} fixed batches of {plans[0].Training.BatchSize} x {plans[0].Model.ContextLength} tokens for every regime. Bits per byte = loss x validation tokens / validation UTF-8 bytes / ln 2. Peak memory is the process's resident high-water mark during the run (reset at each stage); freed tensor memory is kept by the allocator, so it shows the largest step rather than what a stage needs.");
         return sb.ToString();
     }
 
@@ -100,7 +100,7 @@ public static class Study
         plot.Title("validation loss by regime (dotted: stage boundaries)");
         plot.XLabel("training tokens (millions)");
         plot.YLabel("validation cross-entropy (nats / token)");
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         AtomicFile.WriteAllBytes(Path.Combine(outDir, "loss_curves.png"), plot.GetImageBytes(1000, 560, ScottPlot.ImageFormat.Png));
     }
 }
