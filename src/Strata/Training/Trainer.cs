@@ -42,6 +42,9 @@ public sealed record TrainResult(string RunDir, long GlobalStep, double? Initial
 
 public static class Trainer
 {
+    /// <summary>Optimizer steps between returns of freed native memory to the kernel (Util/NativeAllocator.cs).</summary>
+    public const int TrimEvery = 10;
+
     public static TrainResult Run(GrowthPlan plan, TrainOptions o)
     {
         var log = o.Log;
@@ -130,6 +133,7 @@ public static class Trainer
                     Enumerable.Range(0, t.GradAccumulation).Select(micro => sampler.Batch(globalStep * t.GradAccumulation + micro, o.Device)));
                 globalStep++;
                 tokensSeen += tokensPerStep;
+                if (globalStep % TrimEvery == 0) NativeAllocator.Trim();
                 double stepSeconds = stepClock.Elapsed.TotalSeconds;
                 tokensPerSecond = tokensPerSecond == 0 ? tokensPerStep / stepSeconds : 0.9 * tokensPerSecond + 0.1 * tokensPerStep / stepSeconds;
                 double elapsed = elapsedBase + clock.Elapsed.TotalSeconds;

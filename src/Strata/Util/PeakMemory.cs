@@ -15,8 +15,9 @@ public static class PeakMemory
     {
         if (OperatingSystem.IsLinux() && File.Exists("/proc/self/status"))
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-                    return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
+                    && long.TryParse(line["VmHWM:".Length..].Trim().Split(' ')[0], out var kib))   // "VmHWM:\t  123456 kB"
+                    return kib / 1024.0;
         return Environment.WorkingSet / (1024.0 * 1024.0);
     }
 }
