@@ -79,7 +79,8 @@ public class TrainingTests
     [Fact]
     public void Trains_on_the_trainable_substrate_too()
     {
-        var r = Train(SotuData.Plan(steps: 30, kind: SubstrateKind.Trainable, evalEvery: 30, lr: 1e-2), TestPaths.TempDir());
+        var plan = SotuData.Plan(steps: 30, kind: SubstrateKind.Trainable, evalEvery: 30, lr: 1e-2);
+        var r = Train(plan with { Stages = [plan.Stages[0] with { Trains = StageTrains.All }] }, TestPaths.TempDir());
         Assert.True(r.FinalValidationLoss < 5, $"{r.InitialValidationLoss} -> {r.FinalValidationLoss}");
         Assert.Equal(r.Budget.Total, r.Budget.Active);                              // nothing frozen
     }
