@@ -6,6 +6,9 @@ namespace Strata.Cli;
 
 public static class Devices
 {
+    /// <summary>True when <paramref name="output"/> is the console and the console is a terminal (progress bars redraw in place).</summary>
+    public static bool IsTerminal(TextWriter output) => ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+
     /// <summary>The device named by --device (cpu by default). cuda needs a CUDA libtorch (README: "Other platforms").</summary>
     public static Device Parse(string? name)
     {

@@ -40,7 +40,7 @@ public static class DemoCommand
         var runDir = Path.Combine(home, "runs", "demo");
         if (Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
         output.WriteLine($"== training plan '{plan.Name}' into {runDir}");
-        var r = Trainer.Run(plan, new TrainOptions { OutDir = runDir, Log = output, Interactive = !Console.IsOutputRedirected && ReferenceEquals(output, Console.Out) });
+        var r = Trainer.Run(plan, new TrainOptions { OutDir = runDir, Log = output, Interactive = Devices.IsTerminal(output) });
         TrainCommand.Report(r, output);
 
         output.WriteLine("== sample (temperature 0.8, top-k 40)");

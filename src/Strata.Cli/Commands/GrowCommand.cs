@@ -18,7 +18,7 @@ public static class GrowCommand
         var r = Trainer.Run(grown, new TrainOptions
         {
             OutDir = outDir, Resume = true, Device = device, Log = output,
-            Interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+            Interactive = Devices.IsTerminal(output),
         });
         TrainCommand.Report(r, output);
         return 0;

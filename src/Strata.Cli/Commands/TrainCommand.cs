@@ -21,7 +21,7 @@ public static class TrainCommand
         var r = Trainer.Run(plan, new TrainOptions
         {
             OutDir = outDir, Resume = resume, InitFrom = initFrom, StopAfterStep = stopAfter > 0 ? stopAfter : null,
-            Device = device, Log = output, Interactive = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected,
+            Device = device, Log = output, Interactive = Devices.IsTerminal(output),
         });
         Report(r, output);
         return 0;
