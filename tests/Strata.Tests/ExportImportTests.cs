@@ -1,0 +1,98 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using Strata.Interop;
+using Strata.Training;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Strata.Tests;
+
+[Collection("torch")]
+public class ExportImportTests
+{
+    private static readonly string Fixture = TestPaths.Data("hf-gpt-neox-tiny");
+
+    [Theory]
+    [InlineData("model.safetensors")]
+    [InlineData("pytorch_model.bin")]
+    public void Import_of_the_transformers_fixture_reproduces_its_logits(string weights)
+    {
+        var dir = TestPaths.TempDir();
+        File.Copy(Path.Combine(Fixture, "config.json"), Path.Combine(dir, "config.json"));
+        File.Copy(Path.Combine(Fixture, weights), Path.Combine(dir, weights));          // embed_out in one, lm_head in the other
+        var (model, info) = HfExport.Import(dir);
+        using var _ = model;
+        Assert.Equal(2, info.Depth);
+        using var expected = new SafetensorsFile(Path.Combine(Fixture, "expected.safetensors"));
+        using var ng = torch.no_grad();
+        model.eval();
+        using var got = model.Forward(expected.Read("input_ids"));
+        Assert.True((got - expected.Read("logits")).abs().max().item<float>() < 1e-4);
+    }
+
+    [Fact]
+    public void Export_then_import_gives_bit_identical_weights_and_identical_logits()
+    {
+        var dir = TestPaths.TempDir();
+        var run = Path.Combine(dir, "run");
+        Trainer.Run(SotuData.Plan(3), new TrainOptions { OutDir = run, Log = TextWriter.Null });
+        var ckpt = Path.Combine(run, Checkpoint.FileName);
+        var (code, _, err) = CliRunner.Run("export", "--checkpoint", ckpt, "--format", "hf", "--out", Path.Combine(dir, "hf"));
+        Assert.True(code == 0, err);
+
+        // config.json says exactly the paper's GPT-NeoX variant
+        using (var cfg = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "hf", "config.json"))))
+        {
+            var r = cfg.RootElement;
+            Assert.False(r.GetProperty("use_parallel_residual").GetBoolean());
+            Assert.False(r.GetProperty("tie_word_embeddings").GetBoolean());
+            Assert.Equal(1.0, r.GetProperty("rotary_pct").GetDouble());
+            Assert.Equal(2, r.GetProperty("num_hidden_layers").GetInt32());
+        }
+        // an independent minimal parse of the safetensors Strata wrote: header length, JSON, contiguous offsets
+        var bytes = File.ReadAllBytes(Path.Combine(dir, "hf", "model.safetensors"));
+        long n = (long)BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        using (var header = JsonDocument.Parse(bytes.AsMemory(8, (int)n)))
+        {
+            long expectedStart = 0;
+            foreach (var e in header.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__").OrderBy(p => p.Value.GetProperty("data_offsets")[0].GetInt64()))
+            {
+                var off = e.Value.GetProperty("data_offsets");
+                Assert.Equal(expectedStart, off[0].GetInt64());
+                long elements = e.Value.GetProperty("shape").EnumerateArray().Aggregate(1L, (a, x) => a * x.GetInt64());
+                Assert.Equal(elements * 4, off[1].GetInt64() - off[0].GetInt64());
+                Assert.Equal("F32", e.Value.GetProperty("dtype").GetString());
+                expectedStart = off[1].GetInt64();
+            }
+            Assert.Equal(bytes.Length - 8 - n, expectedStart);
+            Assert.Equal([65536L, 32], header.RootElement.GetProperty("gpt_neox.embed_in.weight").GetProperty("shape").EnumerateArray().Select(x => x.GetInt64()));
+        }
+
+        var back = Path.Combine(dir, "back.safetensors");
+        Assert.Equal(0, CliRunner.Run("import", Path.Combine(dir, "hf"), "--out", back).Code);
+        Assert.Equal(Checkpoint.ReadInfo(ckpt).Plan.Substrate, Checkpoint.ReadInfo(back).Plan.Substrate);   // the 16-bit code came back
+        using var a = new SafetensorsFile(ckpt);
+        using var b = new SafetensorsFile(back);
+        foreach (var k in a.Entries.Keys.Where(k => k.StartsWith("model.", StringComparison.Ordinal))) Assert.Equal(a.ReadBytes(k), b.ReadBytes(k));
+        var (m1, _) = Checkpoint.LoadModel(ckpt);
+        var (m2, _) = Checkpoint.LoadModel(back);
+        using (m1) using (m2) using (torch.no_grad())
+        {
+            using var ids = torch.randint(0, 65536, [2, 16]);
+            Assert.Equal(m1.Forward(ids).data<float>().ToArray(), m2.Forward(ids).data<float>().ToArray());
+        }
+    }
+
+    [Fact]
+    public void Config_and_tensor_shapes_that_disagree_are_refused()
+    {
+        var dir = TestPaths.TempDir();
+        File.Copy(Path.Combine(Fixture, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), File.ReadAllText(Path.Combine(Fixture, "config.json")).Replace("\"intermediate_size\": 256", "\"intermediate_size\": 128"));
+        var e = Assert.Throws<Strata.Util.StrataException>(() => HfExport.Import(dir));
+        Assert.Contains("dense_h_to_4h.weight", e.Message);
+        Assert.Contains("[256, 64]", e.Message);
+        Assert.Contains("[128, 64]", e.Message);
+    }
+}
