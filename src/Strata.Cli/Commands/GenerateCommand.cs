@@ -1,4 +1,6 @@
+using Strata.Composition;
 using Strata.Generation;
+using Strata.Modeling;
 using Strata.Tokenization;
 using Strata.Training;
 using TorchSharp;
@@ -22,9 +24,20 @@ public static class GenerateCommand
         };
         var device = Devices.Parse(a.Get("device"));
         a.RejectUnknown();
-        var (model, info) = Checkpoint.LoadModel(path, device);
-        using var _ = model;
-        var tokenizer = Tokenizers.ByName(info.Tokenizer);
+        ICausalLM model;
+        string tokenizerName;
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        {
+            var ensemble = LogitAveragingEnsemble.LoadFile(path, device);
+            (model, tokenizerName) = (ensemble, ensemble.Tokenizer);
+        }
+        else
+        {
+            var (m, info) = Checkpoint.LoadModel(path, device);
+            (model, tokenizerName) = (m, info.Tokenizer);
+        }
+        using var _ = (IDisposable)model;
+        var tokenizer = Tokenizers.ByName(tokenizerName);
         output.Write(prompt);
         foreach (var id in TextGenerator.Generate(model, tokenizer.Encode(prompt), maxNew, options, tokenizer.EndOfText))
         {

@@ -25,15 +25,15 @@ public static class TextGenerator
 {
     /// <summary>Yields up to <paramref name="maxNewTokens"/> ids after <paramref name="prompt"/>, stopping early at
     /// <paramref name="stopId"/> (not yielded). When the context fills, the cache restarts from the last half context.</summary>
-    public static IEnumerable<int> Generate(LanguageModel model, IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions options, int? stopId = null)
+    public static IEnumerable<int> Generate(ICausalLM model, IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions options, int? stopId = null)
     {
         if (prompt.Count == 0) throw new ArgumentException("the prompt needs at least one token");
         var ctx = model.Config.ContextLength;
         var tokens = new List<int>(prompt);
         using var generator = new torch.Generator((ulong)options.Seed, model.Device);
-        using var cache = options.UseCache ? new KvCache(1, model.Config.NHead, ctx, model.Config.HeadSize, model.Device, ScalarType.Float32) : null;
-        bool wasTraining = model.training;
-        model.eval();
+        using var cache = options.UseCache ? model.NewCache(1) : null;
+        bool wasTraining = model.Training;
+        model.SetTraining(false);
         try
         {
             var pending = tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList();   // positions not yet in the cache
@@ -43,14 +43,14 @@ public static class TextGenerator
                 using (var scope = torch.NewDisposeScope())
                 using (torch.no_grad())
                 {
-                    if (cache is not null && cache.Length + pending.Count > ctx)
+                    if (cache is not null && model.CacheLength(cache) + pending.Count > ctx)
                     {
-                        cache.Reset();
+                        model.ResetCache(cache);
                         pending = tokens.Skip(tokens.Count - ctx / 2).ToList();
                     }
                     var window = cache is null ? tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList() : pending;
                     var idx = torch.tensor(window.Select(t => (long)t).ToArray(), [1, window.Count], device: model.Device);
-                    var logits = model.Forward(idx, cache);                             // [1, T, V]
+                    var logits = model.Logits(idx, cache);                              // [1, T, V]
                     var last = logits[0, -1];                                           // [V]
                     next = Choose(last, options, generator);
                 }
@@ -62,7 +62,7 @@ public static class TextGenerator
         }
         finally
         {
-            model.train(wasTraining);
+            model.SetTraining(wasTraining);
         }
     }
 

@@ -11,7 +11,7 @@ using static TorchSharp.torch.nn;
 
 namespace Strata.Modeling;
 
-public sealed class LanguageModel : Module<Tensor, Tensor>
+public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
 {
     [ComponentName(Name = "embed_in")] private readonly Substrate _substrate;
     [ComponentName(Name = "layers")] private readonly ModuleList<DecoderBlock> _layers;
@@ -59,6 +59,13 @@ public sealed class LanguageModel : Module<Tensor, Tensor>
     }
 
     public override Tensor forward(Tensor idx) => Forward(idx);
+
+    public Tensor Logits(Tensor idx, IDisposable? cache = null) => Forward(idx, (KvCache?)cache);
+    public IDisposable NewCache(long batch) => new KvCache(batch, Config.NHead, Config.ContextLength, Config.HeadSize, _device, ScalarType.Float32);
+    public void ResetCache(IDisposable cache) => ((KvCache)cache).Reset();
+    public long CacheLength(IDisposable cache) => ((KvCache)cache).Length;
+    public bool Training => training;
+    public void SetTraining(bool training) => train(training);
 
     /// <summary>Logits [B, T, V] for token ids <paramref name="idx"/> [B, T]. With a cache, idx are the positions after
     /// those already cached. The frozen substrate and the leading frozen blocks run under no_grad, so they keep no

@@ -266,20 +266,21 @@ public static class Trainer
         return budgets;
     }
 
-    /// <summary>Mean validation loss over the fixed evaluation batches (nats per token).</summary>
-    public static double Evaluate(LanguageModel model, BatchSampler sampler, int batches, Device device)
+    /// <summary>Mean validation loss over the fixed evaluation batches (nats per token), for a model or an ensemble.</summary>
+    public static double Evaluate(ICausalLM model, BatchSampler sampler, int batches, Device device)
     {
-        bool wasTraining = model.training;
-        model.eval();
+        bool wasTraining = model.Training;
+        model.SetTraining(false);
         double sum = 0;
         using (torch.no_grad())
             for (int i = 0; i < batches; i++)
             {
                 using var scope = torch.NewDisposeScope();
-                var batch = sampler.EvalBatch(i, batches, device);
-                sum += model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>();
+                var batch = sampler.EvalBatch(i, batches, device);                       // [B, T+1]
+                var logits = model.Logits(batch[.., ..^1]);                              // [B, T, V]
+                sum += nn.functional.cross_entropy(logits.view(-1, model.Config.VocabSize), batch[.., 1..].reshape(-1)).item<float>();
             }
-        model.train(wasTraining);
+        model.SetTraining(wasTraining);
         return sum / batches;
     }
 }
