@@ -17,7 +17,8 @@ apt_updated=0
 apt_update_once() { if [ $apt_updated = 0 ]; then say "apt-get update"; apt_get update -qq; apt_updated=1; fi; }
 
 # ---- 1. libstdc++ ---------------------------------------------------------------------------
-libstdcxx=$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/{print $NF; exit}')
+# (awk reads all of ldconfig's output: exiting early would SIGPIPE ldconfig and, under pipefail, stop this script)
+libstdcxx=$(ldconfig -p 2>/dev/null | awk '/libstdc\+\+\.so\.6 .*x86-64/ && !found {print $NF; found = 1}')
 [ -n "$libstdcxx" ] || libstdcxx=/lib/x86_64-linux-gnu/libstdc++.so.6
 if [ "$(uname -s)" = Linux ] && ! grep -qa GLIBCXX_3.4.32 "$libstdcxx" 2>/dev/null; then
   codename=$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")
