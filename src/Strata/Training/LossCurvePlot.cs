@@ -32,7 +32,7 @@ public static class LossCurvePlot
         plot.Title(title);
         plot.XLabel("optimizer step");
         plot.YLabel("cross-entropy (nats / token)");
-        plot.ShowLegend();
+        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         var bytes = plot.GetImageBytes(900, 500, ScottPlot.ImageFormat.Png);
         AtomicFile.WriteAllBytes(pngPath, bytes);
     }
