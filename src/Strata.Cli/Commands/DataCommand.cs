@@ -11,6 +11,7 @@ public static class DataCommand
             Inputs = a.Positionals.ToList(),
             OutDir = a.Require("out"),
             Pattern = a.Get("pattern") ?? "*.txt",
+            Exclude = a.Get("exclude"),
             Tokenizer = a.Get("tokenizer") ?? Strata.Tokenization.Tokenizers.Default,
             ValidationFraction = a.Double("val-fraction", 0.1),
             ValidationMatch = a.Get("val-match"),

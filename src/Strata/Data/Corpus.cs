@@ -12,9 +12,10 @@ public sealed record CorpusDocument(string Path, string Name, string Text);
 public static class Corpus
 {
     /// <summary>Files named by <paramref name="inputs"/>: files as given, folders searched recursively for
-    /// <paramref name="pattern"/>, in ordinal order of path.</summary>
-    public static IReadOnlyList<(string Path, string Name)> Find(IEnumerable<string> inputs, string pattern = "*.txt")
+    /// <paramref name="pattern"/> (minus relative paths matching <paramref name="exclude"/>), in ordinal order of path.</summary>
+    public static IReadOnlyList<(string Path, string Name)> Find(IEnumerable<string> inputs, string pattern = "*.txt", string? exclude = null)
     {
+        var skip = exclude is null ? null : new System.Text.RegularExpressions.Regex(exclude, System.Text.RegularExpressions.RegexOptions.CultureInvariant);
         var found = new List<(string, string)>();
         foreach (var input in inputs)
         {
@@ -22,7 +23,9 @@ public static class Corpus
             else if (Directory.Exists(input))
             {
                 var files = Directory.EnumerateFiles(input, pattern, SearchOption.AllDirectories)
-                    .Select(f => (f, System.IO.Path.GetRelativePath(input, f))).OrderBy(x => x.Item2, StringComparer.Ordinal).ToList();
+                    .Select(f => (f, System.IO.Path.GetRelativePath(input, f)))
+                    .Where(x => skip is null || !skip.IsMatch(x.Item2.Replace('\\', '/')))
+                    .OrderBy(x => x.Item2, StringComparer.Ordinal).ToList();
                 if (files.Count == 0) throw new StrataException($"{input}: no files matching '{pattern}'");
                 found.AddRange(files);
             }

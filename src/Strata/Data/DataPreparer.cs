@@ -11,6 +11,8 @@ public sealed record PrepareOptions
     public required IReadOnlyList<string> Inputs { get; init; }
     public required string OutDir { get; init; }
     public string Pattern { get; init; } = "*.txt";
+    /// <summary>Relative paths matching this regular expression are skipped (e.g. fortune files' .dat indexes).</summary>
+    public string? Exclude { get; init; }
     public string Tokenizer { get; init; } = Tokenizers.Default;
     /// <summary>Share of documents held out for validation, chosen with <see cref="Seed"/>. A single document is split
     /// by position instead (its last share).</summary>
@@ -41,7 +43,7 @@ public static class DataPreparer
     {
         if (o.ValidationFraction is < 0 or >= 1) throw new StrataException($"--val-fraction: must be in [0, 1), got {o.ValidationFraction}");
         var tokenizer = Tokenizers.ByName(o.Tokenizer);
-        var files = Corpus.Find(o.Inputs, o.Pattern);
+        var files = Corpus.Find(o.Inputs, o.Pattern, o.Exclude);
         var docs = new CorpusDocument[files.Count];
         var errors = new StrataException?[files.Count];
         Parallel.For(0, files.Count, i =>
