@@ -27,7 +27,7 @@ public static class Program
             "train several regimes on identical data and protocol; report.md, report.json, loss_curves.png", new HashSet<string>(), StudyCommand.Run),
         new("generate", "strata generate --checkpoint FILE|ENSEMBLE.json [--prompt TEXT] [--max-new-tokens 200] [--temperature 0.8] [--top-k 0] [--top-p 1] [--seed N] [--no-cache] [--device cpu|cuda]",
             "stream a continuation (temperature 0 = greedy)", new HashSet<string> { "no-cache" }, GenerateCommand.Run),
-        new("compose", "strata compose CKPT CKPT... --out ENSEMBLE.json [--eval SHARD[,SHARD]] [--eval-batches 8] [--batch-size 8] [--device cpu|cuda]",
+        new("compose", "strata compose CKPT CKPT... --out ENSEMBLE.json [--eval SHARD[,SHARD]] [--eval-batches 8] [--batch-size 8] [--train-adapter SHARD] [--adapter-steps 100] [--adapter-lr 0.01] [--device cpu|cuda]",
             "a logit-averaging ensemble of models on one frozen interface; optionally each expert's and the ensemble's validation loss", new HashSet<string>(), ComposeCommand.Run),
         new("export", "strata export --checkpoint CKPT --format hf --out DIR", "a Hugging Face GPTNeoXForCausalLM directory (config.json, model.safetensors, tokenizer, strata.json)", new HashSet<string>(), InteropCommand.Export),
         new("import", "strata import DIR --out CKPT", "a GPT-NeoX directory (model.safetensors or pytorch_model.bin) as a Strata checkpoint", new HashSet<string>(), InteropCommand.Import),

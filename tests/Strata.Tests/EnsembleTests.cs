@@ -65,13 +65,40 @@ public class EnsembleTests
     }
 
     [Fact]
+    public void The_adapter_starts_at_the_mean_learns_with_experts_frozen_and_is_saved_with_the_ensemble()
+    {
+        var (a, b, _, _) = Runs.Value;
+        using var ids = torch.randint(0, 65536, [2, 16]);
+        using var two = LogitAveragingEnsemble.Load([a, b]);
+        Tensor mean;
+        using (torch.no_grad()) mean = two.Logits(ids);
+        two.Adapter = new LogitAdapter(2, 65536);
+        using (torch.no_grad())
+        using (var start = two.Logits(ids))
+            Assert.True((start - mean).abs().max().item<float>() < 1e-5, $"{(start - mean).abs().max().item<float>()} {start.dtype}");
+        var expertBytes = two.Experts[0].state_dict().Values.Select(t => t.data<float>().ToArray()).ToList();
+        using var shard = Strata.Data.TokenShard.Open(SotuData.Train);
+        var losses = two.TrainAdapter(new Strata.Data.BatchSampler(shard, 4, 32, 3), 30, 0.05);
+        Assert.True(losses.TakeLast(5).Average() < losses.Take(5).Average(), string.Join(", ", losses.Select(l => l.ToString("F3"))));
+        Assert.Equal(expertBytes, two.Experts[0].state_dict().Values.Select(t => t.data<float>().ToArray()).ToList());   // experts frozen
+
+        var path = Path.Combine(TestPaths.TempDir(), "ens.json");
+        two.Save(path, [a, b]);
+        using var back = LogitAveragingEnsemble.LoadFile(path);
+        Assert.NotNull(back.Adapter);
+        using var _ = torch.no_grad();
+        Assert.Equal(two.Logits(ids).data<float>().ToArray(), back.Logits(ids).data<float>().ToArray());
+        mean.Dispose();
+    }
+
+    [Fact]
     public void Compose_writes_an_ensemble_that_generate_and_eval_use()
     {
         var (a, b, _, _) = Runs.Value;
         var path = Path.Combine(TestPaths.TempDir(), "ens.json");
         var (code, output, err) = CliRunner.Run("compose", a, b, "--out", path, "--eval", SotuData.Validation, "--eval-batches", "2");
         Assert.True(code == 0, err);
-        Assert.Contains("ensemble:", output);
+        Assert.Contains("ensemble (mean of logits):", output);
         var (g, text, gerr) = CliRunner.Run("generate", "--checkpoint", path, "--prompt", "The ", "--max-new-tokens", "5", "--temperature", "0");
         Assert.True(g == 0, gerr);
         Assert.StartsWith("The ", text);

@@ -6,7 +6,8 @@ using Strata.Util;
 
 namespace Strata.Cli.Commands;
 
-/// <summary>strata compose CKPT CKPT... --out ENSEMBLE.json [--eval SHARD...] [--eval-batches 8] [--batch-size 8]</summary>
+/// <summary>strata compose CKPT CKPT... --out ENSEMBLE.json [--eval SHARD...] [--eval-batches 8] [--batch-size 8]
+/// [--train-adapter SHARD --adapter-steps 100 --adapter-lr 0.01]</summary>
 public static class ComposeCommand
 {
     public static int Run(Args a, TextWriter output)
@@ -14,21 +15,36 @@ public static class ComposeCommand
         var outPath = a.Require("out");
         var evalShards = (a.Get("eval") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
         int batches = a.Int("eval-batches", 8), batch = a.Int("batch-size", 8);
+        var adapterData = a.Get("train-adapter");
+        int adapterSteps = a.Int("adapter-steps", 100);
+        double adapterLr = a.Double("adapter-lr", 0.01);
         var device = Devices.Parse(a.Get("device"));
         a.RejectUnknown();
         if (a.Positionals.Count < 1) throw new StrataException("give the checkpoints to compose");
         using var ensemble = LogitAveragingEnsemble.Load(a.Positionals, device);
-        LogitAveragingEnsemble.Save(outPath, a.Positionals);
-        output.WriteLine($"{outPath}: mean of the logits of {ensemble.Experts.Count} experts ({ensemble.Experts.Sum(e => ParameterBudget.Of(e).Total):N0} parameters in all)");
-        foreach (var shardPath in evalShards)
+        void Evaluate(string label)
         {
-            using var shard = TokenShard.Open(shardPath);
-            var sampler = new BatchSampler(shard, batch, ensemble.Config.ContextLength, 1);
-            output.WriteLine($"validation loss on {shardPath} ({batches} x {batch} x {ensemble.Config.ContextLength} tokens):");
-            for (int k = 0; k < ensemble.Experts.Count; k++)
-                output.WriteLine($"  expert {k + 1} ({a.Positionals[k]}): {Trainer.Evaluate(ensemble.Experts[k], sampler, batches, device):F4}");
-            output.WriteLine($"  ensemble: {Trainer.Evaluate(ensemble, sampler, batches, device):F4}");
+            foreach (var shardPath in evalShards)
+            {
+                using var shard = TokenShard.Open(shardPath);
+                var sampler = new BatchSampler(shard, batch, ensemble.Config.ContextLength, 1);
+                output.WriteLine($"validation loss on {shardPath} ({batches} x {batch} x {ensemble.Config.ContextLength} tokens):");
+                if (ensemble.Adapter is null)
+                    for (int k = 0; k < ensemble.Experts.Count; k++)
+                        output.WriteLine($"  expert {k + 1} ({a.Positionals[k]}): {Trainer.Evaluate(ensemble.Experts[k], sampler, batches, device):F4}");
+                output.WriteLine($"  ensemble ({label}): {Trainer.Evaluate(ensemble, sampler, batches, device):F4}");
+            }
         }
+        Evaluate("mean of logits");
+        if (adapterData is not null)
+        {
+            using var shard = TokenShard.Open(adapterData);
+            var losses = ensemble.TrainAdapter(new BatchSampler(shard, batch, ensemble.Config.ContextLength, 2), adapterSteps, adapterLr);
+            output.WriteLine($"adapter trained on {adapterData} for {adapterSteps} steps, experts frozen: loss {losses[0]:F4} -> {losses[^1]:F4}");
+            Evaluate("adapter");
+        }
+        ensemble.Save(outPath, a.Positionals);
+        output.WriteLine($"{outPath}: {(ensemble.Adapter is null ? "mean of the logits" : "trained adapter over the logits")} of {ensemble.Experts.Count} experts ({ensemble.Experts.Sum(e => ParameterBudget.Of(e).Total):N0} parameters in all)");
         return 0;
     }
 }

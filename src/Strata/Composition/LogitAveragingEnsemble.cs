@@ -37,18 +37,35 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
 
     public const string Format = "strata-ensemble";
 
-    /// <summary>An ensemble file: {"format": "strata-ensemble", "checkpoints": [paths]} (relative to the file).</summary>
-    public sealed record EnsembleFile(string Format, IReadOnlyList<string> Checkpoints);
+    /// <summary>An ensemble file: {"format": "strata-ensemble", "checkpoints": [paths], "adapter": path or null}
+    /// (paths relative to the file allowed); the adapter is a safetensors file with "gain" [K, V] and "bias" [V].</summary>
+    public sealed record EnsembleFile(string Format, IReadOnlyList<string> Checkpoints, string? Adapter = null);
 
-    public static void Save(string path, IReadOnlyList<string> checkpoints) =>
-        AtomicFile.WriteAllText(path, Json.Serialize(new EnsembleFile(Format, checkpoints.Select(Path.GetFullPath).ToList())));
+    public void Save(string path, IReadOnlyList<string> checkpoints)
+    {
+        string? adapterPath = null;
+        if (Adapter is not null)
+        {
+            adapterPath = Path.ChangeExtension(Path.GetFullPath(path), ".adapter.safetensors");
+            Interop.SafetensorsWriter.Write(adapterPath, Adapter.state_dict().Select(kv => (kv.Key, kv.Value)));
+        }
+        AtomicFile.WriteAllText(path, Json.Serialize(new EnsembleFile(Format, checkpoints.Select(Path.GetFullPath).ToList(), adapterPath)));
+    }
 
     public static LogitAveragingEnsemble LoadFile(string path, Device? device = null)
     {
         var f = Json.ReadFile<EnsembleFile>(path);
         if (f.Format != Format) throw new StrataException($"{path}: format: expected '{Format}', got '{f.Format}'");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        return Load(f.Checkpoints.Select(c => Path.GetFullPath(c, dir)).ToList(), device);
+        var ensemble = Load(f.Checkpoints.Select(c => Path.GetFullPath(c, dir)).ToList(), device);
+        if (f.Adapter is { } a)
+        {
+            var adapterPath = Path.GetFullPath(a, dir);
+            ensemble.Adapter = new LogitAdapter(ensemble.Experts.Count, ensemble.Config.VocabSize, device);
+            using var file = new Interop.SafetensorsFile(adapterPath);
+            ModelState.Load(ensemble.Adapter, n => file.Contains(n) ? file.Read(n).to(ensemble.Device) : null, adapterPath, file.Entries.Keys);
+        }
+        return ensemble;
     }
 
     public static LogitAveragingEnsemble Load(IReadOnlyList<string> checkpoints, Device? device = null)
@@ -71,14 +88,26 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     }
 
     public IReadOnlyList<LanguageModel> Experts => _experts;
+
+    /// <summary>If set, the experts' logits are combined by this trained adapter instead of the plain mean.</summary>
+    public LogitAdapter? Adapter { get; set; }
     public ModelConfig Config { get; }
     public string Tokenizer { get; }
     public Device Device => _experts[0].Device;
 
-    /// <summary>The mean of the experts' logits [B, T, V].</summary>
+    /// <summary>The mean of the experts' logits [B, T, V] (or the adapter's combination of them).</summary>
     public Tensor Logits(Tensor idx, IDisposable? cache = null)
     {
         var caches = (ExpertCaches?)cache;
+        if (Adapter is not null)
+        {
+            var each = new List<Tensor>();
+            using (torch.no_grad())                                                        // the experts stay frozen
+                for (int k = 0; k < _experts.Count; k++) each.Add(_experts[k].Logits(idx, caches?.Caches[k]));
+            using var stacked = torch.stack(each);                                          // [K, B, T, V]
+            foreach (var t in each) t.Dispose();
+            return Adapter.call(stacked);
+        }
         Tensor? sum = null;
         for (int k = 0; k < _experts.Count; k++)
         {
@@ -95,9 +124,32 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     public bool Training => _experts[0].training;
     public void SetTraining(bool training) { foreach (var e in _experts) e.train(training); }
 
+    /// <summary>Post-merge training: fits the adapter (created at the plain average if there is none) on batches from
+    /// <paramref name="sampler"/>, experts frozen. Returns the training loss of each step.</summary>
+    public IReadOnlyList<double> TrainAdapter(Data.BatchSampler sampler, int steps, double lr)
+    {
+        Adapter ??= new LogitAdapter(_experts.Count, Config.VocabSize, Device);
+        using var opt = new AdamW(Adapter.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.95, 1e-8, 0.0);
+        var losses = new List<double>();
+        SetTraining(false);
+        for (int step = 0; step < steps; step++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var batch = sampler.Batch(step, Device);                                        // [B, T+1]
+            var logits = Logits(batch[.., ..^1]);
+            var loss = nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), batch[.., 1..].reshape(-1));
+            loss.backward();
+            opt.Step(lr);
+            opt.ZeroGrad();
+            losses.Add(loss.item<float>());
+        }
+        return losses;
+    }
+
     public void Dispose()
     {
         foreach (var e in _experts) e.Dispose();
+        Adapter?.Dispose();
     }
 
     private sealed record ExpertCaches(IReadOnlyList<KvCache> Caches) : IDisposable
