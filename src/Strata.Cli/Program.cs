@@ -11,7 +11,7 @@ public static class Program
 
     public static IReadOnlyList<Command> Commands { get; } =
     [
-        new("demo", "strata demo", "prepare the State of the Union corpus, train the demo plan, report and sample", new HashSet<string>(), DemoCommand.Run),
+        new("demo", "strata demo", "prepare the data, grow the demo model (with a LoRA phase), report, plot, sample, then compose two experts", new HashSet<string>(), DemoCommand.Run),
         new("data prepare", "strata data prepare <files|folders>... --out DIR [--pattern *.txt] [--exclude REGEX] [--val-fraction 0.1] [--val-match REGEX] [--seed N] [--tokenizer bvv241-2-3|bvv241-max|codepoint|FILE.json]",
             "text in, token shards (train.tokens, val.tokens, meta.json) out", new HashSet<string>(), DataCommand.Prepare),
         new("tokenizer mine", "strata tokenizer mine CODE=PATH[,PATH...]... --out FILE [--n 2,3] [--top 1000]",

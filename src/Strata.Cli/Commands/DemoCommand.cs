@@ -1,3 +1,4 @@
+using Strata.Composition;
 using Strata.Data;
 using Strata.Generation;
 using Strata.Tokenization;
@@ -52,6 +53,41 @@ public static class DemoCommand
         foreach (var id in TextGenerator.Generate(model, tokenizer.Encode(prompt), 300, new SamplingOptions { Temperature = 0.8, TopK = 40, Seed = 7 }, tokenizer.EndOfText))
             output.Write(tokenizer.Decode([id]));
         output.WriteLine();
+        Compose(home, output);
         return 0;
+    }
+
+    /// <summary>Modular composition: an English and a Russian expert on the same frozen code and tokenizer, each
+    /// expert and their logit average measured on both languages' held-out text.</summary>
+    private static void Compose(string home, TextWriter output)
+    {
+        var ru = Path.Combine(home, "data", "fortunes-ru");
+        if (PreparedData.TryRead(Path.Combine(ru, PreparedData.TrainFile)) is not { Tokenizer: Tokenizers.Default })
+        {
+            output.WriteLine("== preparing /usr/share/games/fortunes/ru (10% of the files held out)");
+            DataCommand.Prepare(new Args(["/usr/share/games/fortunes/ru", "--pattern", "*", "--exclude", @"\.(dat|u8)$", "--out", ru], new HashSet<string>()), output);
+        }
+        var experts = new List<string>();
+        foreach (var lang in new[] { "en", "ru" })
+        {
+            var plan = GrowthPlan.Load(Path.Combine(home, "plans", $"demo-expert-{lang}.json"));
+            var dir = Path.Combine(home, "runs", $"demo-expert-{lang}");
+            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            output.WriteLine($"== training expert '{plan.Name}' ({plan.Stages[0].Steps} steps)");
+            var r = Trainer.Run(plan, new TrainOptions { OutDir = dir, Log = TextWriter.Null });
+            output.WriteLine($"   validation loss {r.InitialValidationLoss:F4} -> {r.FinalValidationLoss:F4}");
+            experts.Add(r.CheckpointPath);
+        }
+        output.WriteLine("== composing them by averaging their logits (validation loss, nats/token)");
+        using var ensemble = LogitAveragingEnsemble.Load(experts);
+        output.WriteLine("| validation set | English expert | Russian expert | logit average |");
+        output.WriteLine("|---|---|---|---|");
+        foreach (var (name, shardPath) in new[] { ("State of the Union 2001-2021", Path.Combine(home, "data", "sotu", PreparedData.ValidationFile)), ("Russian fortunes", Path.Combine(ru, PreparedData.ValidationFile)) })
+        {
+            using var shard = TokenShard.Open(shardPath);
+            var sampler = new BatchSampler(shard, 8, ensemble.Config.ContextLength, 1);
+            double En(Modeling.ICausalLM m) => Trainer.Evaluate(m, sampler, 16, ensemble.Device);
+            output.WriteLine($"| {name} | {En(ensemble.Experts[0]):F3} | {En(ensemble.Experts[1]):F3} | {En(ensemble):F3} |");
+        }
     }
 }
