@@ -58,20 +58,6 @@ public static class GptNeoX
         return (config.Validate(src), Int("num_hidden_layers"));
     }
 
-    /// <summary>Loads a Hugging Face GPT-NeoX directory (config.json + model.safetensors) as a model with a trainable
-    /// input embedding.</summary>
-    public static LanguageModel LoadDirectory(string dir, Device? device = null)
-    {
-        var (config, depth) = ReadConfig(System.IO.Path.Combine(dir, "config.json"));
-        var weights = System.IO.Path.Combine(dir, "model.safetensors");
-        var model = new LanguageModel(config, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, config, device), depth, device);
-        using var file = new SafetensorsFile(weights);
-        ModelState.Load(model, name =>
-        {
-            foreach (var hf in HfNameCandidates(name))
-                if (file.Contains(hf)) return file.Read(hf);
-            return null;
-        }, weights);
-        return model;
-    }
+    /// <summary>Loads a Hugging Face GPT-NeoX directory (config.json + model.safetensors or pytorch_model.bin).</summary>
+    public static LanguageModel LoadDirectory(string dir) => HfExport.Import(dir).Model;
 }
