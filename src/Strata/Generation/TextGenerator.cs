@@ -79,9 +79,9 @@ public static class TextGenerator
         if (o.TopP < 1.0)
         {
             var (sorted, order) = scaled.sort(descending: true);
-            var cumulative = sorted.softmax(0).cumsum(0);
+            var sortedProbs = sorted.softmax(0);
             // drop a token when the tokens before it already reach p (the first one always stays)
-            var drop = (cumulative - sorted.softmax(0)) >= o.TopP;
+            var drop = (sortedProbs.cumsum(0) - sortedProbs) >= o.TopP;
             var dropInOrder = torch.zeros_like(drop).scatter(0, order, drop);
             scaled = scaled.masked_fill(dropInOrder, double.NegativeInfinity);
         }

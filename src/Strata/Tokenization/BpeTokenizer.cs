@@ -19,6 +19,7 @@ public sealed class BpeTokenizer : ITokenizer
     private readonly int[] _bmpIds;                                     // BMP scalar -> single-character id, or -1
     private readonly bool[] _barrier;                                   // BMP scalar never part of a merge
     private readonly (string Text, int Id)[] _specials;                 // longest first
+    private readonly bool[] _specialStart = new bool[65536];            // first characters of the special tokens
     private readonly ThreadLocal<Dictionary<string, int[]>> _cache = new(() => new Dictionary<string, int[]>());
     private const int CacheLimit = 200_000;
 
@@ -43,6 +44,7 @@ public sealed class BpeTokenizer : ITokenizer
         SpecialTokens = specialTokens.ToList();
         _specials = specialTokens.Select(s => (s, _ids.TryGetValue(s, out var id) ? id : throw new StrataException($"special token '{s}' is not in the vocabulary")))
             .OrderByDescending(s => s.s.Length).ToArray();
+        foreach (var (text, _) in _specials) _specialStart[text[0]] = true;
         EndOfText = endOfText;
 
         _bmpIds = new int[65536];
@@ -84,7 +86,7 @@ public sealed class BpeTokenizer : ITokenizer
         int start = 0;
         for (int i = 0; i < text.Length; i++)
         {
-            if (_specials.Length == 0 || (text[i] != '<' && text[i] != '[' && !StartsSpecial(text[i]))) continue;
+            if (!_specialStart[text[i]]) continue;
             foreach (var (s, id) in _specials)
             {
                 if (!text[i..].StartsWith(s, StringComparison.Ordinal)) continue;
@@ -96,12 +98,6 @@ public sealed class BpeTokenizer : ITokenizer
             }
         }
         EncodeWord(text[start..], ids);
-    }
-
-    private bool StartsSpecial(char c)
-    {
-        foreach (var (s, _) in _specials) if (s[0] == c) return true;
-        return false;
     }
 
     /// <summary>BPE over one word (no special tokens inside), cut at barrier characters.</summary>
