@@ -26,13 +26,11 @@ public static class ComposeCommand
         {
             foreach (var shardPath in evalShards)
             {
-                using var shard = TokenShard.Open(shardPath);
-                var sampler = new BatchSampler(shard, batch, ensemble.Config.ContextLength, 1);
+                var (experts, mean) = ensemble.Compare(shardPath, batches, batch);
                 output.WriteLine($"validation loss on {shardPath} ({batches} x {batch} x {ensemble.Config.ContextLength} tokens):");
                 if (ensemble.Adapter is null)
-                    for (int k = 0; k < ensemble.Experts.Count; k++)
-                        output.WriteLine($"  expert {k + 1} ({a.Positionals[k]}): {Trainer.Evaluate(ensemble.Experts[k], sampler, batches, device):F4}");
-                output.WriteLine($"  ensemble ({label}): {Trainer.Evaluate(ensemble, sampler, batches, device):F4}");
+                    for (int k = 0; k < experts.Length; k++) output.WriteLine($"  expert {k + 1} ({a.Positionals[k]}): {experts[k]:F4}");
+                output.WriteLine($"  ensemble ({label}): {mean:F4}");
             }
         }
         Evaluate("mean of logits");

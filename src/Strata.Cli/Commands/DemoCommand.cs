@@ -84,10 +84,8 @@ public static class DemoCommand
         output.WriteLine("|---|---|---|---|");
         foreach (var (name, shardPath) in new[] { ("State of the Union 2001-2021", Path.Combine(home, "data", "sotu", PreparedData.ValidationFile)), ("Russian fortunes", Path.Combine(ru, PreparedData.ValidationFile)) })
         {
-            using var shard = TokenShard.Open(shardPath);
-            var sampler = new BatchSampler(shard, 8, ensemble.Config.ContextLength, 1);
-            double En(Modeling.ICausalLM m) => Trainer.Evaluate(m, sampler, 16, ensemble.Device);
-            output.WriteLine($"| {name} | {En(ensemble.Experts[0]):F3} | {En(ensemble.Experts[1]):F3} | {En(ensemble):F3} |");
+            var (each, mean) = ensemble.Compare(shardPath, batches: 16, batchSize: 8);
+            output.WriteLine($"| {name} | {each[0]:F3} | {each[1]:F3} | {mean:F3} |");
         }
     }
 }

@@ -1,7 +1,5 @@
-using Strata.Substrates;
 using Strata.Training;
 using Strata.Util;
-using TorchSharp;
 
 namespace Strata.Cli.Commands;
 
@@ -30,7 +28,7 @@ public static class InfoCommand
         }
         var m = plan.Model;
         output.WriteLine($"model: d_model {m.DModel}, {m.NHead} heads of {m.HeadSize}, ffn {m.Ffn}, context {m.ContextLength}, vocab {m.VocabSize}, depth {depth}, rope theta {m.RopeTheta}, head bias {m.HeadBias}");
-        output.WriteLine($"substrate: {plan.Substrate.Kind}" + (plan.Substrate.Kind == SubstrateKind.Binary ? $" {plan.Substrate.Bits}-bit, lift {plan.Substrate.Lift}" : ""));
+        output.WriteLine($"substrate: {plan.Substrate.Describe()}");
         var budgets = Trainer.StageBudgets(plan, path);
         output.WriteLine($"parameters at depth {plan.FinalDepth}: total {budgets[^1].Total:N0}");
         foreach (var (s, i) in plan.Stages.Select((s, i) => (s, i)))

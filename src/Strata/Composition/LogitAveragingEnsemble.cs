@@ -22,7 +22,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
             throw new StrataException($"{trainable} has a trainable embedding: logit averaging needs experts on one shared frozen interface");
         foreach (var (m, info, source) in experts.Skip(1))
         {
-            if (Json.Serialize(info.Plan.Substrate) != Json.Serialize(i0.Plan.Substrate))
+            if (info.Plan.Substrate != i0.Plan.Substrate)
                 throw new StrataException($"{source} was trained on substrate {Json.Compact(info.Plan.Substrate)}, {s0} on {Json.Compact(i0.Plan.Substrate)}: experts must share the frozen interface");
             if (info.Tokenizer != i0.Tokenizer)
                 throw new StrataException($"{source} uses tokenizer '{info.Tokenizer}', {s0} uses '{i0.Tokenizer}': experts must share the vocabulary");
@@ -123,6 +123,14 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     public long CacheLength(IDisposable cache) => ((ExpertCaches)cache).Caches[0].Length;
     public bool Training => _experts[0].training;
     public void SetTraining(bool training) { foreach (var e in _experts) e.train(training); }
+
+    /// <summary>Validation loss of each expert and of the ensemble on the same fixed windows of a shard.</summary>
+    public (double[] Experts, double Ensemble) Compare(string shardPath, int batches, int batchSize)
+    {
+        using var shard = Data.TokenShard.Open(shardPath);
+        var sampler = new Data.BatchSampler(shard, batchSize, Config.ContextLength, 1);
+        return (_experts.Select(e => Trainer.Evaluate(e, sampler, batches, Device)).ToArray(), Trainer.Evaluate(this, sampler, batches, Device));
+    }
 
     /// <summary>Post-merge training: fits the adapter (created at the plain average if there is none) on batches from
     /// <paramref name="sampler"/>, experts frozen. Returns the training loss of each step.</summary>

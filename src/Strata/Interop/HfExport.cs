@@ -36,13 +36,16 @@ public static class HfExport
             if (!name.StartsWith("embed_in.", StringComparison.Ordinal)) tensors.Add((GptNeoX.ToHf(name), t));
         Directory.CreateDirectory(outDir);
         SafetensorsWriter.Write(Path.Combine(outDir, "model.safetensors"), tensors, new Dictionary<string, string> { ["format"] = "pt" });
-        AtomicFile.WriteAllText(Path.Combine(outDir, "config.json"), JsonSerializer.Serialize(Config(c, model.Depth), new JsonSerializerOptions { WriteIndented = true }));
-        if (Tokenizers.ByName(info.Tokenizer) is BpeTokenizer bpe) TokenizerJson.WriteDirectory(bpe, outDir, c.ContextLength);
+        var tokenizer = Tokenizers.ByName(info.Tokenizer);
+        int? bos = (tokenizer as BpeTokenizer)?.IdOf("<s>");
+        AtomicFile.WriteAllText(Path.Combine(outDir, "config.json"),
+            JsonSerializer.Serialize(Config(c, model.Depth, bos, tokenizer.EndOfText), new JsonSerializerOptions { WriteIndented = true }));
+        if (tokenizer is BpeTokenizer bpe) TokenizerJson.WriteDirectory(bpe, outDir, c.ContextLength);
         AtomicFile.WriteAllText(Path.Combine(outDir, MetadataFile), Json.Serialize(new ExportMetadata(info.Plan.Substrate, info.Tokenizer, model.Depth, info.Plan, info.GlobalStep)));
     }
 
     /// <summary>config.json for transformers' GPTNeoXForCausalLM.</summary>
-    public static Dictionary<string, object> Config(ModelConfig c, int depth) => new()
+    public static Dictionary<string, object?> Config(ModelConfig c, int depth, int? bos, int? eos) => new()
     {
         ["architectures"] = new[] { "GPTNeoXForCausalLM" },
         ["model_type"] = "gpt_neox",
@@ -65,8 +68,8 @@ public static class HfExport
         ["attention_dropout"] = 0.0,
         ["hidden_dropout"] = 0.0,
         ["initializer_range"] = 0.02,
-        ["bos_token_id"] = Bvv241Builder.Eos - 1,
-        ["eos_token_id"] = Bvv241Builder.Eos,
+        ["bos_token_id"] = bos,
+        ["eos_token_id"] = eos,
         ["use_cache"] = true,
         ["torch_dtype"] = "float32",
     };

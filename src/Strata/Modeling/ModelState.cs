@@ -9,9 +9,12 @@ public static class ModelState
 {
     /// <param name="lookup">tensor by the module's own state-dict name, or null when absent</param>
     /// <param name="source">the file the tensors come from, for error messages</param>
-    public static void Load(nn.Module module, Func<string, Tensor?> lookup, string source, IEnumerable<string>? available = null)
+    public static void Load(nn.Module module, Func<string, Tensor?> lookup, string source, IEnumerable<string>? available = null) =>
+        Load(module.state_dict(), lookup, source, available);
+
+    /// <summary>The same for named tensors outside a module's state dict (LoRA adapters).</summary>
+    public static void Load(IReadOnlyDictionary<string, Tensor> state, Func<string, Tensor?> lookup, string source, IEnumerable<string>? available = null)
     {
-        var state = module.state_dict();
         // check everything before changing anything, so a bad file leaves the model as it was
         var pending = new List<(Tensor Target, Tensor Value)>();
         try

@@ -9,11 +9,9 @@ namespace Strata.Tokenization;
 /// </summary>
 public sealed class CodePointTokenizer : ITokenizer
 {
-    public const int Pad = 57344, Bos = 57345, Eos = 57346, Unk = 57347;
-
     public string Name => "codepoint";
     public int VocabSize => 65536;
-    public int? EndOfText => Eos;
+    public int? EndOfText => Bvv241Builder.Eos;
 
     public static bool HasId(int scalar) => scalar is < 0xD800 or (>= 0xF900 and <= 0xFFFE);
 
@@ -24,8 +22,8 @@ public sealed class CodePointTokenizer : ITokenizer
         for (int i = 0; i < text.Length; i++)
         {
             char c = text[i];
-            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { ids[n++] = Unk; i++; continue; }
-            ids[n++] = HasId(c) ? c : Unk;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { ids[n++] = Bvv241Builder.Unk; i++; continue; }
+            ids[n++] = HasId(c) ? c : Bvv241Builder.Unk;
         }
         return n == ids.Length ? ids : ids[..n];
     }
@@ -36,7 +34,8 @@ public sealed class CodePointTokenizer : ITokenizer
         foreach (var id in ids)
         {
             if (HasId(id)) sb.Append((char)id);
-            else sb.Append(id switch { Pad => "<pad>", Bos => "<s>", Eos => "</s>", Unk => "<unk>", _ => "\uFFFD" });
+            else if (id >= 0xE000 && id - 0xE000 < Bvv241Builder.SpecialTokens.Count) sb.Append(Bvv241Builder.SpecialTokens[id - 0xE000]);
+            else sb.Append('\uFFFD');
         }
         return sb.ToString();
     }

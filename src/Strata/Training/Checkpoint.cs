@@ -75,17 +75,9 @@ public static class Checkpoint
         {
             // saved inside a LoRA phase: the adapters of that stage, with their trained values
             Trainer.AttachLora(model, plan.Stages[info.StageIndex]);
-            var adapters = model.AdapterParameters().ToList();
-            var names = adapters.Select(a => LoraPrefix + a.Name).ToHashSet();
-            if (file.Entries.Keys.Where(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)).Any(k => !names.Contains(k)))
-                throw new StrataException($"{path}: its LoRA tensors do not match stage {info.StageIndex + 1}'s lora settings");
-            using var _ = torch.no_grad();
-            foreach (var (name, p) in adapters)
-            {
-                using var v = file.Read(LoraPrefix + name);
-                if (!v.shape.SequenceEqual(p.shape)) throw new StrataException($"{path}: tensor '{LoraPrefix + name}' has shape [{string.Join(", ", v.shape)}], the model expects [{string.Join(", ", p.shape)}]");
-                p.copy_(v);
-            }
+            var adapters = model.AdapterParameters().ToDictionary(a => LoraPrefix + a.Name, a => (Tensor)a.Parameter);
+            ModelState.Load(adapters, n => file.Contains(n) ? file.Read(n).to(model.Device) : null, path,
+                file.Entries.Keys.Where(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)));
         }
         return (model, info);
     }

@@ -13,9 +13,9 @@ public static class Growth
     {
         var info = Checkpoint.ReadInfo(checkpoint);
         var old = info.Plan;
-        if (Json.Serialize(old.Model) != Json.Serialize(more.Model))
+        if (old.Model != more.Model)
             throw new StrataException($"the plan's model {Json.Compact(more.Model)} differs from the checkpoint's {Json.Compact(old.Model)} ({checkpoint})");
-        if (Json.Serialize(old.Substrate) != Json.Serialize(more.Substrate))
+        if (old.Substrate != more.Substrate)
             throw new StrataException($"the plan's substrate {Json.Compact(more.Substrate)} differs from the checkpoint's {Json.Compact(old.Substrate)} ({checkpoint})");
         if (info.StageStep < old.Stages[info.StageIndex].Steps)
             throw new StrataException($"{checkpoint}: stage {info.StageIndex + 1} is not finished ({info.StageStep}/{old.Stages[info.StageIndex].Steps} steps); resume it first, or grow from a stage-N.safetensors");

@@ -56,7 +56,6 @@ public static class Study
         var metrics = Path.Combine(runDir, "metrics.jsonl");
         var info = Checkpoint.ReadInfo(Path.Combine(runDir, Checkpoint.FileName));
         var stages = MetricsLog.ReadStages(metrics).ToList();
-        var train = MetricsLog.Read(metrics).Where(r => r.Kind == "train").ToList();
         double seconds = stages.Sum(s => s["seconds"]!.GetValue<double>());
         long tokens = info.TokensSeen;
         double loss = info.ValidationLoss ?? double.NaN;

@@ -62,7 +62,7 @@ public static class Trainer
             throw new StrataException($"{o.OutDir} already holds a checkpoint: pass --resume to continue it, or choose another --out");
 
         var t = plan.Training;
-        StageBudgets(plan, o.Resume ? ckptPath : "plan");
+        var budgets = StageBudgets(plan, o.Resume ? ckptPath : "plan");
         using var trainShard = TokenShard.Open(plan.Data.Train);
         using var valShard = TokenShard.Open(plan.Data.Validation);
         foreach (var s in new[] { trainShard, valShard })
@@ -74,8 +74,7 @@ public static class Trainer
         if (resume?.Completed == true)
         {
             log.WriteLine($"{o.OutDir}: the run is already complete ({resume.GlobalStep} steps)");
-            var (done, _) = Checkpoint.LoadModel(ckptPath, o.Device);
-            using (done) return new TrainResult(o.OutDir, resume.GlobalStep, null, resume.ValidationLoss, 0, true, ParameterBudget.Of(done));
+            return new TrainResult(o.OutDir, resume.GlobalStep, null, resume.ValidationLoss, 0, true, budgets[^1]);
         }
 
         LanguageModel model;
@@ -217,7 +216,7 @@ public static class Trainer
         if (stage.Lora is not { } lora) return;
         if (seed is { } s) torch.manual_seed(s);
         int count = lora.Blocks == LoraBlocks.All ? model.Depth : model.Depth - stage.AddBlocks;
-        for (int i = 0; i < count; i++) model.Blocks[i].AttachLora(lora.Targets, lora.Rank, lora.Alpha);
+        foreach (var block in model.Blocks.Take(count)) block.AttachLora(lora.Targets, lora.Rank, lora.Alpha);
     }
 
     /// <summary>Everything an optimizer of this model may step: its parameters and its LoRA adapters ("lora." names).</summary>
@@ -241,8 +240,8 @@ public static class Trainer
         int firstTrained = stage.Trains == StageTrains.All ? 0 : model.Depth - stage.AddBlocks;
         bool embedding = model.Substrate.Spec.Kind == SubstrateKind.Trainable && (stage.Trains == StageTrains.All || stage.TrainEmbedding);
         foreach (var p in model.Substrate.parameters()) p.requires_grad = embedding;
-        for (int i = 0; i < model.Depth; i++)
-            foreach (var p in model.Blocks[i].parameters()) p.requires_grad = i >= firstTrained;
+        foreach (var (block, i) in model.Blocks.Select((b, i) => (b, i)))
+            foreach (var p in block.parameters()) p.requires_grad = i >= firstTrained;
         foreach (var p in model.FinalNorm.parameters().Concat(model.Head.parameters())) p.requires_grad = true;
     }
 
