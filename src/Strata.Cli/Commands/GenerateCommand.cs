@@ -1,9 +1,6 @@
 using Strata.Composition;
 using Strata.Generation;
-using Strata.Modeling;
 using Strata.Tokenization;
-using Strata.Training;
-using TorchSharp;
 
 namespace Strata.Cli.Commands;
 
@@ -24,20 +21,9 @@ public static class GenerateCommand
         };
         var device = Devices.Parse(a.Get("device"));
         a.RejectUnknown();
-        ICausalLM model;
-        string tokenizerName;
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
-        {
-            var ensemble = LogitAveragingEnsemble.LoadFile(path, device);
-            (model, tokenizerName) = (ensemble, ensemble.Tokenizer);
-        }
-        else
-        {
-            var (m, info) = Checkpoint.LoadModel(path, device);
-            (model, tokenizerName) = (m, info.Tokenizer);
-        }
-        using var _ = (IDisposable)model;
-        var tokenizer = Tokenizers.ByName(tokenizerName);
+        using var file = CausalLMFile.Load(path, device);
+        var model = file.Model;
+        var tokenizer = Tokenizers.ByName(file.Tokenizer);
         output.Write(prompt);
         foreach (var id in TextGenerator.Generate(model, tokenizer.Encode(prompt), maxNew, options, tokenizer.EndOfText))
         {

@@ -9,7 +9,7 @@ namespace Strata.Data;
 public sealed record CorpusDocument(string Path, string Name, string Text);
 
 /// <summary>Finds and reads corpus files: strict UTF-8, an error naming the file and byte offset otherwise.</summary>
-public static class Corpus
+public static partial class Corpus
 {
     /// <summary>Files named by <paramref name="inputs"/>: files as given, folders searched recursively for
     /// <paramref name="pattern"/> (minus relative paths matching <paramref name="exclude"/>), in ordinal order of path.</summary>
@@ -61,6 +61,10 @@ public static class Corpus
         var shown = bytes.Slice(at, Math.Min(4, bytes.Length - at)).ToArray();
         return shown.Length == 0 ? " (truncated sequence at the end)" : $" (bytes {Convert.ToHexString(shown)})";
     }
+
+    public static string StripAnsiColour(string text) => AnsiColour().Replace(text, "");
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\x1b\[[0-9;]*m")] private static partial System.Text.RegularExpressions.Regex AnsiColour();
 
     public static CorpusDocument Read((string Path, string Name) file) => new(file.Path, file.Name, ReadText(file.Path));
 }

