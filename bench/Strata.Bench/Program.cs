@@ -2,6 +2,7 @@
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll train [--steps N] [--device cpu|cuda]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll tokenizer
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll growth [--d 512] [--steps 3]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll eval [--questions 100]
 // Results and the commands behind them: docs/BENCHMARKS.md.
 using Strata.Bench;
 using Strata.Util;
@@ -16,11 +17,14 @@ switch (which)
     case "growth":
         GrowthStepTime.Run(args.Skip(1).ToArray());
         break;
+    case "eval":
+        EvalThroughput.Run(args.Skip(1).ToArray());
+        break;
     case "tokenizer":
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer)");
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer, eval)");
         return 2;
 }
 return 0;

@@ -50,12 +50,12 @@ public static class DemoCommand
         return 0;
     }
 
-    /// <summary>Each stage's held-out bits per byte and one real multiple-choice set (capitals, four choices) under the
-    /// log-likelihood cloze protocol and the paper's generative one.</summary>
+    /// <summary>Each stage's held-out bits per byte (on the first 32,768 held-out tokens) and one real multiple-choice
+    /// set (capitals, four choices) under the log-likelihood cloze protocol and the paper's generative one.</summary>
     private static void Evaluate(string home, string runDir, int stages, TextWriter output)
     {
-        output.WriteLine("== evaluation per stage (strata eval --suite demo; quiz-capitals: 221 questions, chance 25%)");
-        var settings = new EvalSettings { Home = home, Protocols = [Protocol.LogLikelihoodCloze, Protocol.Generative] };
+        output.WriteLine("== evaluation per stage (strata eval --suite demo --ppl-tokens 32768; quiz-capitals: 221 questions, chance 25%)");
+        var settings = new EvalSettings { Home = home, Protocols = [Protocol.LogLikelihoodCloze, Protocol.Generative], PerplexityTokens = 32768 };
         var tasks = EvalSuites.Resolve("demo");
         output.WriteLine("| stage | depth | SOTU 2001-2021 bits/byte | capitals, loglik-cloze acc % | capitals, generative acc % |");
         output.WriteLine("|---|---|---|---|---|");

@@ -8,7 +8,7 @@ namespace Strata.Cli.Commands;
 
 public static class EvalCommand
 {
-    public const string Options = "--suite S[,S...] [--protocols generative,loglik-letter,loglik-cloze] [--runs 1] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 1337] [--limit N] [--data DIR] [--device cpu|cuda]";
+    public const string Options = "--suite S[,S...] [--protocols generative,loglik-letter,loglik-cloze] [--runs 1] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 1337] [--limit N] [--ppl-tokens N] [--data DIR] [--device cpu|cuda]";
 
     public static int Run(Args a, TextWriter output)
     {
@@ -62,6 +62,8 @@ public static class EvalCommand
         if (runs < 1) throw new StrataException($"--runs: at least 1, got {runs}");
         int? limit = a.Get("limit") is null ? null : a.Int("limit", 0);
         if (limit is < 1) throw new StrataException($"--limit: at least 1, got {limit}");
+        long? pplTokens = a.Get("ppl-tokens") is null ? null : a.Long("ppl-tokens", 0);
+        if (pplTokens is < 1) throw new StrataException($"--ppl-tokens: at least 1, got {pplTokens}");
         var settings = new EvalSettings
         {
             Protocols = protocols,
@@ -69,6 +71,7 @@ public static class EvalCommand
             Decoding = new SamplingOptions { Temperature = a.Double("temperature", 0), TopK = a.Int("top-k", 0), TopP = a.Double("top-p", 1), Seed = a.Long("seed", 1337) },
             Seed = a.Long("seed", 1337),
             Limit = limit,
+            PerplexityTokens = pplTokens,
             DataDir = a.Get("data"),
             Home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory(),
             Log = output,

@@ -196,11 +196,11 @@ public sealed class PerplexityTask(string name, HeldOutCorpus corpus) : EvalTask
         var dir = Corpus.Prepare(s.Home, scorer.Tokenizer.Name, s.Log);
         var shardPath = Path.Combine(dir, PreparedData.ValidationFile);
         var meta = PreparedData.TryRead(shardPath) ?? throw new StrataException($"{dir}: meta.json is missing");
-        var (nats, tokens) = Perplexity.Measure(scorer.Model, shardPath, scorer.Tokenizer.Name, s.Limit is { } l ? l * (long)scorer.Model.Config.ContextLength : null);
+        var (nats, tokens) = Perplexity.Measure(scorer.Model, shardPath, scorer.Tokenizer.Name, s.PerplexityTokens);
         double perToken = nats / tokens;
-        // with a limit, bytes are prorated by the share of tokens measured
+        // with a token limit, bytes are prorated by the share of tokens measured
         double bytes = meta.ValidationBytes * (double)tokens / meta.ValidationTokens;
-        const string how = "non-overlapping context windows";
+        var how = $"non-overlapping context windows, {(tokens + 1 < meta.ValidationTokens ? $"first {tokens:N0} of {meta.ValidationTokens:N0} tokens" : "all tokens")}";
         return
         [
             new(Name, Protocol.Perplexity, "nats_per_token", perToken, null, "none", (int)tokens, 1, null, how),

@@ -73,8 +73,10 @@ public sealed record EvalSettings
     public SamplingOptions Decoding { get; init; } = SamplingOptions.Greedy;
     /// <summary>Seed of the sample selection (the paper's unseeded shuffles) and of the quiz sets' distractors.</summary>
     public long Seed { get; init; } = 1337;
-    /// <summary>At most this many items per task (after the paper's own selection).</summary>
+    /// <summary>At most this many questions per task (after the paper's own selection).</summary>
     public int? Limit { get; init; }
+    /// <summary>Perplexity tasks measure at most this many held-out tokens (the first ones; all when null).</summary>
+    public long? PerplexityTokens { get; init; }
     /// <summary>STRATA_HOME: cached quiz sets and prepared held-out corpora live under it.</summary>
     public required string Home { get; init; }
     /// <summary>Where the public benchmark files are (default HOME/data/benchmarks).</summary>
