@@ -22,7 +22,7 @@ public class EnsembleTests
         var plan = SotuData.Plan(3);
         return (Run("a", plan), Run("b", plan with { Training = plan.Training with { Seed = 99 } }),
             Run("t", plan with { Substrate = new SubstrateSpec { Kind = SubstrateKind.Trainable } }),
-            Run("tile", plan with { Substrate = plan.Substrate with { Lift = BinaryLift.Tile } }));
+            Run("tile", plan with { Substrate = plan.Substrate with { Lift = SubstrateLift.Tile } }));
     });
 
     [Fact]

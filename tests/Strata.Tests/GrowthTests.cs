@@ -138,7 +138,7 @@ public class GrowCommandTests
             Assert.Equal(a.ReadBytes(k), b.ReadBytes(k));
         Assert.Equal(6, MetricsLog.Read(Path.Combine(dir, "b", "metrics.jsonl")).Count(r => r.Kind == "train"));
 
-        var other = more with { Substrate = more.Substrate with { Lift = BinaryLift.Tile } };
+        var other = more with { Substrate = more.Substrate with { Lift = SubstrateLift.Tile } };
         File.WriteAllText(planPath, Json.Serialize(other));
         var (bad, _, badErr) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", Checkpoint.FileName), "--plan", planPath, "--out", Path.Combine(dir, "c"));
         Assert.Equal(1, bad);

@@ -13,7 +13,7 @@ public class SubstrateTests
     [Fact]
     public void Code_rows_are_the_token_id_bits_most_significant_first()
     {
-        using var table = BinaryCodeSubstrate.CodeTable(65536, 16);
+        using var table = SubstrateTables.BinaryCode(65536, 16);
         Assert.Equal([65536L, 16], table.shape);
         float[] Row(int t) => table[t].data<float>().ToArray();
         Assert.Equal(new float[] { 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1 }, Row('A'));          // 0x0041
@@ -24,12 +24,12 @@ public class SubstrateTests
     }
 
     [Theory]
-    [InlineData(BinaryLift.Interleave)]
-    [InlineData(BinaryLift.Tile)]
-    public void Lift_spreads_bits_as_documented_and_keeps_rank_16(BinaryLift lift)
+    [InlineData(SubstrateLift.Interleave)]
+    [InlineData(SubstrateLift.Tile)]
+    public void Lift_spreads_bits_as_documented_and_keeps_rank_16(SubstrateLift lift)
     {
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 65536 };
-        using var s = new BinaryCodeSubstrate(new SubstrateSpec { Bits = 16, Lift = lift }, cfg);
+        using var s = (FrozenTableSubstrate)Substrate.Create(new SubstrateSpec { Bits = 16, Lift = lift }, cfg);
         Assert.True(s.IsFrozen);
         Assert.All(s.parameters(), p => Assert.False(p.requires_grad));
         using var ids = torch.arange(65536L).view(1, -1);
@@ -38,7 +38,7 @@ public class SubstrateTests
         var row = lifted[t].data<float>().ToArray();
         for (int j = 0; j < 64; j++)
         {
-            int bit = lift == BinaryLift.Interleave ? j / 4 : j % 16;
+            int bit = lift == SubstrateLift.Interleave ? j / 4 : j % 16;
             Assert.Equal((t >> (15 - bit)) & 1, (int)row[j]);
         }
         using var rank = torch.linalg.matrix_rank(lifted);

@@ -24,6 +24,8 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         {
             if (info.Plan.Substrate != i0.Plan.Substrate)
                 throw new StrataException($"{source} was trained on substrate {Json.Compact(info.Plan.Substrate)}, {s0} on {Json.Compact(i0.Plan.Substrate)}: experts must share the frozen interface");
+            if (info.SubstrateHash != i0.SubstrateHash)
+                throw new StrataException($"{source} was trained on the substrate table sha256:{info.SubstrateHash}, {s0} on sha256:{i0.SubstrateHash}: experts must share the frozen interface");
             if (info.Tokenizer != i0.Tokenizer)
                 throw new StrataException($"{source} uses tokenizer '{info.Tokenizer}', {s0} uses '{i0.Tokenizer}': experts must share the vocabulary");
             if (m.Config.VocabSize != m0.Config.VocabSize || m.Config.DModel != m0.Config.DModel)

@@ -13,51 +13,123 @@ public abstract class Substrate(string name) : nn.Module<Tensor, Tensor>(name)
 {
     public abstract SubstrateSpec Spec { get; }
     public abstract bool IsFrozen { get; }
+    /// <summary>sha256 of a frozen table (null for a trainable embedding): what checkpoints record and compare.</summary>
+    public virtual string? ContentHash => null;
 
-    /// <summary>Builds the substrate a spec describes for a model of the given shape.</summary>
-    public static Substrate Create(SubstrateSpec spec, ModelConfig model, Device? device = null) => spec.Kind switch
+    /// <summary>Builds the substrate a spec describes for a model of the given shape; with <paramref name="emptyWidth"/>
+    /// a frozen table of that width is only allocated (its values come from a checkpoint next).</summary>
+    public static Substrate Create(SubstrateSpec spec, ModelConfig model, Device? device = null, int? emptyWidth = null)
     {
-        SubstrateKind.Binary => new BinaryCodeSubstrate(spec, model, device),
-        SubstrateKind.Trainable => new TrainableSubstrate(spec, model, device),
-        _ => throw new StrataException($"substrate.kind: unknown kind '{spec.Kind}'"),
-    };
+        spec.Validate(model);
+        if (spec.Kind == SubstrateKind.Trainable) return new TrainableSubstrate(spec, model, device);
+        if (emptyWidth is not null || device?.type == DeviceType.META)
+            return new FrozenTableSubstrate(spec, model, emptyWidth ?? spec.TableWidth() ?? model.DModel, null, device);
+        using var file = SubstrateBuilder.Build(spec, model.VocabSize);
+        return new FrozenTableSubstrate(spec, model, (int)file.Table.shape[1], file.Table, device);
+    }
 }
 
-public enum SubstrateKind { Binary, Trainable }
-
-/// <summary>How the k-bit code is spread over d_model dimensions.</summary>
-public enum BinaryLift
+public enum SubstrateKind
 {
-    /// <summary>torch repeat_interleave: dimension j carries bit j / (d/k), each bit on d/k consecutive dimensions (the paper's 16-bit models).</summary>
+    /// <summary>The k-bit code of the token id (optionally affine-recoded over GF(2), optionally as PCA floats).</summary>
+    Binary,
+    /// <summary>An ordinary trainable embedding (the baseline).</summary>
+    Trainable,
+    /// <summary>Random collision-free k-bit codes, seeded (optionally as PCA floats).</summary>
+    RandomCode,
+    /// <summary>Rendered GNU Unifont glyphs of every vocabulary entry, PCA, L2 (emergent-semantics.md §3).</summary>
+    Visual,
+    /// <summary>A table read from a file: a Strata substrate file, a torch.save tensor, or embeddings.txt.</summary>
+    File,
+}
+
+/// <summary>How a [V, k] table reaches d_model.</summary>
+public enum SubstrateLift
+{
+    /// <summary>torch repeat_interleave: dimension j carries column j / (d/k) (the paper's lift).</summary>
     Interleave,
-    /// <summary>tile: dimension j carries bit j mod k.</summary>
+    /// <summary>tile: dimension j carries column j mod k.</summary>
     Tile,
+    /// <summary>The first d_model columns, rows re-normalised: for PCA-ordered tables wider than the model.</summary>
+    Truncate,
 }
 
 /// <summary>The recipe of a substrate, as plans and checkpoints record it.</summary>
 public sealed record SubstrateSpec
 {
     public SubstrateKind Kind { get; init; } = SubstrateKind.Binary;
-    /// <summary>Code width k for <see cref="SubstrateKind.Binary"/>; 16 covers a 65,536-id vocabulary.</summary>
+    /// <summary>Code width k for Binary and RandomCode; 16 covers a 65,536-id vocabulary.</summary>
     public int Bits { get; init; } = 16;
-    public BinaryLift Lift { get; init; } = BinaryLift.Interleave;
+    public SubstrateLift Lift { get; init; } = SubstrateLift.Interleave;
+    /// <summary>Binary: c(t) = A·bin(t) xor b with A invertible over GF(2), from <see cref="Seed"/>.</summary>
+    public bool Affine { get; init; }
+    /// <summary>Binary and RandomCode: the code's full PCA with L2-normalised rows instead of 0/1 values.</summary>
+    public bool Float { get; init; }
+    /// <summary>Seed of RandomCode and of the affine map.</summary>
+    public long Seed { get; init; }
+    /// <summary>Visual: "2-3", "max" (32 px, 1,024 dims) or "abs" (64 px, 4,096 dims).</summary>
+    public string Variant { get; init; } = "2-3";
+    /// <summary>Visual: whose vocabulary strings are drawn (must be the data's tokenizer).</summary>
+    public string Tokenizer { get; init; } = Strata.Tokenization.Tokenizers.Default;
+    /// <summary>Visual: the font file (default Debian's fonts-unifont unifont.otf).</summary>
+    public string? Font { get; init; }
+    /// <summary>File: the table's path.</summary>
+    public string? Path { get; init; }
+    /// <summary>File: the content hash the table must have (optional).</summary>
+    public string? Hash { get; init; }
+
+    public bool IsFrozen => Kind != SubstrateKind.Trainable;
+
+    /// <summary>The table's width before the lift, where the spec alone decides it.</summary>
+    public int? TableWidth() => Kind switch
+    {
+        SubstrateKind.Binary or SubstrateKind.RandomCode => Bits,
+        SubstrateKind.Visual => VisualVariant.Get(Variant).Bits,
+        _ => null,
+    };
 
     /// <summary>Short human description, e.g. "frozen 16-bit code (interleave)".</summary>
-    public string Describe() => Kind switch
+    public string Describe()
     {
-        SubstrateKind.Binary => $"frozen {Bits}-bit code ({Lift.ToString().ToLowerInvariant()})",
-        _ => "trainable embedding",
-    };
+        var lift = Lift.ToString().ToLowerInvariant();
+        return Kind switch
+        {
+            SubstrateKind.Binary => $"frozen {Bits}-bit {(Affine ? "affine-recoded " : "")}code{(Float ? " as PCA floats" : "")} ({lift})",
+            SubstrateKind.RandomCode => $"frozen random {Bits}-bit code{(Float ? " as PCA floats" : "")}, seed {Seed} ({lift})",
+            SubstrateKind.Visual => $"frozen visual Unicode glyphs bvv241-{Variant} of {Tokenizer} ({lift})",
+            SubstrateKind.File => $"frozen table from {System.IO.Path.GetFileName(Path)} ({lift})",
+            _ => "trainable embedding",
+        };
+    }
 
     public SubstrateSpec Validate(ModelConfig model, string where = "substrate")
     {
-        if (Kind == SubstrateKind.Binary)
+        switch (Kind)
         {
-            if (Bits is < 1 or > 31) throw new StrataException($"{where}.bits: must be in 1..31, got {Bits}");
-            if ((1L << Bits) < model.VocabSize)
-                throw new StrataException($"{where}.bits: {Bits} bits cannot give {model.VocabSize} ids distinct codes (need 2^bits >= vocab_size)");
-            if (model.DModel % Bits != 0)
-                throw new StrataException($"{where}.bits: d_model {model.DModel} is not a multiple of {Bits}, so the code cannot be lifted");
+            case SubstrateKind.Binary:
+                if (Bits is < 1 or > 31) throw new StrataException($"{where}.bits: must be in 1..31, got {Bits}");
+                if ((1L << Bits) < model.VocabSize)
+                    throw new StrataException($"{where}.bits: {Bits} bits cannot give {model.VocabSize} ids distinct codes (need 2^bits >= vocab_size)");
+                break;
+            case SubstrateKind.RandomCode:
+                if (Bits is < 1 or > 65536) throw new StrataException($"{where}.bits: must be in 1..65536, got {Bits}");
+                if (Bits < 31 && (1L << Bits) < model.VocabSize)
+                    throw new StrataException($"{where}.bits: {Bits} bits cannot give {model.VocabSize} ids distinct codes");
+                break;
+            case SubstrateKind.Visual:
+                VisualVariant.Get(Variant);
+                break;
+            case SubstrateKind.File:
+                if (string.IsNullOrEmpty(Path)) throw new StrataException($"{where}.path: a file substrate needs the path of its table");
+                break;
+        }
+        if (TableWidth() is { } k)
+        {
+            if (Lift == SubstrateLift.Truncate && k < model.DModel)
+                throw new StrataException($"{where}.lift: truncate keeps d_model = {model.DModel} columns but the table has only {k}");
+            if (Lift != SubstrateLift.Truncate && model.DModel % k != 0)
+                throw new StrataException($"{where}: d_model {model.DModel} is not a multiple of the table width {k}, so it cannot be lifted" +
+                                          (k > model.DModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : ""));
         }
         return this;
     }

@@ -28,6 +28,8 @@ public sealed record CheckpointInfo
     public double ElapsedSeconds { get; init; }
     public long TokensSeen { get; init; }
     public double? ValidationLoss { get; init; }
+    /// <summary>sha256 of the frozen substrate table the model was trained on (null for a trainable embedding).</summary>
+    public string? SubstrateHash { get; init; }
 }
 
 public static class Checkpoint
@@ -37,6 +39,7 @@ public static class Checkpoint
 
     public static void Save(string path, LanguageModel model, AdamW? optimizer, CheckpointInfo info)
     {
+        info = info with { SubstrateHash = model.Substrate.ContentHash };
         var tensors = model.state_dict().Select(kv => (ModelPrefix + kv.Key, kv.Value)).ToList();
         tensors.AddRange(model.AdapterParameters().Select(p => (LoraPrefix + p.Name, (Tensor)p.Parameter)));
         if (optimizer is not null) tensors.AddRange(optimizer.State().Select(s => (OptimPrefix + s.Name, s.Tensor)));
@@ -69,8 +72,15 @@ public static class Checkpoint
         using var file = new SafetensorsFile(path);
         var info = ReadInfo(file);
         var plan = info.Plan;
-        var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, device), info.Depth, device);
+        int? width = file.Entries.TryGetValue(ModelPrefix + "embed_in.weight", out var table) && table.Shape.Length == 2 && plan.Substrate.IsFrozen ? (int)table.Shape[1] : null;
+        var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, device, emptyWidth: width ?? plan.Substrate.TableWidth()), info.Depth, device);
         LoadWeights(model, file);
+        if (model.Substrate is FrozenTableSubstrate frozen)
+        {
+            frozen.Reloaded();
+            if (info.SubstrateHash is { } recorded && frozen.ContentHash != recorded)
+                throw new StrataException($"{path}: its substrate table hashes to {frozen.ContentHash}, the checkpoint records {recorded} (the file is corrupted)");
+        }
         if (file.Entries.Keys.Any(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)))
         {
             // saved inside a LoRA phase: the adapters of that stage, with their trained values

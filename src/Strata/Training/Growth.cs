@@ -17,6 +17,12 @@ public static class Growth
             throw new StrataException($"the plan's model {Json.Compact(more.Model)} differs from the checkpoint's {Json.Compact(old.Model)} ({checkpoint})");
         if (old.Substrate != more.Substrate)
             throw new StrataException($"the plan's substrate {Json.Compact(more.Substrate)} differs from the checkpoint's {Json.Compact(old.Substrate)} ({checkpoint})");
+        if (more.Substrate.Kind == Substrates.SubstrateKind.File && info.SubstrateHash is { } trained)
+        {
+            using var file = Substrates.SubstrateFile.Read(more.Substrate.Path!);
+            if (file.Hash != trained)
+                throw new StrataException($"{more.Substrate.Path} hashes to sha256:{file.Hash}, but {checkpoint} was trained on sha256:{trained}");
+        }
         if (info.StageStep < old.Stages[info.StageIndex].Steps)
             throw new StrataException($"{checkpoint}: stage {info.StageIndex + 1} is not finished ({info.StageStep}/{old.Stages[info.StageIndex].Steps} steps); resume it first, or grow from a stage-N.safetensors");
         var target = Path.Combine(outDir, Checkpoint.FileName);

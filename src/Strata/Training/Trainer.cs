@@ -69,6 +69,8 @@ public static class Trainer
             if (s.VocabSize > plan.Model.VocabSize)
                 throw new StrataException($"{s.Path}: tokens from a vocabulary of {s.VocabSize}, the model's head has {plan.Model.VocabSize}");
         var tokenizer = PreparedData.TryRead(plan.Data.Train)?.Tokenizer ?? "unknown";
+        if (plan.Substrate.Kind == SubstrateKind.Visual && tokenizer != "unknown" && Tokenization.Tokenizers.ByName(plan.Substrate.Tokenizer).Name != tokenizer)
+            throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but {plan.Data.Train} was encoded with '{tokenizer}'");
         var sampler = new BatchSampler(trainShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
         var valSampler = new BatchSampler(valShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
         if (resume?.Completed == true)
@@ -206,7 +208,17 @@ public static class Trainer
     {
         torch.manual_seed(plan.Training.Seed + 1000L * si);
         for (int b = 0; b < plan.Stages[si].AddBlocks; b++) model.AddBlock(plan.FinalDepth);
-        if (si == 0 && initFrom is not null) Checkpoint.LoadWeights(model, initFrom);
+        if (si == 0 && initFrom is not null)
+        {
+            var planned = model.Substrate.ContentHash;
+            Checkpoint.LoadWeights(model, initFrom);
+            if (model.Substrate is FrozenTableSubstrate frozen)
+            {
+                frozen.Reloaded();
+                if (frozen.ContentHash != planned)
+                    throw new StrataException($"{initFrom} was trained on the substrate table sha256:{frozen.ContentHash}, the plan's substrate is sha256:{planned}");
+            }
+        }
         AttachLora(model, plan.Stages[si], plan.Training.Seed + 1000L * si + 500);
     }
 

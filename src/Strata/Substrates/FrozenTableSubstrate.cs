@@ -1,0 +1,72 @@
+// A frozen token interface: a [V, k] table (the k-bit id code, a random code, a visual glyph embedding, a loaded
+// file) lifted to d_model. k dividing d_model: repeat_interleave(d/k) as the paper (each column on d/k consecutive
+// dimensions) or tiling; k above d_model with lift "truncate": the first d_model columns (for PCA-ordered tables the
+// leading principal components), rows L2-normalised again. The table is stored as "weight" and known by its hash.
+using Strata.Modeling;
+using Strata.Util;
+using TorchSharp;
+using TorchSharp.Utils;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Strata.Substrates;
+
+public sealed class FrozenTableSubstrate : Substrate
+{
+    [ComponentName(Name = "weight")] private readonly Parameter _table;   // [V, k], frozen
+    private readonly SubstrateSpec _spec;
+    private readonly int _repeat;
+    private string? _hash;
+
+    /// <param name="table">the full table, or null for an empty one of the right shape (to be loaded from a checkpoint)</param>
+    public FrozenTableSubstrate(SubstrateSpec spec, ModelConfig model, int tableWidth, Tensor? table, Device? device = null) : base(nameof(FrozenTableSubstrate))
+    {
+        _spec = spec;
+        int k = spec.Lift == SubstrateLift.Truncate ? model.DModel : tableWidth;
+        if (spec.Lift == SubstrateLift.Truncate && tableWidth < model.DModel)
+            throw new StrataException($"substrate.lift: truncate keeps d_model = {model.DModel} of the table's {tableWidth} columns, which is fewer");
+        if (spec.Lift != SubstrateLift.Truncate && model.DModel % tableWidth != 0)
+            throw new StrataException($"substrate: a table of width {tableWidth} cannot be lifted to d_model {model.DModel}" +
+                                      (tableWidth > model.DModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : " (d_model must be a multiple of it)"));
+        _repeat = model.DModel / k;
+        Tensor value;
+        if (table is null || device?.type == DeviceType.META) value = torch.empty([model.VocabSize, k], device: device);
+        else
+        {
+            if (table.shape[0] != model.VocabSize)
+                throw new StrataException($"substrate: the table has {table.shape[0]:N0} rows but the model's vocabulary is {model.VocabSize:N0}");
+            value = spec.Lift == SubstrateLift.Truncate ? Truncate(table, k) : table.to(ScalarType.Float32);
+            value = value.to(device ?? CPU);
+        }
+        _table = new Parameter(value, requires_grad: false);
+        RegisterComponents();
+    }
+
+    private static Tensor Truncate(Tensor table, int k)
+    {
+        using var kept = table.narrow(1, 0, k).to(ScalarType.Float32);
+        using var norms = kept.norm(1, true, 2).clamp_min(1e-12);
+        return kept / norms;
+    }
+
+    public override SubstrateSpec Spec => _spec;
+    public override bool IsFrozen => true;
+    public Tensor Table => _table;
+
+    /// <summary>sha256 of the table this model reads (computed once; the table never changes).</summary>
+    public override string? ContentHash => _hash ??= SubstrateTables.ContentHash(_table);
+
+    /// <summary>Forget the cached hash (after the table was loaded from a file).</summary>
+    public void Reloaded() => _hash = null;
+
+    /// <param name="idx">[B, T] int64 token ids</param>
+    public override Tensor forward(Tensor idx)
+    {
+        using var flat = _table.index_select(0, idx.reshape(-1));                  // [B*T, k]
+        using var codes = flat.view(idx.shape[0], idx.shape[1], -1);             // [B, T, k]
+        if (_repeat == 1) return codes.alias();
+        return _spec.Lift == SubstrateLift.Tile
+            ? codes.repeat(1, 1, _repeat)                                          // column j on dims j, j+k, ...
+            : codes.repeat_interleave(_repeat, dim: -1);                           // column j on dims j*r..j*r+r-1
+    }
+}
