@@ -3,6 +3,7 @@
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll tokenizer
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll growth [--d 512] [--steps 3]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll eval [--questions 100]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll substrate
 // Results and the commands behind them: docs/BENCHMARKS.md.
 using Strata.Bench;
 using Strata.Util;
@@ -17,6 +18,9 @@ switch (which)
     case "growth":
         GrowthStepTime.Run(args.Skip(1).ToArray());
         break;
+    case "substrate":
+        SubstrateBuildTime.Run(args.Skip(1).ToArray());
+        break;
     case "eval":
         EvalThroughput.Run(args.Skip(1).ToArray());
         break;
@@ -24,7 +28,7 @@ switch (which)
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer, eval)");
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer, eval, substrate)");
         return 2;
 }
 return 0;

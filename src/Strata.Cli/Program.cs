@@ -11,7 +11,7 @@ public static class Program
 
     public static IReadOnlyList<Command> Commands { get; } =
     [
-        new("demo", "strata demo", "prepare the data, grow the demo model (with a LoRA phase), report, plot, sample, then compose two experts", new HashSet<string>(), DemoCommand.Run),
+        new("demo", "strata demo [--substrate binary|visual]", "prepare the data, grow the demo model (with a LoRA phase), report, plot, sample, evaluate each stage, then compose two experts", new HashSet<string>(), DemoCommand.Run),
         new("data prepare", "strata data prepare <files|folders>... --out DIR [--pattern *.txt] [--exclude REGEX] [--val-fraction 0.1] [--val-match REGEX] [--seed N] [--strip-ansi] [--tokenizer bvv241-2-3|bvv241-max|codepoint|FILE.json]",
             "text in, token shards (train.tokens, val.tokens, meta.json) out", new HashSet<string> { "strip-ansi" }, DataCommand.Prepare),
         new("tokenizer mine", "strata tokenizer mine CODE=PATH[,PATH...]... --out FILE [--n 2,3] [--top 1000]",
@@ -19,6 +19,10 @@ public static class Program
         new("tokenizer build", "strata tokenizer build (--vocab bvv241-2-3|bvv241-max | --ngrams FILE [--n 3,2] [--top 338] [--intersection FILE] [--vocab-size 65536|131072] [--name N]) --out DIR",
             "write tokenizer.json, tokenizer_config.json, special_tokens_map.json", new HashSet<string>(), TokenizerCommand.Build),
         new("tokenizer encode", "strata tokenizer encode [--tokenizer bvv241-2-3] TEXT...", "print ids and pieces", new HashSet<string>(), TokenizerCommand.Encode),
+        new("substrate build", "strata substrate build " + SubstrateCommand.SpecOptions + " [--out FILE]",
+            "build (or read) a frozen token interface: the table, its recipe and its sha256; visual tables are cached in data/substrates", new HashSet<string> { "affine", "float" }, SubstrateCommand.Build),
+        new("substrate show", "strata substrate show (FILE | " + SubstrateCommand.SpecOptions + ") [--tokens A,中,the] --out DIR",
+            "look at an interface: projection.png (first two principal axes, coloured by script) and, for visual ones, glyphs.png", new HashSet<string> { "affine", "float" }, SubstrateCommand.Show),
         new("train", "strata train --plan FILE --out DIR [--resume] [--init-from CKPT] [--stop-after STEPS] [--device cpu|cuda]",
             "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png", new HashSet<string> { "resume" }, TrainCommand.Run),
         new("grow", "strata grow --checkpoint CKPT --plan FILE --out DIR [--device cpu|cuda]",

@@ -1,6 +1,7 @@
 using Strata.Composition;
 using Strata.Data;
 using Strata.Evaluation;
+using Strata.Substrates;
 using Strata.Generation;
 using Strata.Tokenization;
 using Strata.Training;
@@ -15,11 +16,14 @@ public static class DemoCommand
 {
     public static int Run(Args a, TextWriter output)
     {
+        var substrate = a.Get("substrate") ?? "binary";
         a.RejectUnknown();
+        if (substrate is not ("binary" or "visual")) throw new StrataException($"--substrate: binary or visual, got '{substrate}'");
+        var suffix = substrate == "visual" ? "-visual" : "";
         var home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory();
         HeldOutCorpus.Sotu.Prepare(home, Tokenizers.Default, output);
 
-        var plan = GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
+        var plan = OnSubstrate(GrowthPlan.Load(Path.Combine(home, "plans", "demo.json")), substrate);
         var budgets = Trainer.StageBudgets(plan, "plans/demo.json");
         output.WriteLine("== growth plan: active (trained) parameters per stage, the rest frozen");
         output.WriteLine("| stage | blocks | LoRA | active | frozen | total |");
@@ -30,7 +34,7 @@ public static class DemoCommand
             depth += s.AddBlocks;
             output.WriteLine($"| {s.Name} | {depth} | {(s.Lora is { } l ? $"rank {l.Rank} on {l.Blocks.ToString().ToLowerInvariant()} blocks" : "-")} | {b.Active:N0} | {b.Frozen:N0} | {b.Total:N0} |");
         }
-        var runDir = Path.Combine(home, "runs", "demo");
+        var runDir = Path.Combine(home, "runs", "demo" + suffix);
         if (Directory.Exists(runDir)) Directory.Delete(runDir, recursive: true);
         output.WriteLine($"== training plan '{plan.Name}' into {runDir}");
         var r = Trainer.Run(plan, new TrainOptions { OutDir = runDir, Log = output, Interactive = Devices.IsTerminal(output) });
@@ -46,9 +50,15 @@ public static class DemoCommand
             output.Write(tokenizer.Decode([id]));
         output.WriteLine();
         Evaluate(home, r.RunDir, plan.Stages.Count, output);
-        Compose(home, output);
+        Compose(home, substrate, suffix, output);
         return 0;
     }
+
+    /// <summary>The demo's plans on the 16-bit code as written, or on the visual Unicode substrate (bvv241-2-3 glyphs,
+    /// its leading principal axes up to d_model).</summary>
+    private static GrowthPlan OnSubstrate(GrowthPlan plan, string substrate) => substrate == "visual"
+        ? plan with { Name = plan.Name + "-visual", Substrate = new SubstrateSpec { Kind = SubstrateKind.Visual, Lift = SubstrateLift.Truncate } }
+        : plan;
 
     /// <summary>Each stage's held-out bits per byte (on the first 32,768 held-out tokens) and one real multiple-choice
     /// set (capitals, four choices) under the log-likelihood cloze protocol and the paper's generative one.</summary>
@@ -73,14 +83,14 @@ public static class DemoCommand
 
     /// <summary>Modular composition: an English and a Russian expert on the same frozen code and tokenizer, each
     /// expert and their logit average measured on both languages' held-out text.</summary>
-    private static void Compose(string home, TextWriter output)
+    private static void Compose(string home, string substrate, string suffix, TextWriter output)
     {
         var ru = HeldOutCorpus.FortunesRu.Prepare(home, Tokenizers.Default, output);
         var experts = new List<string>();
         foreach (var lang in new[] { "en", "ru" })
         {
-            var plan = GrowthPlan.Load(Path.Combine(home, "plans", $"demo-expert-{lang}.json"));
-            var dir = Path.Combine(home, "runs", $"demo-expert-{lang}");
+            var plan = OnSubstrate(GrowthPlan.Load(Path.Combine(home, "plans", $"demo-expert-{lang}.json")), substrate);
+            var dir = Path.Combine(home, "runs", $"demo-expert-{lang}{suffix}");
             if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
             output.WriteLine($"== training expert '{plan.Name}' ({plan.Stages[0].Steps} steps)");
             var r = Trainer.Run(plan, new TrainOptions { OutDir = dir, Log = TextWriter.Null });

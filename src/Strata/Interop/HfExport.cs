@@ -41,7 +41,7 @@ public static class HfExport
         AtomicFile.WriteAllText(Path.Combine(outDir, "config.json"),
             JsonSerializer.Serialize(Config(c, model.Depth, bos, tokenizer.EndOfText), new JsonSerializerOptions { WriteIndented = true }));
         if (tokenizer is BpeTokenizer bpe) TokenizerJson.WriteDirectory(bpe, outDir, c.ContextLength);
-        AtomicFile.WriteAllText(Path.Combine(outDir, MetadataFile), Json.Serialize(new ExportMetadata(info.Plan.Substrate, info.Tokenizer, model.Depth, info.Plan, info.GlobalStep)));
+        AtomicFile.WriteAllText(Path.Combine(outDir, MetadataFile), Json.Serialize(new ExportMetadata(info.Plan.Substrate, info.Tokenizer, model.Depth, info.Plan, info.GlobalStep, model.Substrate.ContentHash, info.TokenizerHash)));
     }
 
     /// <summary>config.json for transformers' GPTNeoXForCausalLM.</summary>
@@ -92,6 +92,8 @@ public static class HfExport
             else
             {
                 // a computed substrate: check the exported table against the recipe, load everything else
+                if (meta?.SubstrateHash is { } recorded && model.Substrate.ContentHash != recorded)
+                    throw new StrataException($"{source}: {MetadataFile} records the substrate table sha256:{recorded}, the recipe builds sha256:{model.Substrate.ContentHash} here");
                 var table = lookup("gpt_neox.embed_in.weight") ?? throw new StrataException($"{source}: missing tensor 'gpt_neox.embed_in.weight'");
                 using (torch.no_grad())
                 using (var ids = torch.arange(config.VocabSize, dtype: ScalarType.Int64).view(1, -1))
@@ -116,7 +118,7 @@ public static class HfExport
             Data = new DataSpec(),
             Stages = [new StageConfig { Name = "imported", AddBlocks = depth, Steps = 1, Trains = StageTrains.All }],
         };
-        return (model, new CheckpointInfo { Plan = plan, Tokenizer = tokenizer, Depth = depth, StageIndex = 0, StageStep = 1, GlobalStep = 0, Completed = true });
+        return (model, new CheckpointInfo { Plan = plan, Tokenizer = tokenizer, TokenizerHash = meta?.TokenizerHash, Depth = depth, StageIndex = 0, StageStep = 1, GlobalStep = 0, Completed = true });
     }
 
     private static string FromHf(string hf) => hf.StartsWith("gpt_neox.", StringComparison.Ordinal) ? hf["gpt_neox.".Length..]
@@ -149,4 +151,5 @@ public static class HfExport
 }
 
 /// <summary>strata.json beside an exported model: what transformers does not need but Strata does.</summary>
-public sealed record ExportMetadata(SubstrateSpec Substrate, string Tokenizer, int Depth, GrowthPlan Plan, long GlobalStep);
+/// <summary>strata.json: the substrate recipe and the hash of its table, the tokenizer and its hash, the growth history.</summary>
+public sealed record ExportMetadata(SubstrateSpec Substrate, string Tokenizer, int Depth, GrowthPlan Plan, long GlobalStep, string? SubstrateHash = null, string? TokenizerHash = null);

@@ -158,7 +158,9 @@ public static class SubstrateBuilder
         var variant = VisualVariant.Get(spec.Variant);
         using var glyphs = new UnicodeGlyphs(spec.Font ?? UnicodeGlyphs.DebianFont, variant.Size);
         var tokenizerHash = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\u0000", bpe.Tokens))));
-        var recipe = new SubstrateRecipe(spec with { Hash = null }, vocab, variant.Bits, glyphs.FontHash, tokenizerHash);
+        // only what decides the table (not how a model lifts it)
+        var tableSpec = new SubstrateSpec { Kind = SubstrateKind.Visual, Variant = spec.Variant, Tokenizer = spec.Tokenizer, Font = spec.Font };
+        var recipe = new SubstrateRecipe(tableSpec, vocab, variant.Bits, glyphs.FontHash, tokenizerHash);
         var key = Convert.ToHexStringLower(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Json.Compact(recipe))))[..16];
         var path = Path.Combine(CacheDir(home), $"visual-{variant.Name}-{key}.safetensors");
         if (File.Exists(path)) return SubstrateFile.Load(path);

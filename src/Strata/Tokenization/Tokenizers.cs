@@ -18,4 +18,14 @@ public static class Tokenizers
         _ when name.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || Directory.Exists(name) => TokenizerJson.Read(name),
         _ => throw new StrataException($"unknown tokenizer '{name}' (known: {string.Join(", ", Names)}, or the path of a tokenizer.json)"),
     };
+
+    /// <summary>sha256 of what decides a tokenizer's ids: a BPE vocabulary's entries, merges and special tokens; for the
+    /// built-in algorithmic ones, their name and size. Checkpoints record it and ensembles compare it.</summary>
+    public static string ContentHash(ITokenizer tokenizer)
+    {
+        var text = tokenizer is BpeTokenizer bpe
+            ? string.Join("\u0000", bpe.Tokens) + "\u0001" + string.Join("\u0000", bpe.Merges.Select(m => m.Left + " " + m.Right)) + "\u0001" + string.Join("\u0000", bpe.SpecialTokens)
+            : $"{tokenizer.Name}:{tokenizer.VocabSize}";
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+    }
 }

@@ -30,6 +30,8 @@ public sealed record CheckpointInfo
     public double? ValidationLoss { get; init; }
     /// <summary>sha256 of the frozen substrate table the model was trained on (null for a trainable embedding).</summary>
     public string? SubstrateHash { get; init; }
+    /// <summary>sha256 of the tokenizer's vocabulary and merges (<see cref="Tokenization.Tokenizers.ContentHash"/>).</summary>
+    public string? TokenizerHash { get; init; }
 }
 
 public static class Checkpoint

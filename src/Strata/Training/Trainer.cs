@@ -69,6 +69,7 @@ public static class Trainer
             if (s.VocabSize > plan.Model.VocabSize)
                 throw new StrataException($"{s.Path}: tokens from a vocabulary of {s.VocabSize}, the model's head has {plan.Model.VocabSize}");
         var tokenizer = PreparedData.TryRead(plan.Data.Train)?.Tokenizer ?? "unknown";
+        string? tokenizerHash = tokenizer == "unknown" ? null : Tokenization.Tokenizers.ContentHash(Tokenization.Tokenizers.ByName(tokenizer));
         if (plan.Substrate.Kind == SubstrateKind.Visual && tokenizer != "unknown" && Tokenization.Tokenizers.ByName(plan.Substrate.Tokenizer).Name != tokenizer)
             throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but {plan.Data.Train} was encoded with '{tokenizer}'");
         var sampler = new BatchSampler(trainShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
@@ -165,7 +166,7 @@ public static class Trainer
                     bool completed = stageEnd && si == plan.Stages.Count - 1;
                     Checkpoint.Save(ckptPath, model, completed ? null : optimizer, new CheckpointInfo
                     {
-                        Plan = plan, Tokenizer = tokenizer, Depth = model.Depth, StageIndex = si, StageStep = step + 1,
+                        Plan = plan, Tokenizer = tokenizer, TokenizerHash = tokenizerHash, Depth = model.Depth, StageIndex = si, StageStep = step + 1,
                         GlobalStep = globalStep, OptimizerStep = optimizer.StepCount, Completed = completed,
                         ElapsedSeconds = elapsedBase + clock.Elapsed.TotalSeconds, TokensSeen = tokensSeen, ValidationLoss = lastVal,
                     });
