@@ -103,4 +103,24 @@ public class EnsembleTests
         Assert.True(g == 0, gerr);
         Assert.StartsWith("The ", text);
     }
+
+    [Fact]
+    public void Models_whose_substrate_files_differ_in_content_are_refused_by_hash()
+    {
+        // the same recipe (a table file at one path) whose content changed between the two trainings
+        var dir = TestPaths.TempDir();
+        var table = Path.Combine(dir, "table.safetensors");
+        string Train(string name, SubstrateSpec code)
+        {
+            using (var f = SubstrateBuilder.Build(code, 65536)) f.Save(table);
+            var plan = SotuData.Plan(2) with { Substrate = new SubstrateSpec { Kind = SubstrateKind.File, Path = table } };
+            Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, name), Log = TextWriter.Null });
+            return Path.Combine(dir, name, Checkpoint.FileName);
+        }
+        var plain = Train("plain", new SubstrateSpec());
+        var affine = Train("affine", new SubstrateSpec { Affine = true, Seed = 9 });
+        var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([plain, affine]));
+        Assert.Equal($"{affine} was trained on the substrate table sha256:{Checkpoint.ReadInfo(affine).SubstrateHash}, {plain} on sha256:{Checkpoint.ReadInfo(plain).SubstrateHash}: experts must share the frozen interface", e.Message);
+        Assert.NotNull(Checkpoint.ReadInfo(plain).TokenizerHash);
+    }
 }
