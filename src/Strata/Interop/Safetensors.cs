@@ -116,15 +116,28 @@ public sealed class SafetensorsFile : IDisposable
         return buffer;
     }
 
-    /// <summary>The tensor on the CPU, in its stored dtype.</summary>
+    /// <summary>The tensor on the CPU, in its stored dtype (read in pieces of at most 1 GiB, so any size works).</summary>
     public Tensor Read(string name)
     {
         var e = Entries.TryGetValue(name, out var x) ? x : throw new StrataException($"{Path}: no tensor named '{name}'");
-        var bytes = ReadBytes(name);
         var t = torch.empty(e.Shape, dtype: DTypes[e.DType].Type);
-        if (bytes.Length > 0) t.bytes = bytes;
+        long total = e.End - e.Begin, elementSize = DTypes[e.DType].Size;
+        if (total == 0) return t;
+        using var flat = t.view(-1);
+        long perChunk = Math.Max(1, Chunk / elementSize);
+        _stream.Seek(_dataStart + e.Begin, SeekOrigin.Begin);
+        for (long start = 0; start < flat.numel(); start += perChunk)
+        {
+            long count = Math.Min(perChunk, flat.numel() - start);
+            var buffer = new byte[count * elementSize];
+            _stream.ReadExactly(buffer);
+            using var part = flat.narrow(0, start, count);
+            part.bytes = buffer;
+        }
         return t;
     }
+
+    internal const long Chunk = 1L << 30;
 
     public void Dispose() => _stream.Dispose();
 }
@@ -164,7 +177,14 @@ public static class SafetensorsWriter
                 using var detached = t.detach();
                 using var cpu = detached.cpu();
                 using var contiguous = cpu.contiguous();
-                if (contiguous.numel() > 0) s.Write(contiguous.bytes);
+                if (contiguous.numel() == 0) continue;
+                using var flat = contiguous.view(-1);
+                long perChunk = Math.Max(1, SafetensorsFile.Chunk / contiguous.ElementSize);
+                for (long start = 0; start < flat.numel(); start += perChunk)
+                {
+                    using var part = flat.narrow(0, start, Math.Min(perChunk, flat.numel() - start));
+                    s.Write(part.bytes);
+                }
             }
         });
     }
