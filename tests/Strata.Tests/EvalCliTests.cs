@@ -67,6 +67,23 @@ public class EvalCliTests
     }
 
     [Fact]
+    public void An_ensemble_is_evaluated_like_a_model()
+    {
+        var dir = TestPaths.TempDir();
+        var other = Path.Combine(dir, "other");
+        var plan = SotuData.Plan(2, blocks: 1);
+        Trainer.Run(plan with { Training = plan.Training with { Seed = 77 } }, new TrainOptions { OutDir = other, Log = TextWriter.Null });
+        var ensemble = Path.Combine(dir, "pair.json");
+        var (code, _, err) = CliRunner.Run("compose", Path.Combine(GrownRun.Value, "stage-1.safetensors"), Path.Combine(other, Checkpoint.FileName), "--out", ensemble);
+        Assert.True(code == 0, err);
+        (code, _, err) = CliRunner.Run("eval", "--checkpoint", ensemble, "--suite", "arc-easy", "--data", Datasets, "--out", Path.Combine(dir, "eval"));
+        Assert.True(code == 0, err);
+        var report = JsonSerializer.Deserialize<EvalReport>(File.ReadAllText(Path.Combine(dir, "eval", EvalReport.JsonFile)), Json.Options)!;
+        Assert.Null(report.Depth);
+        Assert.Equal(4, report.Scores.Count);                                          // generative, letter, cloze + norm
+    }
+
+    [Fact]
     public void Bad_suites_and_missing_benchmark_files_get_one_clear_error()
     {
         var ckpt = Path.Combine(GrownRun.Value, Checkpoint.FileName);
