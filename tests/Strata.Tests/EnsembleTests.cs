@@ -123,4 +123,17 @@ public class EnsembleTests
         Assert.Equal($"{affine} was trained on the substrate table sha256:{Checkpoint.ReadInfo(affine).SubstrateHash}, {plain} on sha256:{Checkpoint.ReadInfo(plain).SubstrateHash}: experts must share the frozen interface", e.Message);
         Assert.NotNull(Checkpoint.ReadInfo(plain).TokenizerHash);
     }
+
+    [Fact]
+    public void Models_on_different_vocabularies_are_refused_naming_both_tokenizers_and_hashes()
+    {
+        var (a, _, _, _) = Runs.Value;
+        var dir = TestPaths.TempDir();
+        Strata.Data.DataPreparer.Prepare(new Strata.Data.PrepareOptions { Inputs = Corpora.EnglishFiles.Take(6).ToList(), OutDir = dir, ValidationFraction = 0.2 });
+        var plan = SotuData.Plan(2) with { Data = new Strata.Training.DataSpec { Train = Path.Combine(dir, "train.tokens"), Validation = Path.Combine(dir, "val.tokens") } };
+        Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "bvv"), Log = TextWriter.Null });
+        var bvv = Path.Combine(dir, "bvv", Checkpoint.FileName);
+        var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([a, bvv]));
+        Assert.Equal($"{bvv} uses tokenizer 'bvv241-2-3' (sha256:{Checkpoint.ReadInfo(bvv).TokenizerHash}), {a} uses 'codepoint' (sha256:{Checkpoint.ReadInfo(a).TokenizerHash}): experts must share the vocabulary", e.Message);
+    }
 }

@@ -26,10 +26,10 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
                 throw new StrataException($"{source} was trained on substrate {Json.Compact(info.Plan.Substrate)}, {s0} on {Json.Compact(i0.Plan.Substrate)}: experts must share the frozen interface");
             if (info.SubstrateHash != i0.SubstrateHash)
                 throw new StrataException($"{source} was trained on the substrate table sha256:{info.SubstrateHash}, {s0} on sha256:{i0.SubstrateHash}: experts must share the frozen interface");
-            if (info.TokenizerHash is { } th && i0.TokenizerHash is { } th0 && th != th0)
-                throw new StrataException($"{source} uses tokenizer '{info.Tokenizer}' (sha256:{th}), {s0} uses '{i0.Tokenizer}' (sha256:{th0}): experts must share the vocabulary");
-            if (info.Tokenizer != i0.Tokenizer && (info.TokenizerHash is null || info.TokenizerHash != i0.TokenizerHash))
-                throw new StrataException($"{source} uses tokenizer '{info.Tokenizer}', {s0} uses '{i0.Tokenizer}': experts must share the vocabulary");
+            // by content where both checkpoints record it, by name otherwise
+            bool sameVocabulary = info.TokenizerHash is { } th && i0.TokenizerHash is { } th0 ? th == th0 : info.Tokenizer == i0.Tokenizer;
+            if (!sameVocabulary)
+                throw new StrataException($"{source} uses tokenizer '{info.Tokenizer}' (sha256:{info.TokenizerHash ?? "not recorded"}), {s0} uses '{i0.Tokenizer}' (sha256:{i0.TokenizerHash ?? "not recorded"}): experts must share the vocabulary");
             if (m.Config.VocabSize != m0.Config.VocabSize || m.Config.DModel != m0.Config.DModel)
                 throw new StrataException($"{source} has vocab {m.Config.VocabSize} / d_model {m.Config.DModel}, {s0} has {m0.Config.VocabSize} / {m0.Config.DModel}");
         }

@@ -150,6 +150,5 @@ public static class HfExport
     }
 }
 
-/// <summary>strata.json beside an exported model: what transformers does not need but Strata does.</summary>
-/// <summary>strata.json: the substrate recipe and the hash of its table, the tokenizer and its hash, the growth history.</summary>
+/// <summary>strata.json beside an exported model, what transformers does not need but Strata does: the substrate recipe and the hash of its table, the tokenizer and its hash, the growth history.</summary>
 public sealed record ExportMetadata(SubstrateSpec Substrate, string Tokenizer, int Depth, GrowthPlan Plan, long GlobalStep, string? SubstrateHash = null, string? TokenizerHash = null);
