@@ -226,6 +226,21 @@ public class ScorerTests
     }
 
     [Fact]
+    public void Batched_generation_chooses_the_tokens_one_by_one_generation_chooses()
+    {
+        var (model, scorer) = Model();
+        using var _ = model;
+        string[] prompts = ["Question: 2+2?\nAnswer:", "Q:", "A much longer prompt than the others", "x"];
+        foreach (var decoding in new[] { Strata.Generation.SamplingOptions.Greedy, new Strata.Generation.SamplingOptions { Temperature = 1.0, Seed = 5 } })
+        {
+            var decodings = prompts.Select((_, i) => decoding with { Seed = decoding.Seed + i }).ToList();
+            var batched = scorer.ContinueAll(prompts, 3, decodings);
+            var single = prompts.Select((p, i) => scorer.Continue(p, 3, decodings[i])).ToList();
+            Assert.Equal(single, batched);
+        }
+    }
+
+    [Fact]
     public void Perplexity_counts_every_token_once_and_refuses_another_tokenizer()
     {
         var (model, _) = Model();

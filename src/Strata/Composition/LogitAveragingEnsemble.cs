@@ -100,14 +100,14 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     public Device Device => _experts[0].Device;
 
     /// <summary>The mean of the experts' logits [B, T, V] (or the adapter's combination of them).</summary>
-    public Tensor Logits(Tensor idx, IDisposable? cache = null)
+    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null)
     {
         var caches = (ExpertCaches?)cache;
         if (Adapter is not null)
         {
             var each = new List<Tensor>();
             using (torch.no_grad())                                                        // the experts stay frozen
-                for (int k = 0; k < _experts.Count; k++) each.Add(_experts[k].Logits(idx, caches?.Caches[k]));
+                for (int k = 0; k < _experts.Count; k++) each.Add(_experts[k].Logits(idx, caches?.Caches[k], positions));
             using var stacked = torch.stack(each);                                          // [K, B, T, V]
             foreach (var t in each) t.Dispose();
             return Adapter.call(stacked);
@@ -115,7 +115,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         Tensor? sum = null;
         for (int k = 0; k < _experts.Count; k++)
         {
-            using var logits = _experts[k].Logits(idx, caches?.Caches[k]);
+            using var logits = _experts[k].Logits(idx, caches?.Caches[k], positions);
             if (sum is null) sum = logits.clone();
             else sum.add_(logits);
         }

@@ -1,4 +1,5 @@
 using Strata.Data;
+using Strata.Generation;
 using Strata.Util;
 
 namespace Strata.Evaluation;
@@ -65,16 +66,11 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
                 case Protocol.Generative:
                 {
                     var perRun = new List<double>();
+                    var prompts = items.Select(paperPrompt).ToList();
                     for (int run = 0; run < s.Runs; run++)
                     {
-                        int correct = 0;
-                        for (int i = 0; i < items.Count; i++)
-                        {
-                            var decoding = s.Decoding with { Seed = s.Decoding.Seed + run * 1_000_003L + i };
-                            var cont = scorer.Continue(paperPrompt(items[i]), maxNewTokens, decoding);
-                            if (PaperPrompts.FirstCharacterCorrect(cont, items[i].AnswerLabel)) correct++;
-                        }
-                        perRun.Add(100.0 * correct / items.Count);
+                        var continuations = scorer.ContinueAll(prompts, maxNewTokens, s.DecodingsFor(run, items.Count));
+                        perRun.Add(100.0 * items.Where((q, i) => PaperPrompts.FirstCharacterCorrect(continuations[i], q.AnswerLabel)).Count() / items.Count);
                     }
                     scores.Add(Summarise(protocol, "accuracy", perRun, items.Count, chance, $"{s.Describe()}, max_new_tokens {maxNewTokens}, first character", true));
                     break;
@@ -135,11 +131,12 @@ public sealed class SquadTask(Func<EvalSettings, IReadOnlyList<SquadItem>> load)
         var perRun = new List<double>();
         for (int run = 0; run < s.Runs; run++)
         {
+            var all = s.DecodingsFor(run, items.Count);
             int correct = 0;
             for (int i = 0; i < items.Count; i++)
             {
                 var answer = items[i].Answers[0];
-                var cont = scorer.Continue(PaperPrompts.Squad(items[i]), PaperPrompts.ReferenceLength(answer), s.Decoding with { Seed = s.Decoding.Seed + run * 1_000_003L + i });
+                var cont = scorer.Continue(PaperPrompts.Squad(items[i]), PaperPrompts.ReferenceLength(answer), all[i]);
                 if (PaperPrompts.SquadCorrect(cont, answer)) correct++;
             }
             perRun.Add(100.0 * correct / items.Count);
@@ -171,11 +168,11 @@ public sealed class TranslationTask(string from, string to, Func<EvalSettings, I
         for (int run = 0; run < s.Runs; run++)
         {
             var sums = tokenisers.ToDictionary(t => t, _ => 0.0);
+            var decodings = s.DecodingsFor(run, items.Count);
             for (int i = 0; i < items.Count; i++)
             {
                 var p = items[i];
-                var cont = scorer.Continue(PaperPrompts.Translation(Language(from), Language(to), p.Source), PaperPrompts.ReferenceLength(p.Target),
-                    s.Decoding with { Seed = s.Decoding.Seed + run * 1_000_003L + i });
+                var cont = scorer.Continue(PaperPrompts.Translation(Language(from), Language(to), p.Source), PaperPrompts.ReferenceLength(p.Target), decodings[i]);
                 var hyp = PaperPrompts.BleuHypothesis(cont);
                 foreach (var t in tokenisers) sums[t] += SacreBleu.CorpusBleu([hyp], [p.Target.ToUpperInvariant()], t).Score;
             }

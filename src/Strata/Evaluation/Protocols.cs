@@ -83,6 +83,10 @@ public sealed record EvalSettings
     public string? DataDir { get; init; }
     public TextWriter Log { get; init; } = TextWriter.Null;
 
+    /// <summary>The decoding of each item in run <paramref name="run"/>: item i of run r draws with seed Seed + r·1,000,003 + i.</summary>
+    public IReadOnlyList<SamplingOptions> DecodingsFor(int run, int items) =>
+        Enumerable.Range(0, items).Select(i => Decoding with { Seed = Decoding.Seed + run * 1_000_003L + i }).ToList();
+
     public string Describe() => Decoding.Temperature <= 0
         ? $"greedy, {Runs} run(s)"
         : $"sampled: temperature {Decoding.Temperature}, top-k {Decoding.TopK}, top-p {Decoding.TopP}, seed {Decoding.Seed}+run, {Runs} run(s)";

@@ -12,10 +12,12 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
 {
     public ICausalLM Model { get; } = model;
     public ITokenizer Tokenizer { get; } = tokenizer;
-    /// <summary>Upper bound on batch rows x positions x vocabulary of one forward pass (float32 logits).</summary>
+    /// <summary>Upper bound on rows x scored positions x vocabulary of one forward pass (float32 logits).</summary>
     public long MaxLogitsPerBatch { get; init; } = 64L << 20;
     /// <summary>1 scores one sequence per forward pass (the benchmark's baseline).</summary>
     public int MaxBatchRows { get; init; } = 64;
+    /// <summary>False decodes every prompt on its own with the KV cache (the benchmark's baseline).</summary>
+    public bool BatchGeneration { get; init; } = true;
 
     /// <summary>The token ids of a context and a continuation, as lm-evaluation-harness splits them: trailing spaces of
     /// the context move to the continuation, the pair is encoded whole, and the continuation is what follows the
@@ -48,6 +50,8 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         }
         var results = new (double, bool)[requests.Count];
         var order = Enumerable.Range(0, seqs.Length).OrderByDescending(i => seqs[i].Input.Length).ToArray();
+        int longestContinuation = seqs.Length == 0 ? 1 : seqs.Max(q => q.ContinuationLength);
+        int rows = (int)Math.Clamp(MaxLogitsPerBatch / ((long)longestContinuation * Model.Config.VocabSize), 1, MaxBatchRows);
         bool wasTraining = Model.Training;
         Model.SetTraining(false);
         try
@@ -55,7 +59,6 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
             for (int start = 0; start < order.Length;)
             {
                 int t = seqs[order[start]].Input.Length - 1;                            // longest in this batch
-                int rows = (int)Math.Clamp(MaxLogitsPerBatch / ((long)t * Model.Config.VocabSize), 1, MaxBatchRows);
                 var batch = order.Skip(start).Take(rows).ToArray();
                 start += batch.Length;
                 using var scope = torch.NewDisposeScope();
@@ -66,13 +69,21 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
                     var s = seqs[batch[r]].Input;
                     Array.Copy(s, 0, ids, r * t, s.Length - 1);                          // right-padded with id 0
                 }
-                var logits = Model.Logits(torch.tensor(ids, [batch.Length, t], device: Model.Device));
+                // only the positions that predict continuation tokens go through the head
+                int p = batch.Max(i => seqs[i].ContinuationLength);
+                var positions = new long[batch.Length * p];
+                for (int r = 0; r < batch.Length; r++)
+                {
+                    var (s, n) = seqs[batch[r]];
+                    for (int k = 0; k < p; k++) positions[r * p + k] = s.Length - 1 - n + Math.Min(k, n - 1);
+                }
+                var logits = Model.Logits(torch.tensor(ids, [batch.Length, t], device: Model.Device), positions: torch.tensor(positions, [batch.Length, p], device: Model.Device));
                 for (int r = 0; r < batch.Length; r++)
                 {
                     var (s, n) = seqs[batch[r]];
                     int first = s.Length - 1 - n;                                        // position predicting the first continuation token
                     var targets = torch.tensor(s[(first + 1)..], device: Model.Device);
-                    var rowLp = logits[r, first..(first + n)].to(ScalarType.Float32).log_softmax(-1);   // [n, V]
+                    var rowLp = logits[r, ..n].to(ScalarType.Float32).log_softmax(-1);  // [n, V]
                     double lp = rowLp.gather(1, targets.unsqueeze(1)).sum().item<float>();
                     bool greedy = rowLp.argmax(1).equal(targets).all().item<bool>();
                     results[batch[r]] = (lp, greedy);
@@ -89,8 +100,79 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
     public string Continue(string prompt, int maxNewTokens, SamplingOptions decoding)
     {
         var ids = Tokenizer.Encode(prompt);
-        var all = ids.Concat(TextGenerator.Generate(Model, ids, maxNewTokens, decoding, Tokenizer.EndOfText)).ToList();
-        var text = Tokenizer.Decode(all).Replace("<s>", "");
+        return ContinuationText(prompt, ids, TextGenerator.Generate(Model, ids, maxNewTokens, decoding, Tokenizer.EndOfText).ToList());
+    }
+
+    /// <summary>Generations this short run batched: every step is one right-padded forward pass over all prompts still
+    /// going (no cache; each row reads its logits at its own last position), each row drawing from its own generator
+    /// seeded as <see cref="Continue"/> seeds it, so the tokens are those <see cref="Continue"/> chooses.</summary>
+    public const int BatchedGenerationMaxTokens = 4;
+
+    /// <summary><see cref="Continue"/> for many prompts; short generations (up to <see cref="BatchedGenerationMaxTokens"/>
+    /// new tokens) that fit the context are batched, the rest decoded one by one with the KV cache.</summary>
+    public IReadOnlyList<string> ContinueAll(IReadOnlyList<string> prompts, int maxNewTokens, IReadOnlyList<SamplingOptions> decodings)
+    {
+        var results = new string[prompts.Count];
+        var encoded = prompts.Select(p => Tokenizer.Encode(p)).ToArray();
+        var batched = new List<int>();
+        for (int i = 0; i < prompts.Count; i++)
+        {
+            if (BatchGeneration && maxNewTokens <= BatchedGenerationMaxTokens && encoded[i].Length > 0 && encoded[i].Length + maxNewTokens <= Model.Config.ContextLength) batched.Add(i);
+            else results[i] = Continue(prompts[i], maxNewTokens, decodings[i]);
+        }
+        int rows = (int)Math.Clamp(MaxLogitsPerBatch / Model.Config.VocabSize, 1, MaxBatchRows);   // one scored position per row
+        foreach (var chunk in batched.OrderByDescending(i => encoded[i].Length).Chunk(rows))
+        {
+            var generated = GenerateBatch(chunk.Select(i => encoded[i]).ToArray(), maxNewTokens, chunk.Select(i => decodings[i]).ToArray());
+            for (int k = 0; k < chunk.Length; k++) results[chunk[k]] = ContinuationText(prompts[chunk[k]], encoded[chunk[k]], generated[k]);
+        }
+        return results;
+    }
+
+    private List<int>[] GenerateBatch(int[][] prompts, int maxNewTokens, SamplingOptions[] decodings)
+    {
+        var generators = decodings.Select(d => new torch.Generator((ulong)d.Seed, Model.Device)).ToArray();
+        var output = prompts.Select(_ => new List<int>()).ToArray();
+        var done = new bool[prompts.Length];
+        bool wasTraining = Model.Training;
+        Model.SetTraining(false);
+        try
+        {
+            for (int step = 0; step < maxNewTokens; step++)
+            {
+                var live = Enumerable.Range(0, prompts.Length).Where(r => !done[r]).ToArray();
+                if (live.Length == 0) break;
+                int t = live.Max(r => prompts[r].Length + output[r].Count);
+                var ids = new long[live.Length * t];
+                for (int k = 0; k < live.Length; k++)
+                {
+                    int at = k * t;
+                    foreach (var id in prompts[live[k]].Concat(output[live[k]])) ids[at++] = id;
+                }
+                using var scope = torch.NewDisposeScope();
+                using var _ = torch.no_grad();
+                var last = live.Select(r => (long)(prompts[r].Length + output[r].Count - 1)).ToArray();
+                var logits = Model.Logits(torch.tensor(ids, [live.Length, t], device: Model.Device), positions: torch.tensor(last, [live.Length, 1], device: Model.Device));
+                for (int k = 0; k < live.Length; k++)
+                {
+                    int r = live[k];
+                    int next = TextGenerator.Choose(logits[k, 0], decodings[r], generators[r]);
+                    if (next == Tokenizer.EndOfText) done[r] = true;
+                    else output[r].Add(next);
+                }
+            }
+        }
+        finally
+        {
+            Model.SetTraining(wasTraining);
+            foreach (var g in generators) g.Dispose();
+        }
+        return output;
+    }
+
+    private string ContinuationText(string prompt, int[] promptIds, IReadOnlyList<int> generated)
+    {
+        var text = Tokenizer.Decode(promptIds.Concat(generated)).Replace("<s>", "");
         int skip = 0, points = 0, promptPoints = prompt.EnumerateRunes().Count();
         while (skip < text.Length && points < promptPoints) { skip += char.IsSurrogatePair(text, skip) ? 2 : 1; points++; }
         return text[skip..];

@@ -50,8 +50,9 @@ public static class TextGenerator
                     }
                     var window = cache is null ? tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList() : pending;
                     var idx = torch.tensor(window.Select(t => (long)t).ToArray(), [1, window.Count], device: model.Device);
-                    var logits = model.Logits(idx, cache);                              // [1, T, V]
-                    var last = logits[0, -1];                                           // [V]
+                    using var lastPosition = torch.tensor(new long[] { window.Count - 1 }, [1, 1], device: model.Device);
+                    var logits = model.Logits(idx, cache, lastPosition);                // [1, 1, V]
+                    var last = logits[0, 0];                                            // [V]
                     next = Choose(last, options, generator);
                 }
                 if (next == stopId) yield break;

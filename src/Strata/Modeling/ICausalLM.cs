@@ -7,8 +7,10 @@ public interface ICausalLM
 {
     ModelConfig Config { get; }
     Device Device { get; }
-    /// <summary>Logits [B, T, V] for ids [B, T]; with a state from <see cref="NewCache"/>, ids follow the cached positions.</summary>
-    Tensor Logits(Tensor idx, IDisposable? cache = null);
+    /// <summary>Logits [B, T, V] for ids [B, T]; with a state from <see cref="NewCache"/>, ids follow the cached positions.
+    /// With <paramref name="positions"/> [B, P] (int64 indices into T), only those positions go through the head:
+    /// [B, P, V] (the head over a 65,536-word vocabulary is most of a small model's cost).</summary>
+    Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null);
     /// <summary>An empty KV cache (per expert, for an ensemble) for <paramref name="batch"/> sequences.</summary>
     IDisposable NewCache(long batch);
     void ResetCache(IDisposable cache);

@@ -60,17 +60,17 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
 
     public override Tensor forward(Tensor idx) => Forward(idx);
 
-    public Tensor Logits(Tensor idx, IDisposable? cache = null) => Forward(idx, (KvCache?)cache);
+    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null) => Forward(idx, (KvCache?)cache, positions);
     public IDisposable NewCache(long batch) => new KvCache(batch, Config.NHead, Config.ContextLength, Config.HeadSize, _device, ScalarType.Float32);
     public void ResetCache(IDisposable cache) => ((KvCache)cache).Reset();
     public long CacheLength(IDisposable cache) => ((KvCache)cache).Length;
     public bool Training => training;
     public void SetTraining(bool training) => train(training);
 
-    /// <summary>Logits [B, T, V] for token ids <paramref name="idx"/> [B, T]. With a cache, idx are the positions after
-    /// those already cached. The frozen substrate and the leading frozen blocks run under no_grad, so they keep no
-    /// activations for backward.</summary>
-    public Tensor Forward(Tensor idx, KvCache? cache = null)
+    /// <summary>Logits [B, T, V] for token ids <paramref name="idx"/> [B, T] (or [B, P, V] at <paramref name="positions"/>
+    /// [B, P] only). With a cache, idx are the positions after those already cached. The frozen substrate and the
+    /// leading frozen blocks run under no_grad, so they keep no activations for backward.</summary>
+    public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null)
     {
         var (B, T) = (idx.shape[0], idx.shape[1]);
         long past = cache?.Length ?? 0;
@@ -89,9 +89,15 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
         }
         for (int i = Math.Max(frozen, 0); i < _layers.Count; i++) x = Step(x, i);
         cache?.Advance(T);
+        if (positions is not null)
+        {
+            using var all = x;
+            using var index = positions.unsqueeze(-1).expand(positions.shape[0], positions.shape[1], all.shape[2]);
+            x = all.gather(1, index);                                                   // [B, P, C]
+        }
         using (x)
         using (var h = _finalNorm.call(x))
-            return _head.call(h);                                                     // [B, T, V]
+            return _head.call(h);                                                     // [B, T or P, V]
 
         Tensor Step(Tensor input, int i)
         {
