@@ -189,7 +189,7 @@ public class ScorerTests
         var requests = new List<(string, string)> { ("Question: 2+2?\nAnswer:", " 4"), ("Q:", " a longer continuation here"), ("", "empty context"), ("x", new string('y', 40)) };
         var batched = scorer.LogLikelihoods(requests);
         var single = new Scorer(model, scorer.Tokenizer) { MaxBatchRows = 1 }.LogLikelihoods(requests);
-        for (int i = 0; i < requests.Count; i++) Assert.True(Math.Abs(batched[i].LogProb - single[i].LogProb) < 1e-3, $"{i}: {batched[i]} vs {single[i]}");
+        for (int i = 0; i < requests.Count; i++) Assert.True(Math.Abs(batched[i] - single[i]) < 1e-3, $"{i}: {batched[i]} vs {single[i]}");
         // by hand for the first: log softmax at each continuation position
         var ctx = scorer.Tokenizer.Encode("Question: 2+2?\nAnswer:");
         var cont = scorer.Tokenizer.Encode(" 4");
@@ -199,9 +199,9 @@ public class ScorerTests
         using var logits = model.Forward(torch.tensor(ids[..^1], [1, ids.Length - 1]));
         using var lp = logits[0].log_softmax(-1);
         double expected = cont.Select((t, k) => (double)lp[ctx.Length - 1 + k, t].item<float>()).Sum();
-        Assert.True(Math.Abs(batched[0].LogProb - expected) < 1e-4, $"{batched[0].LogProb} vs {expected}");
+        Assert.True(Math.Abs(batched[0] - expected) < 1e-4, $"{batched[0]} vs {expected}");
         // too long for the context: scored on the last context-length tokens, still finite
-        Assert.True(double.IsFinite(batched[3].LogProb) && batched[3].LogProb < batched[0].LogProb);
+        Assert.True(double.IsFinite(batched[3]) && batched[3] < batched[0]);
     }
 
     [Fact]

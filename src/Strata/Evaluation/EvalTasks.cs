@@ -81,7 +81,7 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
                     int at = 0, correct = 0;
                     foreach (var q in items)
                     {
-                        var ll = lls.Skip(at).Take(q.Choices.Count).Select(x => x.LogProb).ToList();
+                        var ll = new ArraySegment<double>(lls, at, q.Choices.Count);
                         at += q.Choices.Count;
                         if (ArgMax(ll) == q.Answer) correct++;
                     }
@@ -94,7 +94,7 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
                     int at = 0, correct = 0, correctNorm = 0;
                     foreach (var q in items)
                     {
-                        var ll = lls.Skip(at).Take(q.Choices.Count).Select(x => x.LogProb).ToList();
+                        var ll = new ArraySegment<double>(lls, at, q.Choices.Count);
                         at += q.Choices.Count;
                         if (ArgMax(ll) == q.Answer) correct++;
                         if (ArgMax(ll.Select((v, k) => v / (q.Choices[k].Length + 1)).ToList()) == q.Answer) correctNorm++;

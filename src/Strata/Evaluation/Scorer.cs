@@ -32,10 +32,9 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         return (ctx, Tokenizer.Encode(continuation));
     }
 
-    /// <summary>Sum of log P(continuation tokens | context) per request, and whether greedy decoding would have produced
-    /// the whole continuation. Too-long sequences keep their last context-length tokens. An empty context starts from
-    /// the end-of-text id.</summary>
-    public (double LogProb, bool Greedy)[] LogLikelihoods(IReadOnlyList<(string Context, string Continuation)> requests)
+    /// <summary>Sum of log P(continuation tokens | context) per request. Too-long sequences keep their last
+    /// context-length tokens. An empty context starts from the end-of-text id.</summary>
+    public double[] LogLikelihoods(IReadOnlyList<(string Context, string Continuation)> requests)
     {
         var seqs = new (long[] Input, int ContinuationLength)[requests.Count];
         int ctxLen = Model.Config.ContextLength;
@@ -48,7 +47,7 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
             var input = all.Length - 1 > ctxLen ? all[^(ctxLen + 1)..] : all;     // inputs and targets: one more than fits
             seqs[i] = (input, Math.Min(k.Length, input.Length - 1));
         }
-        var results = new (double, bool)[requests.Count];
+        var results = new double[requests.Count];
         var order = Enumerable.Range(0, seqs.Length).OrderByDescending(i => seqs[i].Input.Length).ToArray();
         int longestContinuation = seqs.Length == 0 ? 1 : seqs.Max(q => q.ContinuationLength);
         int rows = (int)Math.Clamp(MaxLogitsPerBatch / ((long)longestContinuation * Model.Config.VocabSize), 1, MaxBatchRows);
@@ -84,9 +83,7 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
                     int first = s.Length - 1 - n;                                        // position predicting the first continuation token
                     var targets = torch.tensor(s[(first + 1)..], device: Model.Device);
                     var rowLp = logits[r, ..n].to(ScalarType.Float32).log_softmax(-1);  // [n, V]
-                    double lp = rowLp.gather(1, targets.unsqueeze(1)).sum().item<float>();
-                    bool greedy = rowLp.argmax(1).equal(targets).all().item<bool>();
-                    results[batch[r]] = (lp, greedy);
+                    results[batch[r]] = rowLp.gather(1, targets.unsqueeze(1)).sum().item<float>();
                 }
             }
         }
