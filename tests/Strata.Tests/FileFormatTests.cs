@@ -47,6 +47,26 @@ public class FileFormatTests
     }
 
     [Fact]
+    public void Tensors_larger_than_one_piece_are_written_and_read_in_pieces()
+    {
+        var saved = Strata.Interop.SafetensorsFile.Chunk;
+        Strata.Interop.SafetensorsFile.Chunk = 1000;                                    // bytes: a [300, 16] float32 table is 20 pieces
+        try
+        {
+            var path = Path.Combine(TestPaths.TempDir(), "pieces.safetensors");
+            using var table = torch.randn(300, 16);
+            using var ids = torch.arange(77L);
+            Strata.Interop.SafetensorsWriter.Write(path, [("table", table), ("ids", ids)]);
+            using var file = new Strata.Interop.SafetensorsFile(path);
+            using var t = file.Read("table");
+            using var i = file.Read("ids");
+            Assert.True(t.equal(table).all().item<bool>());
+            Assert.True(i.equal(ids).all().item<bool>());
+        }
+        finally { Strata.Interop.SafetensorsFile.Chunk = saved; }
+    }
+
+    [Fact]
     public void Safetensors_written_here_round_trips_and_pads_its_header()
     {
         var path = Path.Combine(TestPaths.TempDir(), "y.safetensors");

@@ -137,7 +137,8 @@ public sealed class SafetensorsFile : IDisposable
         return t;
     }
 
-    internal const long Chunk = 1L << 30;
+    /// <summary>Bytes per piece when reading and writing tensor data (spans and arrays stop at 2 GiB).</summary>
+    internal static long Chunk = 1L << 30;
 
     public void Dispose() => _stream.Dispose();
 }
