@@ -37,7 +37,9 @@ public class EvalCliTests
         Assert.Equal(3, report.Find("mmlu", Protocol.Generative, "accuracy")!.Items);             // cais-mmlu took precedence over the CSV
         Assert.Equal(2, report.Find("bleu-en-ru", Protocol.Generative, "sentence_bleu_13a")!.Items);
         Assert.Equal(100.0 * 1 / 5, report.Find("commonsense-qa", Protocol.LogLikelihoodCloze, "accuracy")!.Chance!.Value, 6);
-        Assert.Contains("| mmlu | loglik-letter | accuracy |", File.ReadAllText(Path.Combine(outDir, EvalReport.MarkdownFile)));
+        var md = File.ReadAllText(Path.Combine(outDir, EvalReport.MarkdownFile));
+        Assert.Contains("| mmlu | loglik-letter | accuracy |", md);
+        Assert.Contains("- arc-easy: ARC-Easy validation (allenai/ai2_arc)", md);
         Assert.Contains("greedy, 1 run(s), max_new_tokens 1, first character", output);
     }
 

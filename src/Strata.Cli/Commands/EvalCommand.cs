@@ -64,12 +64,13 @@ public static class EvalCommand
         if (limit is < 1) throw new StrataException($"--limit: at least 1, got {limit}");
         long? pplTokens = a.Get("ppl-tokens") is null ? null : a.Long("ppl-tokens", 0);
         if (pplTokens is < 1) throw new StrataException($"--ppl-tokens: at least 1, got {pplTokens}");
+        long seed = a.Long("seed", 1337);
         var settings = new EvalSettings
         {
             Protocols = protocols,
             Runs = runs,
-            Decoding = new SamplingOptions { Temperature = a.Double("temperature", 0), TopK = a.Int("top-k", 0), TopP = a.Double("top-p", 1), Seed = a.Long("seed", 1337) },
-            Seed = a.Long("seed", 1337),
+            Decoding = new SamplingOptions { Temperature = a.Double("temperature", 0), TopK = a.Int("top-k", 0), TopP = a.Double("top-p", 1), Seed = seed },
+            Seed = seed,
             Limit = limit,
             PerplexityTokens = pplTokens,
             DataDir = a.Get("data"),

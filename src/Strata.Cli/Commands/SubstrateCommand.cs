@@ -35,7 +35,6 @@ public static class SubstrateCommand
         {
             file = SubstrateFile.Read(a.Positionals[0]);
             spec = file.Recipe.Spec;
-            a.Get("kind");
         }
         else
         {

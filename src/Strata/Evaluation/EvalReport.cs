@@ -4,8 +4,9 @@ using Strata.Util;
 
 namespace Strata.Evaluation;
 
-/// <summary>The scores of one model (checkpoint, stage or ensemble) on a suite, saved as eval.json and eval.md.</summary>
-public sealed record EvalReport(string Model, string Tokenizer, int? Depth, string Suite, IReadOnlyList<EvalScore> Scores, double Seconds)
+/// <summary>The scores of one model (checkpoint, stage or ensemble) on a suite, saved as eval.json and eval.md, with
+/// what each task measured.</summary>
+public sealed record EvalReport(string Model, string Tokenizer, int? Depth, string Suite, IReadOnlyDictionary<string, string> Tasks, IReadOnlyList<EvalScore> Scores, double Seconds)
 {
     public const string JsonFile = "eval.json", MarkdownFile = "eval.md";
 
@@ -21,7 +22,7 @@ public sealed record EvalReport(string Model, string Tokenizer, int? Depth, stri
             foreach (var s in got) settings.Log.WriteLine($"   {s.Task} [{s.Protocol}] {s.Metric} = {Format(s)} (n={s.Items}{(s.Chance is { } c ? $", chance {c:F1}" : "")}) in {taskClock.Elapsed.TotalSeconds:F1} s");
             scores.AddRange(got);
         }
-        return new EvalReport(model, scorer.Tokenizer.Name, depth, suite, scores, clock.Elapsed.TotalSeconds);
+        return new EvalReport(model, scorer.Tokenizer.Name, depth, suite, tasks.ToDictionary(t => t.Name, t => t.Description), scores, clock.Elapsed.TotalSeconds);
     }
 
     public static string Format(EvalScore s) =>
@@ -37,6 +38,8 @@ public sealed record EvalReport(string Model, string Tokenizer, int? Depth, stri
         sb.Append("| task | protocol | metric | value | 95% interval | items | chance | settings |\n|---|---|---|---|---|---|---|---|\n");
         foreach (var s in Scores)
             sb.Append($"| {s.Task} | {s.Protocol} | {s.Metric} | {Format(s)} | {s.Interval} | {s.Items} | {(s.Chance is { } c ? c.ToString("F1", CultureInfo.InvariantCulture) : "-")} | {s.Settings.Replace("|", "\\|")} |\n");
+        sb.Append("\n");
+        foreach (var (task, what) in Tasks) sb.Append($"- {task}: {what}\n");
         sb.Append("\nAccuracies and BLEU are in percent. ± is the 95% interval named in its column: 'runs' = 1.96·σ/√runs over repeated runs " +
                   "(the paper's), 'binomial' = 1.96·√(p(1-p)/n) over the items of one run.\n");
         return sb.ToString();

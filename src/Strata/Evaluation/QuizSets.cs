@@ -15,21 +15,21 @@ public static class QuizSets
     /// <summary>Bumped when a set's construction changes, so that stale caches are rebuilt.</summary>
     public const int BuildVersion = 1;
 
-    public sealed record QuizSet(string Name, string Description, string Package, Func<long, IReadOnlyList<MultipleChoiceItem>> Build);
+    public sealed record QuizSet(string Name, string Description, Func<long, IReadOnlyList<MultipleChoiceItem>> Build);
 
     public static IReadOnlyList<QuizSet> All { get; } =
     [
-        new("quiz-capitals", "capital of a country (bsdgames quiz: europe, asia, africa, america)", "bsdgames",
+        new("quiz-capitals", "capital of a country (bsdgames quiz: europe, asia, africa, america)",
             seed => Facts(["europe", "asia", "africa", "america"], 0, 1, k => $"What is the capital of {k}?", seed)),
-        new("quiz-states", "capital of a US state (bsdgames quiz: state)", "bsdgames",
+        new("quiz-states", "capital of a US state (bsdgames quiz: state)",
             seed => Facts(["state"], 0, 1, k => $"What is the capital of the US state of {k}?", seed)),
-        new("quiz-elements", "chemical element from its symbol (bsdgames quiz: elements)", "bsdgames",
+        new("quiz-elements", "chemical element from its symbol (bsdgames quiz: elements)",
             seed => Facts(["elements"], 0, 3, k => $"Which chemical element has the symbol {k}?", seed)),
-        new("quiz-bard", "the next line of a Shakespeare passage (bsdgames quiz: bard)", "bsdgames",
+        new("quiz-bard", "the next line of a Shakespeare passage (bsdgames quiz: bard)",
             seed => Facts(["bard"], 0, 1, k => $"Which line comes after \"{k}\"?", seed)),
-        new("quiz-poetry", "the next line of a poem (bsdgames quiz: poetry)", "bsdgames",
+        new("quiz-poetry", "the next line of a poem (bsdgames quiz: poetry)",
             seed => Facts(["poetry"], 0, 1, k => $"Which line comes after \"{k}\"?", seed)),
-        new("wordnet-definitions", "the word for a WordNet definition, distractors of the same part of speech (500 synsets)", "wordnet-base",
+        new("wordnet-definitions", "the word for a WordNet definition, distractors of the same part of speech (500 synsets)",
             seed => WordNetDefinitions(500, seed)),
     ];
 

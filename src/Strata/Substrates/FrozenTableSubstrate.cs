@@ -22,12 +22,8 @@ public sealed class FrozenTableSubstrate : Substrate
     public FrozenTableSubstrate(SubstrateSpec spec, ModelConfig model, int tableWidth, Tensor? table, Device? device = null) : base(nameof(FrozenTableSubstrate))
     {
         _spec = spec;
+        spec.CheckLift(tableWidth, model);
         int k = spec.Lift == SubstrateLift.Truncate ? model.DModel : tableWidth;
-        if (spec.Lift == SubstrateLift.Truncate && tableWidth < model.DModel)
-            throw new StrataException($"substrate.lift: truncate keeps d_model = {model.DModel} of the table's {tableWidth} columns, which is fewer");
-        if (spec.Lift != SubstrateLift.Truncate && model.DModel % tableWidth != 0)
-            throw new StrataException($"substrate: a table of width {tableWidth} cannot be lifted to d_model {model.DModel}" +
-                                      (tableWidth > model.DModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : " (d_model must be a multiple of it)"));
         _repeat = model.DModel / k;
         Tensor value;
         if (table is null || device?.type == DeviceType.META) value = torch.empty([model.VocabSize, k], device: device);

@@ -123,14 +123,17 @@ public sealed record SubstrateSpec
                 if (string.IsNullOrEmpty(Path)) throw new StrataException($"{where}.path: a file substrate needs the path of its table");
                 break;
         }
-        if (TableWidth() is { } k)
-        {
-            if (Lift == SubstrateLift.Truncate && k < model.DModel)
-                throw new StrataException($"{where}.lift: truncate keeps d_model = {model.DModel} columns but the table has only {k}");
-            if (Lift != SubstrateLift.Truncate && model.DModel % k != 0)
-                throw new StrataException($"{where}: d_model {model.DModel} is not a multiple of the table width {k}, so it cannot be lifted" +
-                                          (k > model.DModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : ""));
-        }
+        if (TableWidth() is { } k) CheckLift(k, model, where);
         return this;
+    }
+
+    /// <summary>Refuses a table of <paramref name="width"/> columns that this spec's lift cannot bring to d_model.</summary>
+    public void CheckLift(int width, ModelConfig model, string where = "substrate")
+    {
+        if (Lift == SubstrateLift.Truncate && width < model.DModel)
+            throw new StrataException($"{where}.lift: truncate keeps d_model = {model.DModel} columns but the table has only {width}");
+        if (Lift != SubstrateLift.Truncate && model.DModel % width != 0)
+            throw new StrataException($"{where}: d_model {model.DModel} is not a multiple of the table width {width}, so it cannot be lifted" +
+                                      (width > model.DModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : ""));
     }
 }

@@ -23,19 +23,16 @@ public static class SubstrateViews
         using var text = new SKPaint { Color = SKColors.Black, IsAntialias = true };
         using var typeface = SKTypeface.FromFile(glyphs.FontPath);
         using var font = new SKFont(typeface, 16);
-        var (angle, dx, dy) = v.EasyDraws();
+        var augmentation = new VisualAugmentation(v);
         for (int r = 0; r < tokens.Count; r++)
         {
             var t = tokens[r];
             int w = g * Math.Max(1, t.Length), top = pad + r * (g * zoom + pad);
             var drawn = VisualUnicodeSubstrate.Canvas(t, g, glyphs.Render);
-            bool easy = VisualUnicodeSubstrate.IsEasyScript(t);
-            var augmented = easy ? VisualUnicodeSubstrate.Shift(VisualUnicodeSubstrate.Rotate(drawn, w, g, angle), w, g, dx, dy) : (byte[])drawn.Clone();
-            var mask = VisualUnicodeSubstrate.SaltMask(w, g, easy ? v.EasyNoise : v.ComplexNoise);
-            for (int i = 0; i < augmented.Length; i++) if (mask[i]) augmented[i] = 0;
-            var final = w == g ? augmented : VisualUnicodeSubstrate.ResizeColumns(augmented, w, g, g);
+            var augmented = augmentation.Apply(drawn, t);
+            var final = augmentation.ToCell(augmented, t);
             var name = string.Concat(t.Select(c => char.IsControl(c) ? $"U+{(int)c:X4}" : c.ToString()));
-            canvas.DrawText($"{name} ({(easy ? "easy" : "complex")})", pad, top + 20, font, text);
+            canvas.DrawText($"{name} ({(VisualUnicodeSubstrate.IsEasyScript(t) ? "easy" : "complex")})", pad, top + 20, font, text);
             Blit(canvas, drawn, w, g, label, top, zoom);
             Blit(canvas, augmented, w, g, label + w * zoom + pad, top, zoom);
             Blit(canvas, final, g, g, label + 2 * maxW * zoom + 2 * pad, top, zoom);

@@ -52,26 +52,14 @@ public static class VisualUnicodeSubstrate
     {
         int g = v.Size, n = v.Bits;
         var order = PolarSnakeOrder(g);
-        var (angle, dx, dy) = v.EasyDraws();
+        var augmentation = new VisualAugmentation(v);
         var cells = new GlyphInk?[65536];
-        var masks = new System.Collections.Concurrent.ConcurrentDictionary<(int, double), bool[]>();
         var bits = new byte[(long)tokens.Count * n];
         Parallel.For(0, tokens.Count, t =>
         {
             var text = tokens[t];
             foreach (var c in text) cells[c] ??= glyphs.Render(c);
-            int w = g * Math.Max(1, text.Length);
-            var img = Canvas(text, g, c => cells[c]!);
-            bool easy = IsEasyScript(text);
-            if (easy)
-            {
-                img = Rotate(img, w, g, angle);
-                img = Shift(img, w, g, dx, dy);
-            }
-            double level = easy ? v.EasyNoise : v.ComplexNoise;
-            var mask = masks.GetOrAdd((w, level), k => SaltMask(k.Item1, g, k.Item2));
-            for (int i = 0; i < img.Length; i++) if (mask[i]) img[i] = 0;
-            if (w != g) img = ResizeColumns(img, w, g, g);
+            var img = augmentation.ToCell(augmentation.Apply(Canvas(text, g, c => cells[c]!), text), text);
             var row = bits.AsSpan((int)((long)t * n), n);
             for (int k = 0; k < n; k++) row[k] = img[order[k]] < 128 ? (byte)1 : (byte)0;
         });
@@ -190,5 +178,34 @@ public static class VisualUnicodeSubstrate
         var bits = Bits(tokens, v, glyphs);
         using var x = torch.tensor(bits, [tokens.Count, v.Bits]);
         return SubstrateTables.PcaNormalized(x);
+    }
+}
+
+/// <summary>The builder's <c>augment_image</c> and resize for one variant: easy-script canvases are rotated and shifted
+/// by the variant's fixed draws, every canvas gets NumPy's salt mask for its shape and level, and multi-character
+/// canvases are brought to G x G.</summary>
+public sealed class VisualAugmentation(VisualVariant v)
+{
+    private readonly (double Angle, int Dx, int Dy) _draws = v.EasyDraws();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(int, double), bool[]> _masks = new();
+
+    /// <summary>Rotation and shift (easy scripts), then salt noise, on the canvas of <paramref name="text"/>.</summary>
+    public byte[] Apply(byte[] canvas, string text)
+    {
+        int g = v.Size, w = g * Math.Max(1, text.Length);
+        bool easy = VisualUnicodeSubstrate.IsEasyScript(text);
+        var img = easy
+            ? VisualUnicodeSubstrate.Shift(VisualUnicodeSubstrate.Rotate(canvas, w, g, _draws.Angle), w, g, _draws.Dx, _draws.Dy)
+            : (byte[])canvas.Clone();
+        var mask = _masks.GetOrAdd((w, easy ? v.EasyNoise : v.ComplexNoise), k => VisualUnicodeSubstrate.SaltMask(k.Item1, g, k.Item2));
+        for (int i = 0; i < img.Length; i++) if (mask[i]) img[i] = 0;
+        return img;
+    }
+
+    /// <summary>The augmented canvas of <paramref name="text"/> as the final G x G cell.</summary>
+    public byte[] ToCell(byte[] augmented, string text)
+    {
+        int g = v.Size, w = g * Math.Max(1, text.Length);
+        return w == g ? augmented : VisualUnicodeSubstrate.ResizeColumns(augmented, w, g, g);
     }
 }

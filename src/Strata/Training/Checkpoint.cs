@@ -76,13 +76,7 @@ public static class Checkpoint
         var plan = info.Plan;
         int? width = file.Entries.TryGetValue(ModelPrefix + "embed_in.weight", out var table) && table.Shape.Length == 2 && plan.Substrate.IsFrozen ? (int)table.Shape[1] : null;
         var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, device, emptyWidth: width ?? plan.Substrate.TableWidth()), info.Depth, device);
-        LoadWeights(model, file);
-        if (model.Substrate is FrozenTableSubstrate frozen)
-        {
-            frozen.Reloaded();
-            if (info.SubstrateHash is { } recorded && frozen.ContentHash != recorded)
-                throw new StrataException($"{path}: its substrate table hashes to {frozen.ContentHash}, the checkpoint records {recorded} (the file is corrupted)");
-        }
+        LoadWeights(model, file, info);
         if (file.Entries.Keys.Any(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)))
         {
             // saved inside a LoRA phase: the adapters of that stage, with their trained values
@@ -99,13 +93,19 @@ public static class Checkpoint
     public static void LoadWeights(LanguageModel model, string path)
     {
         using var file = new SafetensorsFile(path);
-        ReadInfo(file);
-        LoadWeights(model, file);
+        LoadWeights(model, file, ReadInfo(file));
     }
 
-    private static void LoadWeights(LanguageModel model, SafetensorsFile file) =>
+    /// <summary>Loads the weights and checks the substrate table against the hash the checkpoint records.</summary>
+    private static void LoadWeights(LanguageModel model, SafetensorsFile file, CheckpointInfo info)
+    {
         ModelState.Load(model, name => file.Contains(ModelPrefix + name) ? file.Read(ModelPrefix + name).to(model.Device) : null, file.Path,
             file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal)).Select(k => k[ModelPrefix.Length..]));
+        if (model.Substrate is not FrozenTableSubstrate frozen) return;
+        frozen.Reloaded();
+        if (info.SubstrateHash is { } recorded && frozen.ContentHash != recorded)
+            throw new StrataException($"{file.Path}: its substrate table hashes to {frozen.ContentHash}, the checkpoint records {recorded} (the file is corrupted)");
+    }
 
     public static void LoadOptimizer(AdamW optimizer, string path, long step)
     {

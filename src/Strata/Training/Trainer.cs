@@ -70,7 +70,7 @@ public static class Trainer
                 throw new StrataException($"{s.Path}: tokens from a vocabulary of {s.VocabSize}, the model's head has {plan.Model.VocabSize}");
         var tokenizer = PreparedData.TryRead(plan.Data.Train)?.Tokenizer ?? "unknown";
         string? tokenizerHash = tokenizer == "unknown" ? null : Tokenization.Tokenizers.ContentHash(Tokenization.Tokenizers.ByName(tokenizer));
-        if (plan.Substrate.Kind == SubstrateKind.Visual && tokenizer != "unknown" && Tokenization.Tokenizers.ByName(plan.Substrate.Tokenizer).Name != tokenizer)
+        if (plan.Substrate.Kind == SubstrateKind.Visual && tokenizerHash is not null && Tokenization.Tokenizers.ByName(plan.Substrate.Tokenizer).Name != tokenizer)
             throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but {plan.Data.Train} was encoded with '{tokenizer}'");
         var sampler = new BatchSampler(trainShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
         var valSampler = new BatchSampler(valShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
@@ -213,12 +213,8 @@ public static class Trainer
         {
             var planned = model.Substrate.ContentHash;
             Checkpoint.LoadWeights(model, initFrom);
-            if (model.Substrate is FrozenTableSubstrate frozen)
-            {
-                frozen.Reloaded();
-                if (frozen.ContentHash != planned)
-                    throw new StrataException($"{initFrom} was trained on the substrate table sha256:{frozen.ContentHash}, the plan's substrate is sha256:{planned}");
-            }
+            if (model.Substrate.ContentHash != planned)
+                throw new StrataException($"{initFrom} was trained on the substrate table sha256:{model.Substrate.ContentHash}, the plan's substrate is sha256:{planned}");
         }
         AttachLora(model, plan.Stages[si], plan.Training.Seed + 1000L * si + 500);
     }
