@@ -5,6 +5,7 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/bootstrap.sh || exit 1
+export STRATA_HOME="$root"        # as ./strata does: prepared corpora and substrate caches under the repository's data/
 results="$root/artifacts/test-results"
 rm -rf "$results"
 dotnet test tests/Strata.Tests/Strata.Tests.csproj -c Release --no-build -nologo \

@@ -23,7 +23,7 @@ public static class EvalThroughput
         var home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory();
         var plan = Strata.Training.GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
         torch.manual_seed(0);
-        using var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model), plan.Stages.Sum(s => s.AddBlocks));
+        using var model = new LanguageModel(plan.Model, plan.Substrate, plan.Stages.Sum(s => s.AddBlocks));
         var tokenizer = Strata.Tokenization.Tokenizers.ByName(Strata.Tokenization.Tokenizers.Default);
         var settings = new EvalSettings { Home = home, Limit = questions };
         var task = (MultipleChoiceTask)EvalSuites.Resolve("quiz-capitals").Single();

@@ -23,7 +23,7 @@ public static class GrowthStepTime
         const int L = 9, T = 256, B = 4, V = 65536;
         var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
         torch.manual_seed(0);
-        using var model = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec(), cfg), L);
+        using var model = new LanguageModel(cfg, new SubstrateSpec(), L);
         using var batch = torch.randint(0, V, [B, T + 1]);
 
         double blockFwd = 2.0 * 12 * d * d + 4.0 * T * d;     // per token: matmuls + attention scores and mixing
@@ -32,15 +32,17 @@ public static class GrowthStepTime
         double stageFlops = 6 * blockFwd + 3 * (3 * blockFwd + headFwd);
         double predicted = monoFlops / stageFlops;
 
-        var mono = new StageConfig { AddBlocks = L, Steps = 1, Trains = StageTrains.All };
-        var stage3 = new StageConfig { AddBlocks = 3, Steps = 1, Trains = StageTrains.New };
+        GrowthPlan Plan(params StageConfig[] stages) => new() { Model = cfg, Substrate = new SubstrateSpec(), Data = new DataSpec(), Stages = stages };
+        var mono = new GrowthStage(Plan(new StageConfig { AddBlocks = L, Steps = 1, Trains = StageTrains.All }), 0);
+        var three = new StageConfig { AddBlocks = 3, Steps = 1 };
+        var stage3 = new GrowthStage(Plan(three, three, three), 2);
         double monoTime = 0, stageTime = 0, monoPeak = 0, stagePeak = 0;
         for (int round = 0; round < 2; round++)                 // alternate: round 0 warms up, round 1 is measured
         {
-            (double t, double peak) Measure(StageConfig stage)
+            (double t, double peak) Measure(GrowthStage stage)
             {
-                Trainer.SetTrainable(model, stage);
-                using var opt = new AdamW(Trainer.OptimizedParameters(model), 0.9, 0.95, 1e-8, 0.1);
+                stage.SetTrainable(model);
+                using var opt = new AdamW(Trainer.TrainableParameters(model), 0.9, 0.95, 1e-8, 0.1);
                 Trainer.Step(model, opt, 1e-4, 1.0, [batch]);
                 PeakMemory.Reset();
                 var sw = Stopwatch.StartNew();

@@ -21,7 +21,7 @@ public static class SubstrateBuildTime
         {
             var clock = Stopwatch.StartNew();
             using var glyphs = new UnicodeGlyphs(UnicodeGlyphs.DebianFont, 32);
-            var bits = VisualUnicodeSubstrate.Bits(tokens, VisualVariant.TwoThree, glyphs);
+            var bits = VisualUnicodeTable.Bits(tokens, VisualVariant.TwoThree, glyphs);
             double render = clock.Elapsed.TotalSeconds;
             using var x = torch.tensor(bits, [tokens.Count, 1024]);
             using var table = SubstrateTables.PcaNormalized(x);

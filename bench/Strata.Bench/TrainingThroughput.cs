@@ -29,7 +29,7 @@ public static class TrainingThroughput
             const int L = 4, T = 256, B = 8, V = 65536;
             var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
             torch.manual_seed(0);
-            using var model = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec(), cfg, device), L, device);
+            using var model = new LanguageModel(cfg, new SubstrateSpec(), L, device);
             using var opt = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.95, 1e-8, 0.1);
             using var batch = torch.randint(0, V, [B, T + 1], device: device);
             Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                                  // warm-up

@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Modeling;
 using Strata.Training;
 using Xunit;
@@ -56,7 +57,7 @@ public class BadInputTests
         Directory.CreateDirectory(widerDir);
         var wide = WritePlan(widerDir, ValidPlanJson(SotuData.Train, SotuData.Validation, """{ "d_model": 64, "n_head": 4, "context_length": 32 }"""));
         var outDir = Path.Combine(dir, "b");
-        var (code, _, err) = CliRunner.Run("train", "--plan", wide, "--out", outDir, "--init-from", Path.Combine(dir, "a", Checkpoint.FileName));
+        var (code, _, err) = CliRunner.Run("train", "--plan", wide, "--out", outDir, "--init-from", Path.Combine(dir, "a", RunDirectory.CheckpointName));
         Assert.Equal(1, code);
         Assert.Matches(@"tensor '[a-z_.0-9]+' has shape \[\d+(, \d+)*\], the model expects \[\d+(, \d+)*\]", err);
         Assert.False(Directory.Exists(outDir));
@@ -69,11 +70,11 @@ public class BadInputTests
         var plan = WritePlan(dir, ValidPlanJson(SotuData.Train, SotuData.Validation));
         var run = Path.Combine(dir, "run");
         Assert.Equal(0, CliRunner.Run("train", "--plan", plan, "--out", run).Code);
-        var before = File.ReadAllBytes(Path.Combine(run, Checkpoint.FileName));
+        var before = File.ReadAllBytes(Path.Combine(run, RunDirectory.CheckpointName));
         var (code, _, err) = CliRunner.Run("train", "--plan", plan, "--out", run);
         Assert.Equal(1, code);
         Assert.Contains("--resume", err);
-        Assert.Equal(before, File.ReadAllBytes(Path.Combine(run, Checkpoint.FileName)));
+        Assert.Equal(before, File.ReadAllBytes(Path.Combine(run, RunDirectory.CheckpointName)));
     }
 
     [Fact]
@@ -113,10 +114,10 @@ public class BadInputTests
     {
         var dir = TestPaths.TempDir();
         var shard = Path.Combine(dir, "t.tokens");
-        Strata.Data.TokenShard.Write(shard, 65536, Enumerable.Range(0, 100).ToList());
+        Strata.Formats.TokenShard.Write(shard, 65536, Enumerable.Range(0, 100).ToList());
         var bytes = File.ReadAllBytes(shard);
         File.WriteAllBytes(shard, bytes[..^3]);
-        var e = Assert.Throws<Strata.Util.StrataException>(() => Strata.Data.TokenShard.Open(shard));
+        var e = Assert.Throws<Strata.Util.StrataException>(() => Strata.Formats.TokenShard.Open(shard));
         Assert.Contains("truncated", e.Message);
     }
 

@@ -3,7 +3,7 @@ using Xunit;
 
 namespace Strata.Tests;
 
-/// <summary>The bvv241 vocabularies against the counts and ids the author's notebooks print (emergent-semantics.md §2.5-2.8).</summary>
+/// <summary>The bvv241 vocabularies against the counts and ids the author's notebooks print.</summary>
 public class Bvv241Tests
 {
     private static readonly BpeTokenizer T23 = Bvv241Builder.Get(Bvv241Builder.TwoThree);

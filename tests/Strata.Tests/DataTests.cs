@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Data;
 using Strata.Tokenization;
 using TorchSharp;
@@ -13,7 +14,7 @@ public class DataTests
     public void Codepoint_ids_are_the_bvv241_single_character_ids()
     {
         var tok = new CodePointTokenizer();
-        // emergent-semantics.md §2.8: 'Привет, мир! 😀 中文' keeps code points and turns the emoji into <unk> (57347)
+        // the bvv241 builder notebook's example: 'Привет, мир! 😀 中文' keeps code points and turns the emoji into <unk> (57347)
         var ids = tok.Encode("Пр, 😀 中\uE000\uFFFF");
         Assert.Equal(new[] { 0x41F, 0x440, ',', ' ', 57347, ' ', 0x4E2D, 57347, 57347 }, ids);
         Assert.Equal("Hello, мир 中文", tok.Decode(tok.Encode("Hello, мир 中文")));

@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Composition;
 using Strata.Generation;
 using Strata.Substrates;
@@ -17,7 +18,7 @@ public class EnsembleTests
         string Run(string name, GrowthPlan plan)
         {
             Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, name), Log = TextWriter.Null });
-            return Path.Combine(dir, name, Checkpoint.FileName);
+            return Path.Combine(dir, name, RunDirectory.CheckpointName);
         }
         var plan = SotuData.Plan(3);
         return (Run("a", plan), Run("b", plan with { Training = plan.Training with { Seed = 99 } }),
@@ -77,7 +78,7 @@ public class EnsembleTests
         using (var start = two.Logits(ids))
             Assert.True((start - mean).abs().max().item<float>() < 1e-5, $"{(start - mean).abs().max().item<float>()} {start.dtype}");
         var expertBytes = two.Experts[0].state_dict().Values.Select(t => t.data<float>().ToArray()).ToList();
-        using var shard = Strata.Data.TokenShard.Open(SotuData.Train);
+        using var shard = Strata.Formats.TokenShard.Open(SotuData.Train);
         var losses = two.TrainAdapter(new Strata.Data.BatchSampler(shard, 4, 32, 3), 30, 0.05);
         Assert.True(losses.TakeLast(5).Average() < losses.Take(5).Average(), string.Join(", ", losses.Select(l => l.ToString("F3"))));
         Assert.Equal(expertBytes, two.Experts[0].state_dict().Values.Select(t => t.data<float>().ToArray()).ToList());   // experts frozen
@@ -115,12 +116,12 @@ public class EnsembleTests
             using (var f = SubstrateBuilder.Build(code, 65536)) f.Save(table);
             var plan = SotuData.Plan(2) with { Substrate = new SubstrateSpec { Kind = SubstrateKind.File, Path = table } };
             Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, name), Log = TextWriter.Null });
-            return Path.Combine(dir, name, Checkpoint.FileName);
+            return Path.Combine(dir, name, RunDirectory.CheckpointName);
         }
         var plain = Train("plain", new SubstrateSpec());
         var affine = Train("affine", new SubstrateSpec { Affine = true, Seed = 9 });
         var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([plain, affine]));
-        Assert.Equal($"{affine} was trained on the substrate table sha256:{Checkpoint.ReadInfo(affine).SubstrateHash}, {plain} on sha256:{Checkpoint.ReadInfo(plain).SubstrateHash}: experts must share the frozen interface", e.Message);
+        Assert.Equal($"{affine} has the substrate table sha256:{Checkpoint.ReadInfo(affine).SubstrateHash}, {plain} has sha256:{Checkpoint.ReadInfo(plain).SubstrateHash}: they must share the frozen interface", e.Message);
         Assert.NotNull(Checkpoint.ReadInfo(plain).TokenizerHash);
     }
 
@@ -132,7 +133,7 @@ public class EnsembleTests
         Strata.Data.DataPreparer.Prepare(new Strata.Data.PrepareOptions { Inputs = Corpora.EnglishFiles.Take(6).ToList(), OutDir = dir, ValidationFraction = 0.2 });
         var plan = SotuData.Plan(2) with { Data = new Strata.Training.DataSpec { Train = Path.Combine(dir, "train.tokens"), Validation = Path.Combine(dir, "val.tokens") } };
         Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "bvv"), Log = TextWriter.Null });
-        var bvv = Path.Combine(dir, "bvv", Checkpoint.FileName);
+        var bvv = Path.Combine(dir, "bvv", RunDirectory.CheckpointName);
         var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([a, bvv]));
         Assert.Equal($"{bvv} uses tokenizer 'bvv241-2-3' (sha256:{Checkpoint.ReadInfo(bvv).TokenizerHash}), {a} uses 'codepoint' (sha256:{Checkpoint.ReadInfo(a).TokenizerHash}): experts must share the vocabulary", e.Message);
     }

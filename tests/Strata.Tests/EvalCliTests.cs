@@ -25,7 +25,7 @@ public class EvalCliTests
     public void Eval_runs_the_papers_benchmarks_from_their_public_layouts()
     {
         var outDir = TestPaths.TempDir();
-        var (code, output, err) = CliRunner.Run("eval", "--checkpoint", Path.Combine(GrownRun.Value, Checkpoint.FileName),
+        var (code, output, err) = CliRunner.Run("eval", "--checkpoint", Path.Combine(GrownRun.Value, RunDirectory.CheckpointName),
             "--suite", "mmlu,arc-easy,commonsense-qa,bleu-en-ru,bleu-ru-en", "--data", Datasets, "--out", outDir);
         Assert.True(code == 0, err);
         var report = JsonSerializer.Deserialize<EvalReport>(File.ReadAllText(Path.Combine(outDir, EvalReport.JsonFile)), Json.Options)!;
@@ -76,7 +76,7 @@ public class EvalCliTests
         var plan = SotuData.Plan(2, blocks: 1);
         Trainer.Run(plan with { Training = plan.Training with { Seed = 77 } }, new TrainOptions { OutDir = other, Log = TextWriter.Null });
         var ensemble = Path.Combine(dir, "pair.json");
-        var (code, _, err) = CliRunner.Run("compose", Path.Combine(GrownRun.Value, "stage-1.safetensors"), Path.Combine(other, Checkpoint.FileName), "--out", ensemble);
+        var (code, _, err) = CliRunner.Run("compose", Path.Combine(GrownRun.Value, "stage-1.safetensors"), Path.Combine(other, RunDirectory.CheckpointName), "--out", ensemble);
         Assert.True(code == 0, err);
         (code, _, err) = CliRunner.Run("eval", "--checkpoint", ensemble, "--suite", "arc-easy", "--data", Datasets, "--out", Path.Combine(dir, "eval"));
         Assert.True(code == 0, err);
@@ -88,7 +88,7 @@ public class EvalCliTests
     [Fact]
     public void Bad_suites_and_missing_benchmark_files_get_one_clear_error()
     {
-        var ckpt = Path.Combine(GrownRun.Value, Checkpoint.FileName);
+        var ckpt = Path.Combine(GrownRun.Value, RunDirectory.CheckpointName);
         var (code, _, err) = CliRunner.Run("eval", "--checkpoint", ckpt, "--suite", ",");
         Assert.Equal(1, code);
         Assert.StartsWith("error: --suite: empty", err);
@@ -106,7 +106,7 @@ public class EvalCliTests
     [Fact]
     public void Squad_keeps_answerable_items_with_short_first_answers()
     {
-        using var file = Strata.Composition.CausalLMFile.Load(Path.Combine(GrownRun.Value, Checkpoint.FileName));
+        using var file = Strata.Composition.CausalLMFile.Load(Path.Combine(GrownRun.Value, RunDirectory.CheckpointName));
         var scorer = new Scorer(file.Model, Strata.Tokenization.Tokenizers.ByName(file.Tokenizer));
         SquadItem[] items = [new("The Volga flows into the Caspian Sea.", "Which river?", ["Volga", "The Volga"], "a"),
             new("c", "q", ["The Volga river"], "b"), new("c", "q", [], "c")];
@@ -121,7 +121,7 @@ public class EvalCliTests
         var home = TestPaths.TempDir();
         Directory.CreateDirectory(Path.Combine(home, "data", "raw"));
         Directory.CreateSymbolicLink(Path.Combine(home, "data", "raw", "sotu"), Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu"));
-        using var file = Strata.Composition.CausalLMFile.Load(Path.Combine(GrownRun.Value, Checkpoint.FileName));
+        using var file = Strata.Composition.CausalLMFile.Load(Path.Combine(GrownRun.Value, RunDirectory.CheckpointName));
         var scorer = new Scorer(file.Model, Strata.Tokenization.Tokenizers.ByName(file.Tokenizer));
         var task = (PerplexityTask)EvalSuites.Resolve("ppl-sotu").Single();
         var scores = task.Run(scorer, new EvalSettings { Home = home, PerplexityTokens = 640 });

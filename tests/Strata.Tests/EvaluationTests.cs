@@ -1,3 +1,4 @@
+using Strata.Formats;
 using System.Text.Json;
 using Strata.Evaluation;
 using Strata.Modeling;
@@ -177,7 +178,7 @@ public class ScorerTests
     {
         torch.manual_seed(11);
         var cfg = new ModelConfig { DModel = 32, NHead = 4, ContextLength = 24, VocabSize = 65536 };
-        var m = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg), 2);
+        var m = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize, cfg.DModel), 2);
         return (m, new Scorer(m, new CodePointTokenizer()));
     }
 
@@ -248,7 +249,7 @@ public class ScorerTests
         var dir = TestPaths.TempDir();
         var shard = Path.Combine(dir, "val.tokens");
         var tokens = Enumerable.Range(0, 60).Select(i => 65 + i % 26).ToList();
-        Strata.Data.TokenShard.Write(shard, 65536, tokens);
+        Strata.Formats.TokenShard.Write(shard, 65536, tokens);
         var (nats, n) = Perplexity.Measure(model, shard, "codepoint");
         Assert.Equal(59, n);                                                    // windows of 24: 24 + 24 + 11
         using var no = torch.no_grad();

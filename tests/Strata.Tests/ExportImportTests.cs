@@ -1,3 +1,4 @@
+using Strata.Formats;
 using System.Buffers.Binary;
 using System.Text.Json;
 using Strata.Interop;
@@ -21,7 +22,7 @@ public class ExportImportTests
         var dir = TestPaths.TempDir();
         File.Copy(Path.Combine(Fixture, "config.json"), Path.Combine(dir, "config.json"));
         File.Copy(Path.Combine(Fixture, weights), Path.Combine(dir, weights));          // embed_out in one, lm_head in the other
-        var (model, info) = HfExport.Import(dir);
+        var (model, info) = HfExport.Import(dir, "codepoint");
         using var _ = model;
         Assert.Equal(2, info.Depth);
         using var expected = new SafetensorsFile(Path.Combine(Fixture, "expected.safetensors"));
@@ -37,7 +38,7 @@ public class ExportImportTests
         var dir = TestPaths.TempDir();
         var run = Path.Combine(dir, "run");
         Trainer.Run(SotuData.Plan(3), new TrainOptions { OutDir = run, Log = TextWriter.Null });
-        var ckpt = Path.Combine(run, Checkpoint.FileName);
+        var ckpt = Path.Combine(run, RunDirectory.CheckpointName);
         var (code, _, err) = CliRunner.Run("export", "--checkpoint", ckpt, "--format", "hf", "--out", Path.Combine(dir, "hf"));
         Assert.True(code == 0, err);
 
@@ -90,7 +91,7 @@ public class ExportImportTests
         var dir = TestPaths.TempDir();
         File.Copy(Path.Combine(Fixture, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
         File.WriteAllText(Path.Combine(dir, "config.json"), File.ReadAllText(Path.Combine(Fixture, "config.json")).Replace("\"intermediate_size\": 256", "\"intermediate_size\": 128"));
-        var e = Assert.Throws<Strata.Util.StrataException>(() => HfExport.Import(dir));
+        var e = Assert.Throws<Strata.Util.StrataException>(() => HfExport.Import(dir, "codepoint"));
         Assert.Contains("dense_h_to_4h.weight", e.Message);
         Assert.Contains("[256, 64]", e.Message);
         Assert.Contains("[128, 64]", e.Message);

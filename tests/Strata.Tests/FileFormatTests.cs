@@ -1,3 +1,4 @@
+using Strata.Formats;
 using System.Buffers.Binary;
 using System.Text;
 using Strata.Interop;
@@ -49,21 +50,21 @@ public class FileFormatTests
     [Fact]
     public void Tensors_larger_than_one_piece_are_written_and_read_in_pieces()
     {
-        var saved = Strata.Interop.SafetensorsFile.Chunk;
-        Strata.Interop.SafetensorsFile.Chunk = 1000;                                    // bytes: a [300, 16] float32 table is 20 pieces
+        var saved = Strata.Formats.SafetensorsFile.Chunk;
+        Strata.Formats.SafetensorsFile.Chunk = 1000;                                    // bytes: a [300, 16] float32 table is 20 pieces
         try
         {
             var path = Path.Combine(TestPaths.TempDir(), "pieces.safetensors");
             using var table = torch.randn(300, 16);
             using var ids = torch.arange(77L);
-            Strata.Interop.SafetensorsWriter.Write(path, [("table", table), ("ids", ids)]);
-            using var file = new Strata.Interop.SafetensorsFile(path);
+            Strata.Formats.SafetensorsWriter.Write(path, [("table", table), ("ids", ids)]);
+            using var file = new Strata.Formats.SafetensorsFile(path);
             using var t = file.Read("table");
             using var i = file.Read("ids");
             Assert.True(t.equal(table).all().item<bool>());
             Assert.True(i.equal(ids).all().item<bool>());
         }
-        finally { Strata.Interop.SafetensorsFile.Chunk = saved; }
+        finally { Strata.Formats.SafetensorsFile.Chunk = saved; }
     }
 
     [Fact]

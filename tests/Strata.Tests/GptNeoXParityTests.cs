@@ -1,3 +1,4 @@
+using Strata.Formats;
 using System.Text.Json;
 using Strata.Generation;
 using Strata.Interop;
@@ -7,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace Strata.Tests;
 
-/// <summary>The forward pass against transformers' GPTNeoXForCausalLM (shared/fixtures/hf-gpt-neox-tiny, written by
+/// <summary>The forward pass against transformers' GPTNeoXForCausalLM (TestData/hf-gpt-neox-tiny, written by
 /// transformers 5.17 / torch 2.11): every convention (rotary pairing, qkv layout, GELU form, LayerNorm eps) is pinned here.</summary>
 [Collection("torch")]
 public class GptNeoXParityTests
@@ -17,7 +18,7 @@ public class GptNeoXParityTests
     [Fact]
     public void Logits_match_transformers_to_1e_4()
     {
-        using var model = GptNeoX.LoadDirectory(Dir);
+        using var model = HfExport.Import(Dir, "codepoint").Model;
         model.eval();
         using var expected = new SafetensorsFile(Path.Combine(Dir, "expected.safetensors"));
         using var ids = expected.Read("input_ids");
@@ -37,7 +38,7 @@ public class GptNeoXParityTests
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Dir, "expected_generation.json")));
         var prompt = doc.RootElement.GetProperty("prompt").EnumerateArray().Select(e => e.GetInt32()).ToArray();
         var want = doc.RootElement.GetProperty("greedy_continuation").EnumerateArray().Select(e => e.GetInt32()).ToArray();
-        using var model = GptNeoX.LoadDirectory(Dir);
+        using var model = HfExport.Import(Dir, "codepoint").Model;
         var got = TextGenerator.Generate(model, prompt, want.Length, SamplingOptions.Greedy).ToArray();
         Assert.Equal(want, got);
     }

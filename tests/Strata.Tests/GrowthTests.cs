@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Interop;
 using Strata.Modeling;
 using Strata.Substrates;
@@ -50,7 +51,7 @@ public class GrowthTests
         // the head and final LayerNorm kept training
         Assert.NotEqual(Tensors(stage1, "model.embed_out.")["model.embed_out.weight"], Tensors(stage2, "model.embed_out.")["model.embed_out.weight"]);
         // the plot marks the stage boundary
-        Assert.Equal([0, 1], MetricsLog.Read(r.MetricsPath).Select(x => x.Stage).Distinct());
+        Assert.Equal([0, 1], MetricsLog.Read(r.Run.Metrics).Select(x => x.Stage).Distinct());
     }
 
     [Fact]
@@ -67,7 +68,7 @@ public class GrowthTests
         Assert.Equal(8, Losses(straight).Count);
         Assert.Equal(Losses(straight), Losses(a));
         Assert.Equal(Losses(straight), Losses(b));
-        Assert.Equal(Tensors(Path.Combine(straight, Checkpoint.FileName), "model."), Tensors(Path.Combine(b, Checkpoint.FileName), "model."));
+        Assert.Equal(Tensors(Path.Combine(straight, RunDirectory.CheckpointName), "model."), Tensors(Path.Combine(b, RunDirectory.CheckpointName), "model."));
     }
 
     [Fact]
@@ -75,7 +76,7 @@ public class GrowthTests
     {
         var dir = TestPaths.TempDir();
         Train(TwoStages(SubstrateKind.Trainable, embeddingInStage1: true), dir);
-        var budgets = Trainer.StageBudgets(TwoStages(SubstrateKind.Trainable, embeddingInStage1: true), "plan");
+        var budgets = GrowthStage.Budgets(TwoStages(SubstrateKind.Trainable, embeddingInStage1: true), "plan");
         Assert.Equal(budgets[0].Total - 0, budgets[0].Active);                      // stage 1: everything trains
         Assert.Equal(Tensors(Path.Combine(dir, "stage-1.safetensors"), "model.embed_in."), Tensors(Path.Combine(dir, "stage-2.safetensors"), "model.embed_in."));
     }
@@ -89,14 +90,14 @@ public class GrowthTests
             Model = model, Substrate = new SubstrateSpec { Kind = kind }, Data = new DataSpec { Train = "x", Validation = "y" }, Stages = stages,
         };
         var three = new StageConfig { AddBlocks = 3, Steps = 1 };
-        var constructive = Trainer.StageBudgets(Plan(SubstrateKind.Trainable, three with { TrainEmbedding = false }, three, three), "plan");
+        var constructive = GrowthStage.Budgets(Plan(SubstrateKind.Trainable, three with { TrainEmbedding = false }, three, three), "plan");
         Assert.All(constructive, b => Assert.Equal(104_899_584, b.Active));             // 3 new blocks + final LN + head ("105.0M")
         Assert.Equal(247_585_792, constructive[^1].Total);
-        var monolithicFrozen = Trainer.StageBudgets(Plan(SubstrateKind.Trainable, new StageConfig { AddBlocks = 9, Steps = 1 }), "plan");
+        var monolithicFrozen = GrowthStage.Budgets(Plan(SubstrateKind.Trainable, new StageConfig { AddBlocks = 9, Steps = 1 }), "plan");
         Assert.Equal(180_476_928, monolithicFrozen[0].Active);                         // "180.5M"
-        var monolithicAll = Trainer.StageBudgets(Plan(SubstrateKind.Trainable, new StageConfig { AddBlocks = 9, Steps = 1, Trains = StageTrains.All }), "plan");
+        var monolithicAll = GrowthStage.Budgets(Plan(SubstrateKind.Trainable, new StageConfig { AddBlocks = 9, Steps = 1, Trains = StageTrains.All }), "plan");
         Assert.Equal(247_585_792, monolithicAll[0].Active);                            // "247.6M"
-        var withBias = Trainer.StageBudgets(Plan(SubstrateKind.Binary, three, three, three) with { Model = model with { HeadBias = true } }, "plan");
+        var withBias = GrowthStage.Budgets(Plan(SubstrateKind.Binary, three, three, three) with { Model = model with { HeadBias = true } }, "plan");
         Assert.Equal(104_965_120, withBias[2].Active);
     }
 
@@ -104,7 +105,7 @@ public class GrowthTests
     public void A_stage_over_the_active_budget_is_refused_before_training()
     {
         var plan = TwoStages() with { Training = TwoStages().Training with { MaxActiveParameters = 2_115_000 } };
-        var budgets = Trainer.StageBudgets(TwoStages(), "plan");
+        var budgets = GrowthStage.Budgets(TwoStages(), "plan");
         Assert.True(budgets[0].Active > 2_115_000 && budgets[1].Active < 2_115_000, $"{budgets[0]} / {budgets[1]}");
         var dir = Path.Combine(TestPaths.TempDir(), "run");
         var e = Assert.Throws<StrataException>(() => Train(plan, dir));
@@ -126,24 +127,24 @@ public class GrowCommandTests
         var more = first with { Stages = [new StageConfig { Name = "more", AddBlocks = 1, Steps = 3 }] };
         var planPath = Path.Combine(dir, "more.json");
         File.WriteAllText(planPath, Json.Serialize(more));
-        var (code, output, err) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", Checkpoint.FileName), "--plan", planPath, "--out", Path.Combine(dir, "b"));
+        var (code, output, err) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", RunDirectory.CheckpointName), "--plan", planPath, "--out", Path.Combine(dir, "b"));
         Assert.True(code == 0, err);
         Assert.Contains("finished at step 6", output);
-        var info = Checkpoint.ReadInfo(Path.Combine(dir, "b", Checkpoint.FileName));
+        var info = Checkpoint.ReadInfo(Path.Combine(dir, "b", RunDirectory.CheckpointName));
         Assert.Equal(3, info.Depth);
         Assert.Equal(2, info.Plan.Stages.Count);
-        using var a = new Strata.Interop.SafetensorsFile(Path.Combine(dir, "a", Checkpoint.FileName));
-        using var b = new Strata.Interop.SafetensorsFile(Path.Combine(dir, "b", Checkpoint.FileName));
+        using var a = new Strata.Formats.SafetensorsFile(Path.Combine(dir, "a", RunDirectory.CheckpointName));
+        using var b = new Strata.Formats.SafetensorsFile(Path.Combine(dir, "b", RunDirectory.CheckpointName));
         foreach (var k in a.Entries.Keys.Where(k => k.StartsWith("model.layers.", StringComparison.Ordinal)))
             Assert.Equal(a.ReadBytes(k), b.ReadBytes(k));
         Assert.Equal(6, MetricsLog.Read(Path.Combine(dir, "b", "metrics.jsonl")).Count(r => r.Kind == "train"));
 
         var other = more with { Substrate = more.Substrate with { Lift = SubstrateLift.Tile } };
         File.WriteAllText(planPath, Json.Serialize(other));
-        var (bad, _, badErr) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", Checkpoint.FileName), "--plan", planPath, "--out", Path.Combine(dir, "c"));
+        var (bad, _, badErr) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", RunDirectory.CheckpointName), "--plan", planPath, "--out", Path.Combine(dir, "c"));
         Assert.Equal(1, bad);
         Assert.Contains("\"lift\":\"tile\"", badErr);
         Assert.Contains("\"lift\":\"interleave\"", badErr);
-        Assert.False(File.Exists(Path.Combine(dir, "c", Checkpoint.FileName)));
+        Assert.False(File.Exists(Path.Combine(dir, "c", RunDirectory.CheckpointName)));
     }
 }

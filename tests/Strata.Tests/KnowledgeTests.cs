@@ -55,10 +55,10 @@ public class KnowledgeTests(Xunit.Abstractions.ITestOutputHelper log)
             Stages = [new StageConfig { Name = "monolithic", AddBlocks = 2, Steps = 1000 }],
         }.Validate("facts plan");
         TorchSharp.torch.manual_seed(1);
-        using var fresh = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model), 2);
+        using var fresh = new LanguageModel(plan.Model, plan.Substrate, 2);
         var untrained = Score(fresh, tokenizer, home);
         var run = Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(home, "run"), Log = TextWriter.Null });
-        using var file = Strata.Composition.CausalLMFile.Load(run.CheckpointPath);
+        using var file = Strata.Composition.CausalLMFile.Load(run.Run.Checkpoint);
         var trained = Score(file.Model, file.Tokenizer, home);
 
         log.WriteLine($"quiz-elements, loglik-cloze: untrained {untrained.Value:F1}%, trained {trained.Value:F1}% ± {trained.Ci95:F1}");

@@ -1,3 +1,4 @@
+using Strata.Formats;
 using System.Collections;
 using Strata.Interop;
 using TorchSharp;

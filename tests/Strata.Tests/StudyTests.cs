@@ -25,7 +25,7 @@ public class StudyTests
         var report = File.ReadAllText(Path.Combine(dir, "study", "report.md"));
         Assert.Contains("| constructive |", report);
         Assert.Contains("| monolithic |", report);
-        var budgets = Trainer.StageBudgets(constructive, "c");
+        var budgets = GrowthStage.Budgets(constructive, "c");
         Assert.Contains($"{budgets[0].Active:N0} / {budgets[1].Active:N0}", report.Replace("\u00a0", ","));
         Assert.True(new FileInfo(Path.Combine(dir, "study", "loss_curves.png")).Length > 10_000);
         Assert.Contains("already complete", CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study")).Out);   // finished runs are reused

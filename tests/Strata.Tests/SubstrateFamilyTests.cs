@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Data;
 using Strata.Modeling;
 using Strata.Substrates;
@@ -32,11 +33,11 @@ public class SubstrateFamilyTests
         // a second build from nothing gives the same bytes (and so the same hash) as the cached one
         var tokens = Strata.Tokenization.Bvv241Builder.Get(Strata.Tokenization.Bvv241Builder.TwoThree).Tokens;
         using var glyphs = new UnicodeGlyphs(UnicodeGlyphs.DebianFont, 32);
-        using var again = VisualUnicodeSubstrate.Build(tokens, VisualVariant.TwoThree, glyphs);
+        using var again = VisualUnicodeTable.Build(tokens, VisualVariant.TwoThree, glyphs);
         Assert.Equal(file.Hash, SubstrateTables.ContentHash(again));
         Assert.True(file.Table.bytes.SequenceEqual(again.bytes));
         // the PCA basis is orthonormal
-        using var bits = torch.tensor(VisualUnicodeSubstrate.Bits(tokens.Take(4096).ToList(), VisualVariant.TwoThree, glyphs), [4096, 1024]);
+        using var bits = torch.tensor(VisualUnicodeTable.Bits(tokens.Take(4096).ToList(), VisualVariant.TwoThree, glyphs), [4096, 1024]);
         var (mean, axes) = SubstrateTables.PrincipalAxes(bits);
         using var _m = mean;
         using var _a = axes;
@@ -70,7 +71,7 @@ public class SubstrateFamilyTests
         using (var norms = floats.Table.to(ScalarType.Float64).norm(1))
             Assert.True(MaxDeviation(norms - 1) < 1e-6);
         var cfg = new ModelConfig { DModel = 1024, NHead = 16, ContextLength = 8, VocabSize = 65536 };
-        using var lifted = Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.RandomCode, Bits = 64, Seed = 1 }, cfg);
+        using var lifted = Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.RandomCode, Bits = 64, Seed = 1 }, cfg.VocabSize, cfg.DModel);
         using var ids = torch.tensor(new long[] { 7 }).view(1, 1);
         using var row = lifted.call(ids)[0, 0];
         Assert.Equal(1024, row.shape[0]);                                              // 64 bits x 16 (repeat_interleave)
@@ -80,7 +81,7 @@ public class SubstrateFamilyTests
     public void Published_formats_read_as_substrate_files()
     {
         var pt = SubstrateFile.Read(TestPaths.Data("pytorch", "normalized_embeddings_weights.pt"));
-        using var st = new Strata.Interop.SafetensorsFile(TestPaths.Data("pytorch", "normalized_embeddings_weights.safetensors"));
+        using var st = new Strata.Formats.SafetensorsFile(TestPaths.Data("pytorch", "normalized_embeddings_weights.safetensors"));
         using var expected = st.Read("weight");
         Assert.True(pt.Table.equal(expected).all().item<bool>());
         Assert.Equal(SubstrateKind.File, pt.Recipe.Spec.Kind);
@@ -116,12 +117,12 @@ public class SubstrateFamilyTests
         e = Assert.Throws<StrataException>(() => SubstrateBuilder.Build(new SubstrateSpec { Kind = SubstrateKind.Visual }, 131072, VisualTable.Home));
         Assert.Equal("substrate: tokenizer 'bvv241-2-3' has 65,536 entries but the model's vocabulary is 131,072", e.Message);
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 300 };
-        e = Assert.Throws<StrataException>(() => Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = path.Replace("code", "x") }, cfg));
+        e = Assert.Throws<StrataException>(() => Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = path.Replace("code", "x") }, cfg.VocabSize, cfg.DModel));
         Assert.EndsWith("no such substrate file", e.Message);
         var pt = TestPaths.Data("pytorch", "normalized_embeddings_weights.pt");                   // [300, 16]
-        e = Assert.Throws<StrataException>(() => Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = pt }, cfg with { VocabSize = 301 }));
+        e = Assert.Throws<StrataException>(() => Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = pt }, 301, cfg.DModel));
         Assert.Equal("substrate: the table has 300 rows but the model's vocabulary is 301", e.Message);
-        e = Assert.Throws<StrataException>(() => new SubstrateSpec { Kind = SubstrateKind.Visual }.Validate(cfg));
+        e = Assert.Throws<StrataException>(() => new SubstrateSpec { Kind = SubstrateKind.Visual }.Validate(cfg.VocabSize, cfg.DModel));
         Assert.Contains("use \"lift\": \"truncate\"", e.Message);
     }
 
@@ -138,14 +139,10 @@ public class SubstrateFamilyTests
             Substrate = spec,
             Data = new DataSpec { Train = Path.Combine(dir, PreparedData.TrainFile), Validation = Path.Combine(dir, PreparedData.ValidationFile) },
         };
-        var previous = Environment.GetEnvironmentVariable("STRATA_HOME");
-        TrainResult r;
-        Environment.SetEnvironmentVariable("STRATA_HOME", VisualTable.Home);                // the test's substrate cache
-        try { _ = VisualTable.TwoThree.Value; r = Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "run"), Log = TextWriter.Null }); }
-        finally { Environment.SetEnvironmentVariable("STRATA_HOME", previous); }
+        var r = Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "run"), Log = TextWriter.Null });   // the table from the Strata home's cache
         Assert.True(r.FinalValidationLoss < r.InitialValidationLoss - 2, $"{r.InitialValidationLoss} -> {r.FinalValidationLoss}");
-        var info = Checkpoint.ReadInfo(r.CheckpointPath);
-        var (model, _) = Checkpoint.LoadModel(r.CheckpointPath);
+        var info = Checkpoint.ReadInfo(r.Run.Checkpoint);
+        var (model, _) = Checkpoint.LoadModel(r.Run.Checkpoint);
         using (model)
         {
             Assert.Equal(info.SubstrateHash, model.Substrate.ContentHash);
@@ -156,16 +153,16 @@ public class SubstrateFamilyTests
             Assert.True(MaxDeviation(table - normalised) < 1e-6);
         }
         // a checkpoint whose substrate table was altered is refused, naming both hashes
-        using (var file = new Strata.Interop.SafetensorsFile(r.CheckpointPath))
+        using (var file = new Strata.Formats.SafetensorsFile(r.Run.Checkpoint))
         {
             var entry = file.Entries["model.embed_in.weight"];
             file.Dispose();
-            var bytes = File.ReadAllBytes(r.CheckpointPath);
+            var bytes = File.ReadAllBytes(r.Run.Checkpoint);
             var header = 8 + (long)BitConverter.ToUInt64(bytes, 0);
             bytes[header + entry.Begin + 3] ^= 0x10;
-            File.WriteAllBytes(r.CheckpointPath, bytes);
+            File.WriteAllBytes(r.Run.Checkpoint, bytes);
         }
-        var e = Assert.Throws<StrataException>(() => Checkpoint.LoadModel(r.CheckpointPath));
-        Assert.Matches("substrate table hashes to [0-9a-f]{64}, the checkpoint records " + info.SubstrateHash, e.Message);
+        var e = Assert.Throws<StrataException>(() => Checkpoint.LoadModel(r.Run.Checkpoint));
+        Assert.Matches("stored table \\(the file is corrupted\\) has the substrate table sha256:[0-9a-f]{64}, .*'s metadata has sha256:" + info.SubstrateHash, e.Message);
     }
 }

@@ -29,7 +29,7 @@ public class SubstrateTests
     public void Lift_spreads_bits_as_documented_and_keeps_rank_16(SubstrateLift lift)
     {
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 65536 };
-        using var s = (FrozenTableSubstrate)Substrate.Create(new SubstrateSpec { Bits = 16, Lift = lift }, cfg);
+        using var s = (FrozenTableSubstrate)Substrate.Create(new SubstrateSpec { Bits = 16, Lift = lift }, cfg.VocabSize, cfg.DModel);
         Assert.True(s.IsFrozen);
         Assert.All(s.parameters(), p => Assert.False(p.requires_grad));
         using var ids = torch.arange(65536L).view(1, -1);
@@ -49,7 +49,7 @@ public class SubstrateTests
     public void Too_few_bits_for_the_vocabulary_is_refused()
     {
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 65537 };
-        var e = Assert.Throws<StrataException>(() => new SubstrateSpec { Bits = 16 }.Validate(cfg));
+        var e = Assert.Throws<StrataException>(() => new SubstrateSpec { Bits = 16 }.Validate(cfg.VocabSize, cfg.DModel));
         Assert.Contains("bits", e.Message);
     }
 }

@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Data;
 using Strata.Interop;
 using Strata.Substrates;
@@ -24,15 +25,15 @@ public class TrainingTests
         Train(plan, straight);
         var first = Train(plan, split, stopAfter: 4);
         Assert.False(first.Completed);
-        Assert.Equal(4, Checkpoint.ReadInfo(first.CheckpointPath).GlobalStep);
+        Assert.Equal(4, Checkpoint.ReadInfo(first.Run.Checkpoint).GlobalStep);
         var second = Train(plan, split, resume: true);
         Assert.True(second.Completed);
 
         var a = Losses(straight);
         Assert.Equal(8, a.Count);
         Assert.Equal(a, Losses(split));                                             // bit-identical losses, step by step
-        using var fa = new SafetensorsFile(Path.Combine(straight, Checkpoint.FileName));
-        using var fb = new SafetensorsFile(Path.Combine(split, Checkpoint.FileName));
+        using var fa = new SafetensorsFile(Path.Combine(straight, RunDirectory.CheckpointName));
+        using var fb = new SafetensorsFile(Path.Combine(split, RunDirectory.CheckpointName));
         foreach (var name in fa.Entries.Keys) Assert.Equal(fa.ReadBytes(name), fb.ReadBytes(name));
     }
 
@@ -69,11 +70,11 @@ public class TrainingTests
         var plan = SotuData.Plan(steps: 100, d: 64, blocks: 2, context: 64, batch: 8, lr: 8e-3, evalEvery: 25, warmup: 10);
         var r = Train(plan, TestPaths.TempDir());
         Assert.True(r.InitialValidationLoss > 10.5, $"untrained loss {r.InitialValidationLoss} should be near ln(65536) = 11.09");
-        var evals = string.Join(", ", MetricsLog.Read(r.MetricsPath).Where(x => x.Kind == "eval").Select(x => $"{x.Step}:{x.Value:F3}"));
+        var evals = string.Join(", ", MetricsLog.Read(r.Run.Metrics).Where(x => x.Kind == "eval").Select(x => $"{x.Step}:{x.Value:F3}"));
         Assert.True(r.FinalValidationLoss < unigram - 0.15, evals + " " +
             $"validation loss {r.FinalValidationLoss:F3} nats should be below the unigram entropy {unigram:F3} - 0.3");
-        Assert.True(File.Exists(r.LossCurvePath) && new FileInfo(r.LossCurvePath).Length > 10_000);
-        Assert.True(Directory.EnumerateFiles(Path.Combine(r.RunDir, "tb")).Any());
+        Assert.True(File.Exists(r.Run.LossCurve) && new FileInfo(r.Run.LossCurve).Length > 10_000);
+        Assert.True(Directory.EnumerateFiles(Path.Combine(r.Run.Path, "tb")).Any());
     }
 
     [Fact]

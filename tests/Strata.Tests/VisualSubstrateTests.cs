@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Strata.Tests;
 
 /// <summary>The builder's random draws, the glyphs and the pixel operations, checked against the values the paper's
-/// builder produces (emergent-semantics.md §3.1, verified there with CPython, NumPy and Pillow) and against Unifont's
+/// builder produces (the values CPython, NumPy and Pillow give for the author's bvv241 builder notebooks) and against Unifont's
 /// own .hex bitmaps.</summary>
 public class VisualPipelineTests
 {
@@ -26,14 +26,14 @@ public class VisualPipelineTests
         Assert.Equal(1.951975178410372, a, 12);
         Assert.Equal((-3, 2), (dx, dy));
         // salt noise: black dots per canvas shape and level, as NumPy draws them
-        int Dots(int w, int h, double level) => VisualUnicodeSubstrate.SaltMask(w, h, level).Count(m => m);
+        int Dots(int w, int h, double level) => VisualUnicodeTable.SaltMask(w, h, level).Count(m => m);
         Assert.Equal([32, 5, 0, 60, 95, 122], new[] { Dots(32, 32, 0.03), Dots(32, 32, 0.01), Dots(32, 32, 0.001), Dots(64, 32, 0.03), Dots(96, 32, 0.03), Dots(64, 64, 0.03) });
     }
 
     [Fact]
     public void Polar_snake_order_starts_at_the_centre_and_ends_in_the_corner()
     {
-        var order = VisualUnicodeSubstrate.PolarSnakeOrder(32);
+        var order = VisualUnicodeTable.PolarSnakeOrder(32);
         (int, int)[] first = [(16, 16), (16, 15), (17, 16), (16, 17), (15, 16), (15, 15), (17, 15), (17, 17), (15, 17), (16, 14), (18, 16), (16, 18)];
         Assert.Equal(first, order.Take(12).Select(i => (i % 32, i / 32)));
         Assert.Equal(0, order[^1]);
@@ -46,26 +46,26 @@ public class VisualPipelineTests
     {
         var rng = new Random(3);
         var img = Enumerable.Range(0, 32 * 32).Select(_ => rng.Next(2) == 0 ? (byte)0 : (byte)255).ToArray();
-        Assert.Equal(img, VisualUnicodeSubstrate.Rotate(img, 32, 32, 0));
-        Assert.Equal(img, VisualUnicodeSubstrate.Rotate(img, 32, 32, 360));
-        var quarter = VisualUnicodeSubstrate.Rotate(img, 32, 32, 90);                  // counter-clockwise
+        Assert.Equal(img, VisualUnicodeTable.Rotate(img, 32, 32, 0));
+        Assert.Equal(img, VisualUnicodeTable.Rotate(img, 32, 32, 360));
+        var quarter = VisualUnicodeTable.Rotate(img, 32, 32, 90);                  // counter-clockwise
         for (int y = 0; y < 32; y++)
             for (int x = 0; x < 32; x++) Assert.Equal(img[x * 32 + 31 - y], quarter[y * 32 + x]);
         // the easy-script angle (1.115°) moves no pixel centre of a 32 x 32 cell by half a pixel, so nearest sampling
         // leaves a single character as it is; a three-character canvas changes towards its ends
         double angle = VisualVariant.TwoThree.EasyDraws().Angle;
-        Assert.Equal(img, VisualUnicodeSubstrate.Rotate(img, 32, 32, angle));
+        Assert.Equal(img, VisualUnicodeTable.Rotate(img, 32, 32, angle));
         var wideImg = Enumerable.Range(0, 96 * 32).Select(_ => rng.Next(2) == 0 ? (byte)0 : (byte)255).ToArray();
-        var turned = VisualUnicodeSubstrate.Rotate(wideImg, 96, 32, angle);
+        var turned = VisualUnicodeTable.Rotate(wideImg, 96, 32, angle);
         Assert.Equal(wideImg[16 * 96 + 48], turned[16 * 96 + 48]);                    // the centre stays
         Assert.Equal(wideImg.Skip(16 * 96 + 40).Take(16), turned.Skip(16 * 96 + 40).Take(16));
         Assert.NotEqual(wideImg.Take(96 * 4), turned.Take(96 * 4));
-        var shifted = VisualUnicodeSubstrate.Shift(img, 32, 32, -2, 1);
+        var shifted = VisualUnicodeTable.Shift(img, 32, 32, -2, 1);
         Assert.Equal(img[0 * 32 + 5], shifted[1 * 32 + 3]);
         Assert.Equal(255, shifted[0 * 32 + 7]);                                          // the row shifted in is white
         Assert.Equal(255, shifted[5 * 32 + 31]);
         var wide = Enumerable.Range(0, 96 * 32).Select(i => (byte)(i % 96)).ToArray();     // a 3-character canvas
-        var resized = VisualUnicodeSubstrate.ResizeColumns(wide, 96, 32, 32);
+        var resized = VisualUnicodeTable.ResizeColumns(wide, 96, 32, 32);
         Assert.Equal(Enumerable.Range(0, 32).Select(x => (byte)(3 * x + 1)), resized.Take(32));
     }
 
@@ -85,7 +85,7 @@ public class VisualPipelineTests
     {
         var ink = Glyphs32.Value.Render(c);
         if (c == 'A') Assert.Equal((0, 8, 16, 28), (ink.Left, ink.Top, ink.Right, ink.Bottom));
-        var cell = VisualUnicodeSubstrate.Canvas(c.ToString(), 32, Glyphs32.Value.Render);
+        var cell = VisualUnicodeTable.Canvas(c.ToString(), 32, Glyphs32.Value.Render);
         var hex = DoubledHex(c);
         for (int y = 0; y < 32; y++)
             for (int x = 0; x < 32; x++)
@@ -108,8 +108,8 @@ public class VisualPipelineTests
     /// <summary>The shaped font against Unifont's .hex over the whole BMP: every combining mark of Unifont's list differs
     /// (dotted circle), and the other differences are HarfBuzz's: default-ignorable characters drawn as nothing, Arabic
     /// letters in their isolated forms, Thai/Lao SARA AM decomposed, two Mongolian marks, and "\n" (Pillow's line
-    /// break). The count is that of HarfBuzz 8.3.1 (the package pinned here); ../shared/ENVIRONMENT.md records 1,343
-    /// from another HarfBuzz, which hid fewer default-ignorable code points.</summary>
+    /// break). The count is that of HarfBuzz 8.3.1 (the package pinned here); FreeType's rendering of the same font through
+    /// another HarfBuzz gives 1,343, hiding fewer default-ignorable code points.</summary>
     [Fact]
     public void The_shaped_font_differs_from_the_hex_bitmaps_exactly_where_harfbuzz_changes_the_text()
     {

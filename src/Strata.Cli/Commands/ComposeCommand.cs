@@ -1,48 +1,59 @@
+using System.CommandLine;
 using Strata.Composition;
 using Strata.Data;
+using Strata.Formats;
 using Strata.Modeling;
-using Strata.Training;
 using Strata.Util;
 
 namespace Strata.Cli.Commands;
 
-/// <summary>strata compose CKPT CKPT... --out ENSEMBLE.json [--eval SHARD...] [--eval-batches 8] [--batch-size 8]
-/// [--train-adapter SHARD --adapter-steps 100 --adapter-lr 0.01]</summary>
+/// <summary>strata compose CKPT CKPT... --out ENSEMBLE.json: the paper's modular composition.</summary>
 public static class ComposeCommand
 {
-    public static int Run(Args a, TextWriter output)
+    public static Command Create(TextWriter output)
     {
-        var outPath = a.Require("out");
-        var evalShards = (a.Get("eval") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
-        int batches = a.Int("eval-batches", 8), batch = a.Int("batch-size", 8);
-        var adapterData = a.Get("train-adapter");
-        int adapterSteps = a.Int("adapter-steps", 100);
-        double adapterLr = a.Double("adapter-lr", 0.01);
-        var device = Devices.Parse(a.Get("device"));
-        a.RejectUnknown();
-        if (a.Positionals.Count < 1) throw new StrataException("give the checkpoints to compose");
-        using var ensemble = LogitAveragingEnsemble.Load(a.Positionals, device);
-        void Evaluate(string label)
+        var checkpoints = Opt.Many("CKPT", "the experts: checkpoints trained on one frozen substrate and tokenizer");
+        var outPath = Opt.Required("--out", "the ensemble file to write", "ENSEMBLE.json");
+        var eval = Opt.Text("--eval", "validation shards to measure each expert and the ensemble on", "SHARD[,SHARD]");
+        var evalBatches = Opt.Int("--eval-batches", 8, "fixed batches per validation shard");
+        var batchSize = Opt.Int("--batch-size", 8, "sequences per batch");
+        var trainAdapter = Opt.Text("--train-adapter", "train a small adapter over the experts' logits on this shard (experts frozen)", "SHARD");
+        var adapterSteps = Opt.Int("--adapter-steps", 100, "adapter training steps");
+        var adapterLr = Opt.Double("--adapter-lr", 0.01, "adapter learning rate");
+        var device = Opt.Device();
+        var command = new Command("compose", "a logit-averaging ensemble of models on one frozen interface; optionally each expert's and the ensemble's validation loss")
+            { checkpoints, outPath, eval, evalBatches, batchSize, trainAdapter, adapterSteps, adapterLr, device };
+        command.SetAction(p =>
         {
-            foreach (var shardPath in evalShards)
+            var experts = p.GetValue(checkpoints)!;
+            int batches = p.GetValue(evalBatches), batch = p.GetValue(batchSize);
+            var evalShards = (p.GetValue(eval) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries);
+            using var ensemble = LogitAveragingEnsemble.Load(experts, Devices.Parse(p.GetValue(device)));
+            void Evaluate(string label)
             {
-                var (experts, mean) = ensemble.Compare(shardPath, batches, batch);
-                output.WriteLine($"validation loss on {shardPath} ({batches} x {batch} x {ensemble.Config.ContextLength} tokens):");
-                if (ensemble.Adapter is null)
-                    for (int k = 0; k < experts.Length; k++) output.WriteLine($"  expert {k + 1} ({a.Positionals[k]}): {experts[k]:F4}");
-                output.WriteLine($"  ensemble ({label}): {mean:F4}");
+                foreach (var shardPath in evalShards)
+                {
+                    var (each, mean) = ensemble.Compare(shardPath, batches, batch);
+                    output.WriteLine($"validation loss on {shardPath} ({batches} x {batch} x {ensemble.Config.ContextLength} tokens):");
+                    if (ensemble.Adapter is null)
+                        for (int k = 0; k < each.Length; k++) output.WriteLine($"  expert {k + 1} ({experts[k]}): {each[k]:F4}");
+                    output.WriteLine($"  ensemble ({label}): {mean:F4}");
+                }
             }
-        }
-        Evaluate("mean of logits");
-        if (adapterData is not null)
-        {
-            using var shard = TokenShard.Open(adapterData);
-            var losses = ensemble.TrainAdapter(new BatchSampler(shard, batch, ensemble.Config.ContextLength, 2), adapterSteps, adapterLr);
-            output.WriteLine($"adapter trained on {adapterData} for {adapterSteps} steps, experts frozen: loss {losses[0]:F4} -> {losses[^1]:F4}");
-            Evaluate("adapter");
-        }
-        ensemble.Save(outPath, a.Positionals);
-        output.WriteLine($"{outPath}: {(ensemble.Adapter is null ? "mean of the logits" : "trained adapter over the logits")} of {ensemble.Experts.Count} experts ({ensemble.Experts.Sum(e => ParameterBudget.Of(e).Total):N0} parameters in all)");
-        return 0;
+            Evaluate("mean of logits");
+            if (p.GetValue(trainAdapter) is { } adapterData)
+            {
+                using var shard = TokenShard.Open(adapterData);
+                int steps = p.GetValue(adapterSteps);
+                var losses = ensemble.TrainAdapter(new BatchSampler(shard, batch, ensemble.Config.ContextLength, 2), steps, p.GetValue(adapterLr));
+                output.WriteLine($"adapter trained on {adapterData} for {steps} steps, experts frozen: loss {losses[0]:F4} -> {losses[^1]:F4}");
+                Evaluate("adapter");
+            }
+            var path = p.GetValue(outPath)!;
+            ensemble.Save(path, experts);
+            output.WriteLine($"{path}: {(ensemble.Adapter is null ? "mean of the logits" : "trained adapter over the logits")} of {ensemble.Experts.Count} experts ({ensemble.Experts.Sum(e => ParameterBudget.Of(e).Total):N0} parameters in all)");
+            return 0;
+        });
+        return command;
     }
 }

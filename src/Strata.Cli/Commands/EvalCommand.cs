@@ -1,92 +1,111 @@
+using System.CommandLine;
 using Strata.Composition;
 using Strata.Evaluation;
 using Strata.Generation;
-using Strata.Tokenization;
+using Strata.Training;
 using Strata.Util;
 
 namespace Strata.Cli.Commands;
 
 public static class EvalCommand
 {
-    public const string Options = "--suite S[,S...] [--protocols generative,loglik-letter,loglik-cloze] [--runs 1] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 1337] [--limit N] [--ppl-tokens N] [--data DIR] [--device cpu|cuda]";
-
-    public static int Run(Args a, TextWriter output)
+    /// <summary>The options of eval and eval compare.</summary>
+    private sealed class EvalOptions
     {
-        var path = a.Require("checkpoint");
-        var (tasks, suite, settings, device) = Read(a, output);
-        var outDir = a.Get("out") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "eval", Path.GetFileNameWithoutExtension(path));
-        a.RejectUnknown();
-        var report = Evaluate(path, tasks, suite, settings, device, output);
-        report.Save(outDir);
-        output.WriteLine();
-        output.Write(report.Markdown());
-        output.WriteLine($"\nwrote {Path.Combine(outDir, EvalReport.JsonFile)} and {EvalReport.MarkdownFile}");
-        return 0;
+        public readonly Option<string> Suite = Opt.Required("--suite", "suites (demo, ppl, quiz, paper) or single tasks, comma-separated", "S[,S...]");
+        public readonly Option<string> Protocols = Opt.Text("--protocols", string.Join(",", Protocol.MultipleChoice), "multiple-choice protocols", "P[,P...]");
+        public readonly Option<int> Runs = Opt.Int("--runs", 1, "repeated generative runs (mean and 1.96·σ/√runs)");
+        public readonly Option<double> Temperature = Opt.Double("--temperature", 0, "generative decoding temperature; 0 is greedy");
+        public readonly Option<int> TopK = Opt.Int("--top-k", 0, "generative decoding: top-k (0: all)");
+        public readonly Option<double> TopP = Opt.Double("--top-p", 1, "generative decoding: top-p");
+        public readonly Option<long> Seed = Opt.Long("--seed", 1337, "seed of sampling, question selection and quiz distractors");
+        public readonly Option<int?> Limit = Opt.OptionalInt("--limit", "at most this many questions per task");
+        public readonly Option<long?> PplTokens = Opt.OptionalLong("--ppl-tokens", "perplexity tasks measure at most this many held-out tokens");
+        public readonly Option<string?> Data = Opt.Text("--data", "where the public benchmark files are (default HOME/data/benchmarks)", "DIR");
+        public readonly Option<string> Device = Opt.Device();
+
+        public void AddTo(Command c) { foreach (var o in new Option[] { Suite, Protocols, Runs, Temperature, TopK, TopP, Seed, Limit, PplTokens, Data, Device }) c.Add(o); }
+
+        public (IReadOnlyList<EvalTask> Tasks, string Suite, EvalSettings Settings, TorchSharp.torch.Device Device) Read(ParseResult p, TextWriter output)
+        {
+            var suite = p.GetValue(Suite)!;
+            var tasks = EvalSuites.Resolve(suite);
+            var protocols = p.GetValue(Protocols)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (var name in protocols)
+                if (!Protocol.MultipleChoice.Contains(name)) throw new StrataException($"--protocols: unknown '{name}' (known: {string.Join(", ", Protocol.MultipleChoice)})");
+            if (p.GetValue(Runs) < 1) throw new StrataException($"--runs: at least 1, got {p.GetValue(Runs)}");
+            if (p.GetValue(Limit) is < 1) throw new StrataException($"--limit: at least 1, got {p.GetValue(Limit)}");
+            if (p.GetValue(PplTokens) is < 1) throw new StrataException($"--ppl-tokens: at least 1, got {p.GetValue(PplTokens)}");
+            long seed = p.GetValue(Seed);
+            var settings = new EvalSettings
+            {
+                Protocols = protocols,
+                Runs = p.GetValue(Runs),
+                Decoding = new SamplingOptions { Temperature = p.GetValue(Temperature), TopK = p.GetValue(TopK), TopP = p.GetValue(TopP), Seed = seed },
+                Seed = seed,
+                Limit = p.GetValue(Limit),
+                PerplexityTokens = p.GetValue(PplTokens),
+                DataDir = p.GetValue(Data),
+                Log = output,
+            };
+            return (tasks, suite, settings, Devices.Parse(p.GetValue(Device)));
+        }
+    }
+
+    public static Command Create(TextWriter output)
+    {
+        var options = new EvalOptions();
+        var checkpoint = Opt.Text("--checkpoint", "a checkpoint, a stage-N.safetensors or an ensemble .json (required)", "CKPT|STAGE|ENSEMBLE.json");
+        var outDir = Opt.Text("--out", "where eval.json and eval.md go (default: eval/NAME beside the model)", "DIR");
+        var command = new Command("eval", "score a model by the paper's generative protocol and by log-likelihood, perplexity and bits per byte; eval.json and eval.md")
+            { checkpoint, outDir, Compare(output) };
+        options.AddTo(command);
+        command.SetAction(p =>
+        {
+            var path = p.GetValue(checkpoint) ?? throw new StrataException("--checkpoint is required");
+            var (tasks, suite, settings, device) = options.Read(p, output);
+            var dir = p.GetValue(outDir) ?? Path.Combine(RunDirectory.Of(path).Eval, Path.GetFileNameWithoutExtension(path));
+            var report = CausalLMFile.Evaluate(path, tasks, suite, settings, device);
+            report.Save(dir);
+            output.WriteLine();
+            output.Write(report.Markdown());
+            output.WriteLine($"\nwrote {Path.Combine(dir, EvalReport.JsonFile)} and {EvalReport.MarkdownFile}");
+            return 0;
+        });
+        return command;
     }
 
     /// <summary>Checkpoints given directly, and every stage-N.safetensors (in order of N) of run folders.</summary>
-    public static int Compare(Args a, TextWriter output)
+    private static Command Compare(TextWriter output)
     {
-        var (tasks, suite, settings, device) = Read(a, output);
-        var outDir = a.Require("out");
-        a.RejectUnknown();
-        var models = new List<string>();
-        foreach (var p in a.Positionals)
+        var options = new EvalOptions();
+        var models = Opt.Many("MODEL", "checkpoints, ensembles, or run folders (each stands for its stage-N.safetensors)");
+        var outDir = Opt.Required("--out", "where compare.md, compare.json and the depth figures go", "DIR");
+        var command = new Command("compare", "several models (a run folder = its stages) side by side; compare.md and the metric-vs-depth figure depth.png") { models, outDir };
+        options.AddTo(command);
+        command.SetAction(p =>
         {
-            if (Directory.Exists(p))
+            var (tasks, suite, settings, device) = options.Read(p, output);
+            var paths = new List<string>();
+            foreach (var m in p.GetValue(models)!)
             {
-                var stages = Directory.GetFiles(p, "stage-*.safetensors").OrderBy(f => int.TryParse(Path.GetFileNameWithoutExtension(f)[6..], out var n) ? n : int.MaxValue).ToList();
-                if (stages.Count == 0) throw new StrataException($"{p}: no stage-N.safetensors in this run folder");
-                models.AddRange(stages);
+                if (Directory.Exists(m))
+                {
+                    var stages = new RunDirectory(m).StageCheckpoints();
+                    if (stages.Count == 0) throw new StrataException($"{m}: no stage-N.safetensors in this run folder");
+                    paths.AddRange(stages);
+                }
+                else paths.Add(m);
             }
-            else models.Add(p);
-        }
-        if (models.Count == 0) throw new StrataException("give checkpoints, ensembles or run folders to compare");
-        var reports = models.Select(m => Evaluate(m, tasks, suite, settings, device, output)).ToList();
-        EvalComparison.Save(outDir, reports);
-        output.WriteLine();
-        output.Write(EvalComparison.Markdown(reports));
-        output.WriteLine($"\nwrote {Path.Combine(outDir, EvalComparison.MarkdownFile)}, {EvalComparison.JsonFile}" +
-                         (reports.Any(r => r.Depth is not null) ? $" and the metric-vs-depth figures {EvalComparison.DepthPlotFile}, {EvalComparison.DepthBitsPlotFile}" : ""));
-        return 0;
-    }
-
-    private static (IReadOnlyList<EvalTask>, string, EvalSettings, TorchSharp.torch.Device) Read(Args a, TextWriter output)
-    {
-        var suite = a.Require("suite");
-        var tasks = EvalSuites.Resolve(suite);
-        var protocols = (a.Get("protocols") ?? string.Join(",", Protocol.MultipleChoice)).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        foreach (var p in protocols)
-            if (!Protocol.MultipleChoice.Contains(p)) throw new StrataException($"--protocols: unknown '{p}' (known: {string.Join(", ", Protocol.MultipleChoice)})");
-        int runs = a.Int("runs", 1);
-        if (runs < 1) throw new StrataException($"--runs: at least 1, got {runs}");
-        int? limit = a.Get("limit") is null ? null : a.Int("limit", 0);
-        if (limit is < 1) throw new StrataException($"--limit: at least 1, got {limit}");
-        long? pplTokens = a.Get("ppl-tokens") is null ? null : a.Long("ppl-tokens", 0);
-        if (pplTokens is < 1) throw new StrataException($"--ppl-tokens: at least 1, got {pplTokens}");
-        long seed = a.Long("seed", 1337);
-        var settings = new EvalSettings
-        {
-            Protocols = protocols,
-            Runs = runs,
-            Decoding = new SamplingOptions { Temperature = a.Double("temperature", 0), TopK = a.Int("top-k", 0), TopP = a.Double("top-p", 1), Seed = seed },
-            Seed = seed,
-            Limit = limit,
-            PerplexityTokens = pplTokens,
-            DataDir = a.Get("data"),
-            Home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory(),
-            Log = output,
-        };
-        return (tasks, suite, settings, Devices.Parse(a.Get("device")));
-    }
-
-    public static EvalReport Evaluate(string path, IReadOnlyList<EvalTask> tasks, string suite, EvalSettings settings, TorchSharp.torch.Device? device, TextWriter output)
-    {
-        using var file = CausalLMFile.Load(path, device);
-        var tokenizer = Tokenizers.ByName(file.Tokenizer);
-        if (tokenizer.VocabSize > file.Model.Config.VocabSize)
-            throw new StrataException($"{path}: tokenizer '{file.Tokenizer}' has {tokenizer.VocabSize:N0} ids but the model's vocabulary is {file.Model.Config.VocabSize:N0}");
-        output.WriteLine($"== evaluating {path}{(file.Depth is { } d ? $" (depth {d})" : "")} on '{suite}'");
-        return EvalReport.Run(new Scorer(file.Model, tokenizer), path, file.Depth, suite, tasks, settings);
+            var dir = p.GetValue(outDir)!;
+            var reports = paths.Select(m => CausalLMFile.Evaluate(m, tasks, suite, settings, device)).ToList();
+            EvalComparison.Save(dir, reports);
+            output.WriteLine();
+            output.Write(EvalComparison.Markdown(reports));
+            output.WriteLine($"\nwrote {Path.Combine(dir, EvalComparison.MarkdownFile)}, {EvalComparison.JsonFile}" +
+                             (reports.Any(r => r.Depth is not null) ? $" and the metric-vs-depth figures {EvalComparison.DepthPlotFile}, {EvalComparison.DepthBitsPlotFile}" : ""));
+            return 0;
+        });
+        return command;
     }
 }

@@ -1,26 +1,30 @@
+using System.CommandLine;
 using Strata.Training;
-using Strata.Util;
 
 namespace Strata.Cli.Commands;
 
 /// <summary>strata grow --checkpoint CKPT --plan PLAN --out DIR: continue a finished run with the plan's stages.</summary>
 public static class GrowCommand
 {
-    public static int Run(Args a, TextWriter output)
+    public static Command Create(TextWriter output)
     {
-        var ckpt = a.Require("checkpoint");
-        var plan = GrowthPlan.Load(a.Require("plan"));
-        var outDir = a.Require("out");
-        var device = Devices.Parse(a.Get("device"));
-        a.RejectUnknown();
-        var grown = Growth.Prepare(ckpt, plan, outDir, device);
-        output.WriteLine($"{outDir}: continuing '{grown.Name}' at depth {Checkpoint.ReadInfo(Path.Combine(outDir, Checkpoint.FileName)).Depth} with {plan.Stages.Count} more stage(s)");
-        var r = Trainer.Run(grown, new TrainOptions
+        var checkpoint = Opt.Required("--checkpoint", "a finished run's checkpoint.safetensors, or a stage-N.safetensors", "CKPT");
+        var plan = Opt.Required("--plan", "the plan whose stages continue it (same model and substrate)", "FILE");
+        var outDir = Opt.Required("--out", "the new run folder", "DIR");
+        var device = Opt.Device();
+        var command = new Command("grow", "continue a finished run (or a stage-N.safetensors) with the plan's stages: growth is open-ended")
+            { checkpoint, plan, outDir, device };
+        command.SetAction(p =>
         {
-            OutDir = outDir, Resume = true, Device = device, Log = output,
-            Interactive = Devices.IsTerminal(output),
+            var dev = Devices.Parse(p.GetValue(device));
+            var more = GrowthPlan.Load(p.GetValue(plan)!);
+            var run = new RunDirectory(p.GetValue(outDir)!);
+            var grown = Growth.Prepare(p.GetValue(checkpoint)!, more, run.Path, dev);
+            output.WriteLine($"{run.Path}: continuing '{grown.Name}' at depth {Checkpoint.ReadInfo(run.Checkpoint).Depth} with {more.Stages.Count} more stage(s)");
+            var r = Trainer.Run(grown, new TrainOptions { OutDir = run.Path, Resume = true, Device = dev, Log = output, Interactive = Devices.IsTerminal(output) });
+            output.WriteLine(r.Summary());
+            return 0;
         });
-        TrainCommand.Report(r, output);
-        return 0;
+        return command;
     }
 }

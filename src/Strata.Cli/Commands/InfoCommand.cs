@@ -1,41 +1,45 @@
+using System.CommandLine;
 using Strata.Training;
-using Strata.Util;
 
 namespace Strata.Cli.Commands;
 
 public static class InfoCommand
 {
-    public static int Run(Args a, TextWriter output)
+    public static Command Create(TextWriter output)
     {
-        a.RejectUnknown();
-        if (a.Positionals.Count != 1) throw new StrataException("give one checkpoint (.safetensors) or plan (.json)");
-        var path = a.Positionals[0];
-        GrowthPlan plan;
-        int depth;
-        string? substrateHash = null;
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+        var path = Opt.One("PATH", "a checkpoint (.safetensors) or a plan (.json)");
+        var command = new Command("info", "shape, depth, stages and parameter counts") { path };
+        command.SetAction(p =>
         {
-            plan = GrowthPlan.Load(path);
-            depth = plan.FinalDepth;
-            output.WriteLine($"plan '{plan.Name}': {plan.Stages.Count} stage(s), {plan.TotalSteps} steps");
-        }
-        else
-        {
-            var info = Checkpoint.ReadInfo(path);
-            plan = info.Plan;
-            depth = info.Depth;
-            substrateHash = info.SubstrateHash;
-            output.WriteLine($"checkpoint of '{plan.Name}': step {info.GlobalStep}, stage {info.StageIndex + 1}/{plan.Stages.Count} step {info.StageStep}, " +
-                             $"{(info.Completed ? "complete" : "in progress")}, tokenizer {info.Tokenizer}, validation loss {info.ValidationLoss:F4}");
-        }
-        var m = plan.Model;
-        output.WriteLine($"model: d_model {m.DModel}, {m.NHead} heads of {m.HeadSize}, ffn {m.Ffn}, context {m.ContextLength}, vocab {m.VocabSize}, depth {depth}, rope theta {m.RopeTheta}, head bias {m.HeadBias}");
-        output.WriteLine($"substrate: {plan.Substrate.Describe()}{(substrateHash is null ? "" : $", table sha256:{substrateHash}")}");
-        var budgets = Trainer.StageBudgets(plan, path);
-        output.WriteLine($"parameters at depth {plan.FinalDepth}: total {budgets[^1].Total:N0}");
-        foreach (var (s, i) in plan.Stages.Select((s, i) => (s, i)))
-            output.WriteLine($"  stage {i + 1} '{s.Name}': +{s.AddBlocks} blocks, {s.Steps} steps, trains {s.Trains.ToString().ToLowerInvariant()}" +
-                             $"{(s.TrainEmbedding ? " + embedding" : "")}: {budgets[i]}");
-        return 0;
+            var file = p.GetValue(path)!;
+            GrowthPlan plan;
+            int depth;
+            string? substrateHash = null;
+            if (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            {
+                plan = GrowthPlan.Load(file);
+                depth = plan.FinalDepth;
+                output.WriteLine($"plan '{plan.Name}': {plan.Stages.Count} stage(s), {plan.TotalSteps} steps");
+            }
+            else
+            {
+                var info = Checkpoint.ReadInfo(file);
+                plan = info.Plan;
+                depth = info.Depth;
+                substrateHash = info.SubstrateHash;
+                output.WriteLine($"checkpoint of '{plan.Name}': step {info.GlobalStep}, stage {info.StageIndex + 1}/{plan.Stages.Count} step {info.StageStep}, " +
+                                 $"{(info.Completed ? "complete" : "in progress")}, tokenizer {info.Tokenizer}, validation loss {info.ValidationLoss:F4}");
+            }
+            var m = plan.Model;
+            output.WriteLine($"model: d_model {m.DModel}, {m.NHead} heads of {m.HeadSize}, ffn {m.Ffn}, context {m.ContextLength}, vocab {m.VocabSize}, depth {depth}, rope theta {m.RopeTheta}, head bias {m.HeadBias}");
+            output.WriteLine($"substrate: {plan.Substrate.Describe()}{(substrateHash is null ? "" : $", table sha256:{substrateHash}")}");
+            var budgets = GrowthStage.Budgets(plan, file);
+            output.WriteLine($"parameters at depth {plan.FinalDepth}: total {budgets[^1].Total:N0}");
+            foreach (var (s, i) in plan.Stages.Select((s, i) => (s, i)))
+                output.WriteLine($"  stage {i + 1} '{s.Name}': +{s.AddBlocks} blocks, {s.Steps} steps, trains {s.Trains.ToString().ToLowerInvariant()}" +
+                                 $"{(s.TrainEmbedding ? " + embedding" : "")}: {budgets[i]}");
+            return 0;
+        });
+        return command;
     }
 }

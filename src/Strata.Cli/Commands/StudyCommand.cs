@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Strata.Training;
 
 namespace Strata.Cli.Commands;
@@ -5,15 +6,21 @@ namespace Strata.Cli.Commands;
 /// <summary>strata study PLAN... --out DIR: train regimes on identical data and protocol, then report.</summary>
 public static class StudyCommand
 {
-    public static int Run(Args a, TextWriter output)
+    public static Command Create(TextWriter output)
     {
-        var outDir = a.Require("out");
-        var device = Devices.Parse(a.Get("device"));
-        a.RejectUnknown();
-        var rows = Study.Run(a.Positionals, outDir, device, output);
-        output.WriteLine();
-        output.WriteLine(File.ReadAllText(Path.Combine(outDir, "report.md")));
-        output.WriteLine($"{outDir}: report.md, report.json, loss_curves.png ({rows.Count} regimes)");
-        return 0;
+        var plans = Opt.Many("PLAN", "the regimes' plans (same data, context, batch size and evaluation batches)");
+        var outDir = Opt.Required("--out", "the study folder: one run folder per plan, report.md, report.json, loss_curves.png", "DIR");
+        var device = Opt.Device();
+        var command = new Command("study", "train several regimes on identical data and protocol; report.md, report.json, loss_curves.png") { plans, outDir, device };
+        command.SetAction(p =>
+        {
+            var dir = p.GetValue(outDir)!;
+            var rows = Study.Run(p.GetValue(plans)!, dir, Devices.Parse(p.GetValue(device)), output);
+            output.WriteLine();
+            output.WriteLine(File.ReadAllText(Path.Combine(dir, Study.ReportFile)));
+            output.WriteLine($"{dir}: {Study.ReportFile}, {Study.JsonFile}, {Study.PlotFile} ({rows.Count} regimes)");
+            return 0;
+        });
+        return command;
     }
 }

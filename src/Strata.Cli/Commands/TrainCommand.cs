@@ -1,3 +1,4 @@
+using System.CommandLine;
 using Strata.Training;
 using Strata.Util;
 
@@ -5,34 +6,31 @@ namespace Strata.Cli.Commands;
 
 public static class TrainCommand
 {
-    public static int Run(Args a, TextWriter output)
+    public static Command Create(TextWriter output)
     {
-        var planPath = a.Get("plan");
-        var outDir = a.Require("out");
-        bool resume = a.Flag("resume");
-        var initFrom = a.Get("init-from");
-        long stopAfter = a.Long("stop-after", -1);
-        var device = Devices.Parse(a.Get("device"));
-        a.RejectUnknown();
-        GrowthPlan plan;
-        if (planPath is not null) plan = GrowthPlan.Load(planPath);
-        else if (resume) plan = Checkpoint.ReadInfo(Path.Combine(outDir, Checkpoint.FileName)).Plan;
-        else throw new StrataException("--plan is required (or --resume with --out of an existing run)");
-        var r = Trainer.Run(plan, new TrainOptions
+        var plan = Opt.Text("--plan", "the growth plan (JSON); with --resume the plan stored in the run is used", "FILE");
+        var outDir = Opt.Required("--out", "the run folder: checkpoint.safetensors, stage-N.safetensors, metrics.jsonl, tb/, loss_curve.png", "DIR");
+        var resume = Opt.Flag("--resume", "continue the run in --out from its checkpoint");
+        var initFrom = Opt.Text("--init-from", "start the first stage from this checkpoint's weights (same shape and substrate)", "CKPT");
+        var stopAfter = Opt.OptionalLong("--stop-after", "stop with a checkpoint after this many optimizer steps (resume later)");
+        var device = Opt.Device();
+        var command = new Command("train", "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png")
+            { plan, outDir, resume, initFrom, stopAfter, device };
+        command.SetAction(p =>
         {
-            OutDir = outDir, Resume = resume, InitFrom = initFrom, StopAfterStep = stopAfter > 0 ? stopAfter : null,
-            Device = device, Log = output, Interactive = Devices.IsTerminal(output),
+            var run = new RunDirectory(p.GetValue(outDir)!);
+            GrowthPlan growthPlan = p.GetValue(plan) is { } path ? GrowthPlan.Load(path)
+                : p.GetValue(resume) ? Checkpoint.ReadInfo(run.Checkpoint).Plan
+                : throw new StrataException("--plan is required (or --resume with --out of an existing run)");
+            var r = Trainer.Run(growthPlan, new TrainOptions
+            {
+                OutDir = run.Path, Resume = p.GetValue(resume), InitFrom = p.GetValue(initFrom),
+                StopAfterStep = p.GetValue(stopAfter) is > 0 and var n ? n : null,
+                Device = Devices.Parse(p.GetValue(device)), Log = output, Interactive = Devices.IsTerminal(output),
+            });
+            output.WriteLine(r.Summary());
+            return 0;
         });
-        Report(r, output);
-        return 0;
+        return command;
     }
-
-    public static void Report(TrainResult r, TextWriter output)
-    {
-        output.WriteLine($"{(r.Completed ? "finished" : "stopped")} at step {r.GlobalStep}: validation loss {Fmt(r.InitialValidationLoss)} -> {Fmt(r.FinalValidationLoss)} nats/token" +
-                         (r.BitsPerByte(r.FinalValidationLoss) is { } bpb ? $" ({Fmt(r.BitsPerByte(r.InitialValidationLoss))} -> {bpb:F4} bits/byte)" : "") + $", {r.TokensPerSecond:F0} tokens/s");
-        output.WriteLine($"  checkpoint {r.CheckpointPath}\n  metrics    {r.MetricsPath}" + (r.Completed ? $"\n  loss curve {r.LossCurvePath}" : ""));
-    }
-
-    private static string Fmt(double? v) => v is { } x ? x.ToString("F4") : "-";
 }

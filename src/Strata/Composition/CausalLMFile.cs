@@ -1,4 +1,7 @@
+using Strata.Evaluation;
 using Strata.Modeling;
+using Strata.Tokenization;
+using Strata.Util;
 using Strata.Training;
 using static TorchSharp.torch;
 
@@ -17,6 +20,23 @@ public sealed record CausalLMFile(ICausalLM Model, string Tokenizer, int? Depth)
         }
         var (model, info) = Checkpoint.LoadModel(path, device);
         return new CausalLMFile(model, info.Tokenizer, info.Depth);
+    }
+
+    /// <summary>Scores the model on <paramref name="tasks"/> (a report of every task, protocol and metric).</summary>
+    public EvalReport Evaluate(string path, IReadOnlyList<EvalTask> tasks, string suite, EvalSettings settings)
+    {
+        var tokenizer = Tokenizers.ByName(Tokenizer);
+        if (tokenizer.VocabSize > Model.Config.VocabSize)
+            throw new StrataException($"{path}: tokenizer '{Tokenizer}' has {tokenizer.VocabSize:N0} ids but the model's vocabulary is {Model.Config.VocabSize:N0}");
+        settings.Log.WriteLine($"== evaluating {path}{(Depth is { } d ? $" (depth {d})" : "")} on '{suite}'");
+        return EvalReport.Run(new Scorer(Model, tokenizer), path, Depth, suite, tasks, settings);
+    }
+
+    /// <summary>Loads <paramref name="path"/>, scores it and lets it go.</summary>
+    public static EvalReport Evaluate(string path, IReadOnlyList<EvalTask> tasks, string suite, EvalSettings settings, Device? device = null)
+    {
+        using var file = Load(path, device);
+        return file.Evaluate(path, tasks, suite, settings);
     }
 
     public void Dispose() => ((IDisposable)Model).Dispose();

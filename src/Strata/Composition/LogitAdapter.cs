@@ -1,4 +1,4 @@
-// The paper's alternative to plain averaging (growing-transformers.md §5): a small trainable adapter over the experts'
+// The paper's alternative to plain averaging (Growing Transformers, arXiv 2507.07129, modular composition): a small trainable adapter over the experts'
 // logits. Here: logits = sum_k g_k * logits_k + b, with a gain per expert and vocabulary entry (g [K, V], starting at
 // 1/K, i.e. at the plain average) and a bias b [V] (starting at 0): K*V + V parameters, trained with the experts frozen.
 using TorchSharp;

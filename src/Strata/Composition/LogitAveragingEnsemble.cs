@@ -1,6 +1,8 @@
-// Modular composition (growing-transformers.md §5): K models trained separately on the same frozen interface and
+// Modular composition (Growing Transformers, arXiv 2507.07129, modular composition): K models trained separately on the same frozen interface and
 // vocabulary run side by side on the same ids, and their logits are averaged: logits = (1/K) sum_k logits_k.
 // No router, no parameters; each expert keeps its own KV cache.
+using Strata.Formats;
+using Strata.Evaluation;
 using Strata.Modeling;
 using Strata.Training;
 using Strata.Util;
@@ -24,8 +26,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         {
             if (info.Plan.Substrate != i0.Plan.Substrate)
                 throw new StrataException($"{source} was trained on substrate {Json.Compact(info.Plan.Substrate)}, {s0} on {Json.Compact(i0.Plan.Substrate)}: experts must share the frozen interface");
-            if (info.SubstrateHash != i0.SubstrateHash)
-                throw new StrataException($"{source} was trained on the substrate table sha256:{info.SubstrateHash}, {s0} on sha256:{i0.SubstrateHash}: experts must share the frozen interface");
+            Substrates.SubstrateIdentity.Require(i0.SubstrateHash, s0, info.SubstrateHash, source);
             // by content where both checkpoints record it, by name otherwise
             bool sameVocabulary = info.TokenizerHash is { } th && i0.TokenizerHash is { } th0 ? th == th0 : info.Tokenizer == i0.Tokenizer;
             if (!sameVocabulary)
@@ -51,7 +52,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         if (Adapter is not null)
         {
             adapterPath = Path.ChangeExtension(Path.GetFullPath(path), ".adapter.safetensors");
-            Interop.SafetensorsWriter.Write(adapterPath, Adapter.state_dict().Select(kv => (kv.Key, kv.Value)));
+            SafetensorsWriter.Write(adapterPath, Adapter.state_dict().Select(kv => (kv.Key, kv.Value)));
         }
         AtomicFile.WriteAllText(path, Json.Serialize(new EnsembleFile(Format, checkpoints.Select(Path.GetFullPath).ToList(), adapterPath)));
     }
@@ -66,7 +67,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         {
             var adapterPath = Path.GetFullPath(a, dir);
             ensemble.Adapter = new LogitAdapter(ensemble.Experts.Count, ensemble.Config.VocabSize, device);
-            using var file = new Interop.SafetensorsFile(adapterPath);
+            using var file = new SafetensorsFile(adapterPath);
             ModelState.Load(ensemble.Adapter, n => file.Contains(n) ? file.Read(n).to(ensemble.Device) : null, adapterPath, file.Entries.Keys);
         }
         return ensemble;
@@ -131,9 +132,9 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     /// <summary>Validation loss of each expert and of the ensemble on the same fixed windows of a shard.</summary>
     public (double[] Experts, double Ensemble) Compare(string shardPath, int batches, int batchSize)
     {
-        using var shard = Data.TokenShard.Open(shardPath);
+        using var shard = TokenShard.Open(shardPath);
         var sampler = new Data.BatchSampler(shard, batchSize, Config.ContextLength, 1);
-        return (_experts.Select(e => Trainer.Evaluate(e, sampler, batches, Device)).ToArray(), Trainer.Evaluate(this, sampler, batches, Device));
+        return (_experts.Select(e => ValidationLoss.Measure(e, sampler, batches)).ToArray(), ValidationLoss.Measure(this, sampler, batches));
     }
 
     /// <summary>Post-merge training: fits the adapter (created at the plain average if there is none) on batches from

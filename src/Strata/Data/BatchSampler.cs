@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;

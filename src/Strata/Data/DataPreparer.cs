@@ -1,3 +1,4 @@
+using Strata.Formats;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Strata.Tokenization;
@@ -26,7 +27,7 @@ public sealed record PrepareOptions
 
 /// <summary>What <c>data prepare</c> wrote (also saved as meta.json beside the shards).</summary>
 public sealed record PreparedData(string Tokenizer, int VocabSize, long TrainTokens, long ValidationTokens,
-    int TrainDocuments, int ValidationDocuments, long TrainBytes, long ValidationBytes, IReadOnlyList<string> ValidationFiles)
+    int TrainDocuments, int ValidationDocuments, long TrainBytes, long ValidationBytes, IReadOnlyList<string> ValidationFiles, string? TokenizerHash = null)
 {
     public const string TrainFile = "train.tokens", ValidationFile = "val.tokens", MetaFile = "meta.json";
 
@@ -92,7 +93,7 @@ public static class DataPreparer
 
         var result = new PreparedData(tokenizer.Name, tokenizer.VocabSize, train.Count, val.Count,
             isVal.Count(v => !v), isVal.Count(v => v), trainBytes, valBytes,
-            docs.Where((_, i) => isVal[i]).Select(d => d.Name).ToList());
+            docs.Where((_, i) => isVal[i]).Select(d => d.Name).ToList(), Tokenizers.ContentHash(tokenizer));
         Directory.CreateDirectory(o.OutDir);
         TokenShard.Write(Path.Combine(o.OutDir, PreparedData.TrainFile), tokenizer.VocabSize, train);
         TokenShard.Write(Path.Combine(o.OutDir, PreparedData.ValidationFile), tokenizer.VocabSize, val);

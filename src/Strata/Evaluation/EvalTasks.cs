@@ -202,7 +202,7 @@ public sealed class PerplexityTask(string name, HeldOutCorpus corpus) : EvalTask
         [
             new(Name, Protocol.Perplexity, "nats_per_token", perToken, null, "none", (int)tokens, 1, null, how),
             new(Name, Protocol.Perplexity, "perplexity", Math.Exp(perToken), null, "none", (int)tokens, 1, null, how),
-            new(Name, Protocol.Perplexity, "bits_per_byte", nats / Math.Log(2) / bytes, null, "none", (int)tokens, 1, null, how),
+            new(Name, Protocol.Perplexity, "bits_per_byte", ValidationLoss.BitsPerByte(perToken, tokens / bytes), null, "none", (int)tokens, 1, null, how),
         ];
     }
 }

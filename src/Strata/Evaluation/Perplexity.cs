@@ -1,3 +1,4 @@
+using Strata.Formats;
 using Strata.Data;
 using Strata.Modeling;
 using Strata.Util;
@@ -25,9 +26,7 @@ public static class Perplexity
         int ctx = model.Config.ContextLength;
         double nats = 0;
         long counted = 0;
-        bool wasTraining = model.Training;
-        model.SetTraining(false);
-        try
+        using (model.EvalScope())
         {
             var windows = new List<(long Start, int Length)>();
             for (long start = 0; start + 1 < n; start += ctx) windows.Add((start, (int)Math.Min(ctx, n - 1 - start)));
@@ -46,7 +45,6 @@ public static class Perplexity
                     counted += ws.Length * (long)t;
                 }
         }
-        finally { model.SetTraining(wasTraining); }
         return (nats, counted);
     }
 }

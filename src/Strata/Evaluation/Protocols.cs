@@ -1,4 +1,5 @@
 using Strata.Generation;
+using Strata.Util;
 
 namespace Strata.Evaluation;
 
@@ -17,7 +18,7 @@ public static class Protocol
     public static IReadOnlyList<string> MultipleChoice { get; } = [Generative, LogLikelihoodLetter, LogLikelihoodCloze];
 }
 
-/// <summary>The paper's prompt templates, byte for byte (growing-transformers.md §6, emergent-semantics.md §6).</summary>
+/// <summary>The paper's prompt templates, byte for byte (the author's evaluation code for both papers, _models_benchmarking.py).</summary>
 public static class PaperPrompts
 {
     /// <summary>MMLU: the four options on one line, separated by single spaces.</summary>
@@ -77,8 +78,8 @@ public sealed record EvalSettings
     public int? Limit { get; init; }
     /// <summary>Perplexity tasks measure at most this many held-out tokens (the first ones; all when null).</summary>
     public long? PerplexityTokens { get; init; }
-    /// <summary>STRATA_HOME: cached quiz sets and prepared held-out corpora live under it.</summary>
-    public required string Home { get; init; }
+    /// <summary>The Strata home (Util/StrataHome.cs): cached quiz sets and prepared held-out corpora live under it.</summary>
+    public string Home { get; init; } = StrataHome.Root;
     /// <summary>Where the public benchmark files are (default HOME/data/benchmarks).</summary>
     public string? DataDir { get; init; }
     public TextWriter Log { get; init; } = TextWriter.Null;

@@ -51,43 +51,38 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         var order = Enumerable.Range(0, seqs.Length).OrderByDescending(i => seqs[i].Input.Length).ToArray();
         int longestContinuation = seqs.Length == 0 ? 1 : seqs.Max(q => q.ContinuationLength);
         int rows = (int)Math.Clamp(MaxLogitsPerBatch / ((long)longestContinuation * Model.Config.VocabSize), 1, MaxBatchRows);
-        bool wasTraining = Model.Training;
-        Model.SetTraining(false);
-        try
+        using var evalMode = Model.EvalScope();
+        for (int start = 0; start < order.Length;)
         {
-            for (int start = 0; start < order.Length;)
+            int t = seqs[order[start]].Input.Length - 1;                            // longest in this batch
+            var batch = order.Skip(start).Take(rows).ToArray();
+            start += batch.Length;
+            using var scope = torch.NewDisposeScope();
+            using var _ = torch.no_grad();
+            var ids = new long[batch.Length * t];
+            for (int r = 0; r < batch.Length; r++)
             {
-                int t = seqs[order[start]].Input.Length - 1;                            // longest in this batch
-                var batch = order.Skip(start).Take(rows).ToArray();
-                start += batch.Length;
-                using var scope = torch.NewDisposeScope();
-                using var _ = torch.no_grad();
-                var ids = new long[batch.Length * t];
-                for (int r = 0; r < batch.Length; r++)
-                {
-                    var s = seqs[batch[r]].Input;
-                    Array.Copy(s, 0, ids, r * t, s.Length - 1);                          // right-padded with id 0
-                }
-                // only the positions that predict continuation tokens go through the head
-                int p = batch.Max(i => seqs[i].ContinuationLength);
-                var positions = new long[batch.Length * p];
-                for (int r = 0; r < batch.Length; r++)
-                {
-                    var (s, n) = seqs[batch[r]];
-                    for (int k = 0; k < p; k++) positions[r * p + k] = s.Length - 1 - n + Math.Min(k, n - 1);
-                }
-                var logits = Model.Logits(torch.tensor(ids, [batch.Length, t], device: Model.Device), positions: torch.tensor(positions, [batch.Length, p], device: Model.Device));
-                for (int r = 0; r < batch.Length; r++)
-                {
-                    var (s, n) = seqs[batch[r]];
-                    int first = s.Length - 1 - n;                                        // position predicting the first continuation token
-                    var targets = torch.tensor(s[(first + 1)..], device: Model.Device);
-                    var rowLp = logits[r, ..n].to(ScalarType.Float32).log_softmax(-1);  // [n, V]
-                    results[batch[r]] = rowLp.gather(1, targets.unsqueeze(1)).sum().item<float>();
-                }
+                var s = seqs[batch[r]].Input;
+                Array.Copy(s, 0, ids, r * t, s.Length - 1);                          // right-padded with id 0
+            }
+            // only the positions that predict continuation tokens go through the head
+            int p = batch.Max(i => seqs[i].ContinuationLength);
+            var positions = new long[batch.Length * p];
+            for (int r = 0; r < batch.Length; r++)
+            {
+                var (s, n) = seqs[batch[r]];
+                for (int k = 0; k < p; k++) positions[r * p + k] = s.Length - 1 - n + Math.Min(k, n - 1);
+            }
+            var logits = Model.Logits(torch.tensor(ids, [batch.Length, t], device: Model.Device), positions: torch.tensor(positions, [batch.Length, p], device: Model.Device));
+            for (int r = 0; r < batch.Length; r++)
+            {
+                var (s, n) = seqs[batch[r]];
+                int first = s.Length - 1 - n;                                        // position predicting the first continuation token
+                var targets = torch.tensor(s[(first + 1)..], device: Model.Device);
+                var rowLp = logits[r, ..n].to(ScalarType.Float32).log_softmax(-1);  // [n, V]
+                results[batch[r]] = rowLp.gather(1, targets.unsqueeze(1)).sum().item<float>();
             }
         }
-        finally { Model.SetTraining(wasTraining); }
         return results;
     }
 
@@ -131,8 +126,7 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         var generators = decodings.Select(d => new torch.Generator((ulong)d.Seed, Model.Device)).ToArray();
         var output = prompts.Select(_ => new List<int>()).ToArray();
         var done = new bool[prompts.Length];
-        bool wasTraining = Model.Training;
-        Model.SetTraining(false);
+        using var evalMode = Model.EvalScope();
         try
         {
             for (int step = 0; step < maxNewTokens; step++)
@@ -161,7 +155,6 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         }
         finally
         {
-            Model.SetTraining(wasTraining);
             foreach (var g in generators) g.Dispose();
         }
         return output;

@@ -32,38 +32,30 @@ public static class TextGenerator
         var tokens = new List<int>(prompt);
         using var generator = new torch.Generator((ulong)options.Seed, model.Device);
         using var cache = options.UseCache ? model.NewCache(1) : null;
-        bool wasTraining = model.Training;
-        model.SetTraining(false);
-        try
+        using var evalMode = model.EvalScope();
+        var pending = tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList();   // positions not yet in the cache
+        for (int step = 0; step < maxNewTokens; step++)
         {
-            var pending = tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList();   // positions not yet in the cache
-            for (int step = 0; step < maxNewTokens; step++)
+            int next;
+            using (var scope = torch.NewDisposeScope())
+            using (torch.no_grad())
             {
-                int next;
-                using (var scope = torch.NewDisposeScope())
-                using (torch.no_grad())
+                if (cache is not null && model.CacheLength(cache) + pending.Count > ctx)
                 {
-                    if (cache is not null && model.CacheLength(cache) + pending.Count > ctx)
-                    {
-                        model.ResetCache(cache);
-                        pending = tokens.Skip(tokens.Count - ctx / 2).ToList();
-                    }
-                    var window = cache is null ? tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList() : pending;
-                    var idx = torch.tensor(window.Select(t => (long)t).ToArray(), [1, window.Count], device: model.Device);
-                    using var lastPosition = torch.tensor(new long[] { window.Count - 1 }, [1, 1], device: model.Device);
-                    var logits = model.Logits(idx, cache, lastPosition);                // [1, 1, V]
-                    var last = logits[0, 0];                                            // [V]
-                    next = Choose(last, options, generator);
+                    model.ResetCache(cache);
+                    pending = tokens.Skip(tokens.Count - ctx / 2).ToList();
                 }
-                if (next == stopId) yield break;
-                tokens.Add(next);
-                pending = [next];
-                yield return next;
+                var window = cache is null ? tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList() : pending;
+                var idx = torch.tensor(window.Select(t => (long)t).ToArray(), [1, window.Count], device: model.Device);
+                using var lastPosition = torch.tensor(new long[] { window.Count - 1 }, [1, 1], device: model.Device);
+                var logits = model.Logits(idx, cache, lastPosition);                // [1, 1, V]
+                var last = logits[0, 0];                                            // [V]
+                next = Choose(last, options, generator);
             }
-        }
-        finally
-        {
-            model.SetTraining(wasTraining);
+            if (next == stopId) yield break;
+            tokens.Add(next);
+            pending = [next];
+            yield return next;
         }
     }
 

@@ -1,5 +1,5 @@
 // Hugging Face GPTNeoXForCausalLM layout: the paper's architecture exactly when use_parallel_residual = false,
-// rotary_pct / partial_rotary_factor = 1.0 and tie_word_embeddings = false (shared/fixtures/README.md).
+// rotary_pct / partial_rotary_factor = 1.0 and tie_word_embeddings = false.
 using System.Text.Json;
 using Strata.Modeling;
 using Strata.Substrates;
@@ -58,6 +58,4 @@ public static class GptNeoX
         return (config.Validate(src), Int("num_hidden_layers"));
     }
 
-    /// <summary>Loads a Hugging Face GPT-NeoX directory (config.json + model.safetensors or pytorch_model.bin).</summary>
-    public static LanguageModel LoadDirectory(string dir) => HfExport.Import(dir).Model;
 }

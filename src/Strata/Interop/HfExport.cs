@@ -2,6 +2,7 @@
 // (sequential residual, full rotary, untied head): config.json, model.safetensors (names: Interop/GptNeoX.ToHf; the
 // frozen substrate is written out as the [V, C] table it computes, so transformers needs no custom code), the
 // tokenizer files, and strata.json (substrate recipe, plan, growth history), which transformers ignores.
+using Strata.Formats;
 using System.Collections;
 using System.Text.Json;
 using Strata.Modeling;
@@ -18,10 +19,14 @@ public static class HfExport
 {
     public const string MetadataFile = "strata.json";
 
+    /// <summary>Writes the model of <paramref name="checkpoint"/>; LoRA adapters of a checkpoint taken inside a LoRA
+    /// phase are merged into the weights first (transformers' GPTNeoX has no place for them), so the export computes
+    /// what the adapted model computes.</summary>
     public static void Export(string checkpoint, string outDir)
     {
         var (model, info) = Checkpoint.LoadModel(checkpoint);
         using var _ = model;
+        model.MergeLora();
         var c = model.Config;
         if (c.HeadBias) throw new StrataException($"{checkpoint}: the model's head has a bias; GPTNeoXForCausalLM's embed_out has none, so it cannot be exported in this layout");
         if (File.Exists(Path.Combine(outDir, "model.safetensors"))) throw new StrataException($"{outDir} already holds a model.safetensors: choose another --out");
@@ -77,14 +82,19 @@ public static class HfExport
     /// <summary>Reads a GPT-NeoX directory (model.safetensors, or pytorch_model.bin through TorchSharp.PyBridge) into
     /// a Strata checkpoint. With Strata's strata.json the recorded substrate comes back (the table must be exactly what
     /// the recipe computes); otherwise the input table becomes a trainable embedding.</summary>
-    public static (LanguageModel Model, CheckpointInfo Info) Import(string dir)
+    /// <param name="tokenizer">the tokenizer, when the directory has neither a tokenizer.json nor a strata.json naming one</param>
+    public static (LanguageModel Model, CheckpointInfo Info) Import(string dir, string? tokenizer = null)
     {
         var (config, depth) = GptNeoX.ReadConfig(Path.Combine(dir, "config.json"));
         var metaPath = Path.Combine(dir, MetadataFile);
         var meta = File.Exists(metaPath) ? Json.ReadFile<ExportMetadata>(metaPath) : null;
+        var tokenizerName = File.Exists(Path.Combine(dir, TokenizerJson.FileName)) ? Path.GetFullPath(Path.Combine(dir, TokenizerJson.FileName))
+            : tokenizer ?? meta?.Tokenizer
+            ?? throw new StrataException($"{dir}: no {TokenizerJson.FileName} and no {MetadataFile} say which tokenizer the model reads: name one (--tokenizer)");
+        var tokenizerId = TokenizerIdentity.Of(tokenizerName);
         var spec = meta?.Substrate ?? new SubstrateSpec { Kind = SubstrateKind.Trainable };
         var (lookup, names, source) = OpenWeights(dir);
-        var model = new LanguageModel(config, Substrate.Create(spec, config), depth);
+        var model = new LanguageModel(config, spec, depth);
         try
         {
             if (spec.Kind == SubstrateKind.Trainable)
@@ -92,8 +102,8 @@ public static class HfExport
             else
             {
                 // a computed substrate: check the exported table against the recipe, load everything else
-                if (meta?.SubstrateHash is { } recorded && model.Substrate.ContentHash != recorded)
-                    throw new StrataException($"{source}: {MetadataFile} records the substrate table sha256:{recorded}, the recipe builds sha256:{model.Substrate.ContentHash} here");
+                if (meta?.SubstrateHash is { } recorded)
+                    SubstrateIdentity.Require(recorded, Path.Combine(dir, MetadataFile), model.Substrate.ContentHash, $"the recipe {Json.Compact(spec)} built here");
                 var table = lookup("gpt_neox.embed_in.weight") ?? throw new StrataException($"{source}: missing tensor 'gpt_neox.embed_in.weight'");
                 using (torch.no_grad())
                 using (var ids = torch.arange(config.VocabSize, dtype: ScalarType.Int64).view(1, -1))
@@ -109,16 +119,15 @@ public static class HfExport
             model.Dispose();
             throw;
         }
-        var tokenizer = File.Exists(Path.Combine(dir, TokenizerJson.FileName)) ? Path.GetFullPath(Path.Combine(dir, TokenizerJson.FileName)) : meta?.Tokenizer ?? "unknown";
         var plan = new GrowthPlan
         {
             Name = Path.GetFileName(Path.GetFullPath(dir)),
             Model = config,
             Substrate = spec,
-            Data = new DataSpec(),
+            Data = new DataSpec { Tokenizer = tokenizerId.Name },
             Stages = [new StageConfig { Name = "imported", AddBlocks = depth, Steps = 1, Trains = StageTrains.All }],
         };
-        return (model, new CheckpointInfo { Plan = plan, Tokenizer = tokenizer, TokenizerHash = meta?.TokenizerHash, Depth = depth, StageIndex = 0, StageStep = 1, GlobalStep = 0, Completed = true });
+        return (model, new CheckpointInfo { Plan = plan, Tokenizer = tokenizerId.Name, TokenizerHash = tokenizerId.Hash, Depth = depth, StageIndex = 0, StageStep = 1, GlobalStep = 0, Completed = true });
     }
 
     private static string FromHf(string hf) => hf.StartsWith("gpt_neox.", StringComparison.Ordinal) ? hf["gpt_neox.".Length..]

@@ -11,25 +11,22 @@ namespace Strata.Modeling;
 
 public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 {
-    [ComponentName(Name = "query_key_value")] private readonly Linear _qkv;
-    [ComponentName(Name = "dense")] private readonly Linear _dense;
+    [ComponentName(Name = "query_key_value")] private readonly LoraLinear _qkv;
+    [ComponentName(Name = "dense")] private readonly LoraLinear _dense;
     private readonly int _nHead, _headSize;
 
     public CausalSelfAttention(ModelConfig config, Device? device = null) : base(nameof(CausalSelfAttention))
     {
         _nHead = config.NHead;
         _headSize = config.HeadSize;
-        _qkv = Linear(config.DModel, 3 * config.DModel, hasBias: true, device: device);
-        _dense = Linear(config.DModel, config.DModel, hasBias: true, device: device);
+        _qkv = new LoraLinear(config.DModel, 3 * config.DModel, hasBias: true, device: device);
+        _dense = new LoraLinear(config.DModel, config.DModel, hasBias: true, device: device);
         RegisterComponents();
     }
 
-    public Linear QueryKeyValue => _qkv;
-    /// <summary>LoRA adapters of the two projections while a LoRA phase runs.</summary>
-    public LoraAdapter? QkvAdapter { get; set; }
-    public LoraAdapter? DenseAdapter { get; set; }
+    public LoraLinear QueryKeyValue => _qkv;
     /// <summary>The output projection onto the residual stream (GPT-2's c_proj).</summary>
-    public Linear Dense => _dense;
+    public LoraLinear Dense => _dense;
 
     public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward(x, cos, sin, cache, layer)");
 
@@ -38,7 +35,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache, int layer)
     {
         var (B, T, C) = (x.shape[0], x.shape[1], x.shape[2]);
-        using var qkv3 = Projection.Apply(_qkv, QkvAdapter, x);
+        using var qkv3 = _qkv.call(x);
         using var qkv = qkv3.view(B, T, _nHead, 3 * _headSize);           // [B, T, nh, 3hs]
         var parts = qkv.chunk(3, dim: -1);                                            // 3 x [B, T, nh, hs]
         using var q0 = parts[0].transpose(1, 2);                                      // [B, nh, T, hs]
@@ -67,7 +64,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
             }
             using (y)
             using (var merged = y.transpose(1, 2).contiguous().view(B, T, C))           // [B, T, C]
-                return Projection.Apply(_dense, DenseAdapter, merged);
+                return _dense.call(merged);
         }
         finally
         {

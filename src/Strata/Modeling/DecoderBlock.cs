@@ -1,6 +1,6 @@
 // One pre-LN decoder block with a sequential residual (GPT-NeoX, use_parallel_residual = false):
 //   x = x + attention(input_layernorm(x));  x = x + mlp(post_attention_layernorm(x))
-// At d = 1024 it holds 12,596,224 parameters (growing-transformers.md §1.5).
+// At d = 1024 it holds 12,596,224 parameters (the paper's count, Growing Transformers, arXiv 2507.07129).
 using TorchSharp;
 using TorchSharp.Utils;
 using TorchSharp.Modules;
@@ -41,40 +41,31 @@ public sealed class DecoderBlock : Module<Tensor, Tensor>
         return x1.add(m);                                          // [B, T, C]
     }
 
-    private (Linear Linear, Func<LoraAdapter?> Get, Action<LoraAdapter?> Set, string Name) Site(LoraTarget t) => t switch
+    /// <summary>The projection a LoRA target names.</summary>
+    public LoraLinear Projection(LoraTarget t) => t switch
     {
-        LoraTarget.Qkv => (_attention.QueryKeyValue, () => _attention.QkvAdapter, a => _attention.QkvAdapter = a, "attention.query_key_value"),
-        LoraTarget.Proj => (_attention.Dense, () => _attention.DenseAdapter, a => _attention.DenseAdapter = a, "attention.dense"),
-        LoraTarget.Fc1 => (_mlp.Up, () => _mlp.UpAdapter, a => _mlp.UpAdapter = a, "mlp.dense_h_to_4h"),
-        _ => (_mlp.Down, () => _mlp.DownAdapter, a => _mlp.DownAdapter = a, "mlp.dense_4h_to_h"),
+        LoraTarget.Qkv => _attention.QueryKeyValue,
+        LoraTarget.Proj => _attention.Dense,
+        LoraTarget.Fc1 => _mlp.Up,
+        _ => _mlp.Down,
     };
 
-    /// <summary>Attaches LoRA adapters to the given projections (their Linears are left as they are).</summary>
+    /// <summary>The four projections, in the order of <see cref="LoraTarget"/>.</summary>
+    public IEnumerable<LoraLinear> Projections => Enum.GetValues<LoraTarget>().Select(Projection);
+
+    /// <summary>Attaches LoRA adapters to the given projections (in the order given, each once).</summary>
     public void AttachLora(IEnumerable<LoraTarget> targets, int rank, double alpha)
     {
-        foreach (var t in targets.Distinct())
-        {
-            var site = Site(t);
-            if (site.Get() is not null) throw new InvalidOperationException($"{site.Name} already has a LoRA adapter");
-            site.Set(new LoraAdapter(site.Linear, rank, alpha));
-        }
+        foreach (var t in targets.Distinct()) Projection(t).Attach(rank, alpha);
     }
 
-    /// <summary>The attached adapters, by the path of the projection they adapt.</summary>
-    public IEnumerable<(string Name, LoraAdapter Adapter)> Adapters =>
-        Enum.GetValues<LoraTarget>().Select(Site).Where(s => s.Get() is not null).Select(s => (s.Name, s.Get()!));
+    /// <summary>Whether any projection carries an adapter.</summary>
+    public bool HasLora => Projections.Any(p => p.HasAdapter);
 
-    /// <summary>Folds every adapter into its Linear and removes it: the block is a plain dense block again.</summary>
+    /// <summary>Folds every adapter into its projection's weight: the block is a plain dense block again.</summary>
     public void MergeLora()
     {
-        foreach (var t in Enum.GetValues<LoraTarget>())
-        {
-            var site = Site(t);
-            if (site.Get() is not { } a) continue;
-            a.MergeInto(site.Linear);
-            site.Set(null);
-            a.Dispose();
-        }
+        foreach (var p in Projections) p.Merge();
     }
 
     /// <summary>GPT-2 initialisation: N(0, 0.02) weights, zero biases, unit LayerNorms, and the two projections onto
@@ -85,8 +76,8 @@ public sealed class DecoderBlock : Module<Tensor, Tensor>
         foreach (var lin in new[] { _attention.QueryKeyValue, _attention.Dense, _mlp.Up, _mlp.Down })
         {
             var s = lin == _attention.Dense || lin == _mlp.Down ? std / Math.Sqrt(2.0 * Math.Max(1, depth)) : std;
-            nn.init.normal_(lin.weight!, 0, s);
-            nn.init.zeros_(lin.bias!);
+            nn.init.normal_(lin.Weight, 0, s);
+            nn.init.zeros_(lin.Bias!);
         }
         foreach (var ln in new[] { _ln1, _ln2 })
         {

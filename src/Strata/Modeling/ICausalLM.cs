@@ -18,3 +18,23 @@ public interface ICausalLM
     bool Training { get; }
     void SetTraining(bool training);
 }
+
+/// <summary>Eval mode while it lives, then the mode the model had: <c>using var _ = model.EvalScope();</c>.</summary>
+public sealed class EvalModeScope : IDisposable
+{
+    private readonly ICausalLM _model;
+    private readonly bool _wasTraining;
+
+    public EvalModeScope(ICausalLM model)
+    {
+        (_model, _wasTraining) = (model, model.Training);
+        model.SetTraining(false);
+    }
+
+    public void Dispose() => _model.SetTraining(_wasTraining);
+}
+
+public static class CausalLMExtensions
+{
+    public static EvalModeScope EvalScope(this ICausalLM model) => new(model);
+}

@@ -19,6 +19,10 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
     [ComponentName(Name = "embed_out")] private readonly Linear _head;
     private readonly Device _device;
 
+    /// <summary>A model with <paramref name="depth"/> GPT-2-initialised blocks on the substrate <paramref name="spec"/> describes.</summary>
+    public LanguageModel(ModelConfig config, SubstrateSpec spec, int depth, Device? device = null)
+        : this(config, Substrate.Create(spec, config.VocabSize, config.DModel, device), depth, device) { }
+
     /// <summary>A model with <paramref name="depth"/> GPT-2-initialised blocks on the given substrate.</summary>
     public LanguageModel(ModelConfig config, Substrate substrate, int depth, Device? device = null) : base(nameof(LanguageModel))
     {
@@ -114,16 +118,8 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
         return nn.functional.cross_entropy(flat, t);
     }
 
-    /// <summary>LoRA adapter parameters, named "layers.{i}.{projection}.lora_A|lora_B".</summary>
-    public IEnumerable<(string Name, Parameter Parameter)> AdapterParameters()
-    {
-        for (int i = 0; i < _layers.Count; i++)
-            foreach (var (name, a) in _layers[i].Adapters)
-            {
-                yield return ($"layers.{i}.{name}.lora_A", a.A);
-                yield return ($"layers.{i}.{name}.lora_B", a.B);
-            }
-    }
+    /// <summary>Whether any block carries LoRA adapters (their parameters are named "layers.{i}.{projection}.lora_A|lora_B").</summary>
+    public bool HasLora => _layers.Any(b => b.HasLora);
 
     /// <summary>Merges every block's adapters into its weights.</summary>
     public void MergeLora()
@@ -131,13 +127,13 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
         foreach (var block in _layers) block.MergeLora();
     }
 
-    /// <summary>Number of leading blocks none of whose parameters (adapters included) trains.</summary>
+    /// <summary>Number of leading blocks none of whose parameters (LoRA adapters included) trains.</summary>
     public int FrozenPrefix()
     {
         int n = 0;
         foreach (var block in _layers)
         {
-            if (block.parameters().Any(p => p.requires_grad) || block.Adapters.Any(a => a.Adapter.A.requires_grad)) break;
+            if (block.parameters().Any(p => p.requires_grad)) break;
             n++;
         }
         return n;

@@ -9,28 +9,25 @@ namespace Strata.Modeling;
 
 public sealed class Mlp : Module<Tensor, Tensor>
 {
-    [ComponentName(Name = "dense_h_to_4h")] private readonly Linear _up;
-    [ComponentName(Name = "dense_4h_to_h")] private readonly Linear _down;
+    [ComponentName(Name = "dense_h_to_4h")] private readonly LoraLinear _up;
+    [ComponentName(Name = "dense_4h_to_h")] private readonly LoraLinear _down;
 
     public Mlp(ModelConfig config, Device? device = null) : base(nameof(Mlp))
     {
-        _up = Linear(config.DModel, config.Ffn, hasBias: true, device: device);
-        _down = Linear(config.Ffn, config.DModel, hasBias: true, device: device);
+        _up = new LoraLinear(config.DModel, config.Ffn, hasBias: true, device: device);
+        _down = new LoraLinear(config.Ffn, config.DModel, hasBias: true, device: device);
         RegisterComponents();
     }
 
-    public Linear Up => _up;
-    /// <summary>LoRA adapters of the two projections while a LoRA phase runs.</summary>
-    public LoraAdapter? UpAdapter { get; set; }
-    public LoraAdapter? DownAdapter { get; set; }
+    public LoraLinear Up => _up;
     /// <summary>The projection back onto the residual stream (GPT-2's mlp.c_proj).</summary>
-    public Linear Down => _down;
+    public LoraLinear Down => _down;
 
     /// <param name="x">[B, T, C]</param>
     public override Tensor forward(Tensor x)
     {
-        using var h = Projection.Apply(_up, UpAdapter, x);                                  // [B, T, 4C]
+        using var h = _up.call(x);                                  // [B, T, 4C]
         using var a = nn.functional.gelu(h);
-        return Projection.Apply(_down, DownAdapter, a);                                       // [B, T, C]
+        return _down.call(a);                                       // [B, T, C]
     }
 }

@@ -3,7 +3,7 @@ using Strata.Util;
 namespace Strata.Modeling;
 
 /// <summary>
-/// The shape of a decoder-only model (growing-transformers.md §2, §9). Depth is not part of it: a model starts with
+/// The shape of a decoder-only model (Growing Transformers, arXiv 2507.07129). Depth is not part of it: a model starts with
 /// the blocks its plan's stages add, and can grow later.
 /// </summary>
 public sealed record ModelConfig

@@ -2,7 +2,6 @@
 // file) lifted to d_model. k dividing d_model: repeat_interleave(d/k) as the paper (each column on d/k consecutive
 // dimensions) or tiling; k above d_model with lift "truncate": the first d_model columns (for PCA-ordered tables the
 // leading principal components), rows L2-normalised again. The table is stored as "weight" and known by its hash.
-using Strata.Modeling;
 using Strata.Util;
 using TorchSharp;
 using TorchSharp.Utils;
@@ -19,18 +18,18 @@ public sealed class FrozenTableSubstrate : Substrate
     private string? _hash;
 
     /// <param name="table">the full table, or null for an empty one of the right shape (to be loaded from a checkpoint)</param>
-    public FrozenTableSubstrate(SubstrateSpec spec, ModelConfig model, int tableWidth, Tensor? table, Device? device = null) : base(nameof(FrozenTableSubstrate))
+    public FrozenTableSubstrate(SubstrateSpec spec, int vocab, int dModel, int tableWidth, Tensor? table, Device? device = null) : base(nameof(FrozenTableSubstrate))
     {
         _spec = spec;
-        spec.CheckLift(tableWidth, model);
-        int k = spec.Lift == SubstrateLift.Truncate ? model.DModel : tableWidth;
-        _repeat = model.DModel / k;
+        spec.CheckLift(tableWidth, dModel);
+        int k = spec.Lift == SubstrateLift.Truncate ? dModel : tableWidth;
+        _repeat = dModel / k;
         Tensor value;
-        if (table is null || device?.type == DeviceType.META) value = torch.empty([model.VocabSize, k], device: device);
+        if (table is null || device?.type == DeviceType.META) value = torch.empty([vocab, k], device: device);
         else
         {
-            if (table.shape[0] != model.VocabSize)
-                throw new StrataException($"substrate: the table has {table.shape[0]:N0} rows but the model's vocabulary is {model.VocabSize:N0}");
+            if (table.shape[0] != vocab)
+                throw new StrataException($"substrate: the table has {table.shape[0]:N0} rows but the model's vocabulary is {vocab:N0}");
             value = spec.Lift == SubstrateLift.Truncate ? Truncate(table, k) : table.to(ScalarType.Float32);
             value = value.to(device ?? CPU);
         }

@@ -1,4 +1,3 @@
-using Strata.Modeling;
 using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -16,16 +15,17 @@ public abstract class Substrate(string name) : nn.Module<Tensor, Tensor>(name)
     /// <summary>sha256 of a frozen table (null for a trainable embedding): what checkpoints record and compare.</summary>
     public virtual string? ContentHash => null;
 
-    /// <summary>Builds the substrate a spec describes for a model of the given shape; with <paramref name="emptyWidth"/>
-    /// a frozen table of that width is only allocated (its values come from a checkpoint next).</summary>
-    public static Substrate Create(SubstrateSpec spec, ModelConfig model, Device? device = null, int? emptyWidth = null)
+    /// <summary>Builds the substrate a spec describes for <paramref name="vocab"/> ids and a residual stream of
+    /// <paramref name="dModel"/>; with <paramref name="emptyWidth"/> a frozen table of that width is only allocated (its
+    /// values come from a checkpoint next).</summary>
+    public static Substrate Create(SubstrateSpec spec, int vocab, int dModel, Device? device = null, int? emptyWidth = null)
     {
-        spec.Validate(model);
-        if (spec.Kind == SubstrateKind.Trainable) return new TrainableSubstrate(spec, model, device);
+        spec.Validate(vocab, dModel);
+        if (spec.Kind == SubstrateKind.Trainable) return new TrainableSubstrate(spec, vocab, dModel, device);
         if (emptyWidth is not null || device?.type == DeviceType.META)
-            return new FrozenTableSubstrate(spec, model, emptyWidth ?? spec.TableWidth() ?? model.DModel, null, device);
-        using var file = SubstrateBuilder.Build(spec, model.VocabSize);
-        return new FrozenTableSubstrate(spec, model, (int)file.Table.shape[1], file.Table, device);
+            return new FrozenTableSubstrate(spec, vocab, dModel, emptyWidth ?? spec.TableWidth() ?? dModel, null, device);
+        using var file = SubstrateBuilder.Build(spec, vocab);
+        return new FrozenTableSubstrate(spec, vocab, dModel, (int)file.Table.shape[1], file.Table, device);
     }
 }
 
@@ -37,7 +37,7 @@ public enum SubstrateKind
     Trainable,
     /// <summary>Random collision-free k-bit codes, seeded (optionally as PCA floats).</summary>
     RandomCode,
-    /// <summary>Rendered GNU Unifont glyphs of every vocabulary entry, PCA, L2 (emergent-semantics.md §3).</summary>
+    /// <summary>Rendered GNU Unifont glyphs of every vocabulary entry, PCA, L2 (Emergent Semantics, arXiv 2507.04886).</summary>
     Visual,
     /// <summary>A table read from a file: a Strata substrate file, a torch.save tensor, or embeddings.txt.</summary>
     File,
@@ -102,19 +102,19 @@ public sealed record SubstrateSpec
         };
     }
 
-    public SubstrateSpec Validate(ModelConfig model, string where = "substrate")
+    public SubstrateSpec Validate(int vocab, int dModel, string where = "substrate")
     {
         switch (Kind)
         {
             case SubstrateKind.Binary:
                 if (Bits is < 1 or > 31) throw new StrataException($"{where}.bits: must be in 1..31, got {Bits}");
-                if ((1L << Bits) < model.VocabSize)
-                    throw new StrataException($"{where}.bits: {Bits} bits cannot give {model.VocabSize} ids distinct codes (need 2^bits >= vocab_size)");
+                if ((1L << Bits) < vocab)
+                    throw new StrataException($"{where}.bits: {Bits} bits cannot give {vocab} ids distinct codes (need 2^bits >= vocab_size)");
                 break;
             case SubstrateKind.RandomCode:
                 if (Bits is < 1 or > 65536) throw new StrataException($"{where}.bits: must be in 1..65536, got {Bits}");
-                if (Bits < 31 && (1L << Bits) < model.VocabSize)
-                    throw new StrataException($"{where}.bits: {Bits} bits cannot give {model.VocabSize} ids distinct codes");
+                if (Bits < 31 && (1L << Bits) < vocab)
+                    throw new StrataException($"{where}.bits: {Bits} bits cannot give {vocab} ids distinct codes");
                 break;
             case SubstrateKind.Visual:
                 VisualVariant.Get(Variant);
@@ -123,17 +123,32 @@ public sealed record SubstrateSpec
                 if (string.IsNullOrEmpty(Path)) throw new StrataException($"{where}.path: a file substrate needs the path of its table");
                 break;
         }
-        if (TableWidth() is { } k) CheckLift(k, model, where);
+        if (TableWidth() is { } k) CheckLift(k, dModel, where);
         return this;
     }
 
     /// <summary>Refuses a table of <paramref name="width"/> columns that this spec's lift cannot bring to d_model.</summary>
-    public void CheckLift(int width, ModelConfig model, string where = "substrate")
+    public void CheckLift(int width, int dModel, string where = "substrate")
     {
-        if (Lift == SubstrateLift.Truncate && width < model.DModel)
-            throw new StrataException($"{where}.lift: truncate keeps d_model = {model.DModel} columns but the table has only {width}");
-        if (Lift != SubstrateLift.Truncate && model.DModel % width != 0)
-            throw new StrataException($"{where}: d_model {model.DModel} is not a multiple of the table width {width}, so it cannot be lifted" +
-                                      (width > model.DModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : ""));
+        if (Lift == SubstrateLift.Truncate && width < dModel)
+            throw new StrataException($"{where}.lift: truncate keeps d_model = {dModel} columns but the table has only {width}");
+        if (Lift != SubstrateLift.Truncate && dModel % width != 0)
+            throw new StrataException($"{where}: d_model {dModel} is not a multiple of the table width {width}, so it cannot be lifted" +
+                                      (width > dModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : ""));
     }
+}
+
+/// <summary>The one check that two things share a frozen token interface, by the sha256 of the table.</summary>
+public static class SubstrateIdentity
+{
+    /// <summary>Refuses, in one message naming both sides, when <paramref name="actual"/> (what
+    /// <paramref name="actualSource"/> holds) is not <paramref name="expected"/> (what <paramref name="expectedSource"/>
+    /// holds). A null hash stands for a trainable embedding, which has no table to share.</summary>
+    public static void Require(string? expected, string expectedSource, string? actual, string actualSource)
+    {
+        if (expected == actual) return;
+        throw new StrataException($"{actualSource} has the substrate table {Describe(actual)}, {expectedSource} has {Describe(expected)}: they must share the frozen interface");
+    }
+
+    private static string Describe(string? hash) => hash is null ? "none (a trainable embedding)" : $"sha256:{hash}";
 }

@@ -1,9 +1,9 @@
 // A substrate is a file: the frozen table, the recipe it was built from, and the sha256 of its content. Built tables
-// are cached under STRATA_HOME/data/substrates by recipe; the published formats (a torch.save tensor such as
+// are cached under the Strata home (Util/StrataHome.cs) in data/substrates by recipe; the published formats (a torch.save tensor such as
 // normalized_embeddings_weights.pt, the embeddings.txt bit table) are read into the same form.
+using Strata.Formats;
 using System.Globalization;
 using System.Security.Cryptography;
-using Strata.Interop;
 using Strata.Tokenization;
 using Strata.Util;
 using TorchSharp;
@@ -109,7 +109,7 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
 public static class SubstrateBuilder
 {
     public static string CacheDir(string? home = null) =>
-        Path.Combine(home ?? Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory(), "data", "substrates");
+        Path.Combine(home ?? StrataHome.Root, "data", "substrates");
 
     /// <summary>The full [V, k] table of a frozen spec for a vocabulary of <paramref name="vocab"/> ids.</summary>
     public static SubstrateFile Build(SubstrateSpec spec, int vocab, string? home = null, TextWriter? log = null)
@@ -165,7 +165,7 @@ public static class SubstrateBuilder
         var path = Path.Combine(CacheDir(home), $"visual-{variant.Name}-{key}.safetensors");
         if (File.Exists(path)) return SubstrateFile.Load(path);
         log?.WriteLine($"== building the visual substrate ({variant.Name}, {vocab:N0} x {variant.Bits}) into {path}");
-        var table = VisualUnicodeSubstrate.Build(bpe.Tokens, variant, glyphs);
+        var table = VisualUnicodeTable.Build(bpe.Tokens, variant, glyphs);
         var built = new SubstrateFile(table, recipe, SubstrateTables.ContentHash(table));
         built.Save(path);
         return built;

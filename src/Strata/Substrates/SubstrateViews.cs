@@ -28,11 +28,11 @@ public static class SubstrateViews
         {
             var t = tokens[r];
             int w = g * Math.Max(1, t.Length), top = pad + r * (g * zoom + pad);
-            var drawn = VisualUnicodeSubstrate.Canvas(t, g, glyphs.Render);
+            var drawn = VisualUnicodeTable.Canvas(t, g, glyphs.Render);
             var augmented = augmentation.Apply(drawn, t);
             var final = augmentation.ToCell(augmented, t);
             var name = string.Concat(t.Select(c => char.IsControl(c) ? $"U+{(int)c:X4}" : c.ToString()));
-            canvas.DrawText($"{name} ({(VisualUnicodeSubstrate.IsEasyScript(t) ? "easy" : "complex")})", pad, top + 20, font, text);
+            canvas.DrawText($"{name} ({(VisualUnicodeTable.IsEasyScript(t) ? "easy" : "complex")})", pad, top + 20, font, text);
             Blit(canvas, drawn, w, g, label, top, zoom);
             Blit(canvas, augmented, w, g, label + w * zoom + pad, top, zoom);
             Blit(canvas, final, g, g, label + 2 * maxW * zoom + 2 * pad, top, zoom);

@@ -1,5 +1,4 @@
 // The baseline token interface: an ordinary trainable embedding table [V, C], N(0, 0.02) as GPT-2.
-using Strata.Modeling;
 using TorchSharp;
 using TorchSharp.Utils;
 using TorchSharp.Modules;
@@ -12,10 +11,10 @@ public sealed class TrainableSubstrate : Substrate
     [ComponentName(Name = "weight")] private readonly Parameter _weight;   // [V, C]
     private readonly SubstrateSpec _spec;
 
-    public TrainableSubstrate(SubstrateSpec spec, ModelConfig model, Device? device = null) : base(nameof(TrainableSubstrate))
+    public TrainableSubstrate(SubstrateSpec spec, int vocab, int dModel, Device? device = null) : base(nameof(TrainableSubstrate))
     {
         _spec = spec;
-        var w = torch.empty([model.VocabSize, model.DModel], device: device);
+        var w = torch.empty([vocab, dModel], device: device);
         if (device?.type != DeviceType.META) nn.init.normal_(w, 0, 0.02);
         _weight = new Parameter(w, requires_grad: true);
         RegisterComponents();

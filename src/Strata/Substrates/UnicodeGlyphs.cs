@@ -1,4 +1,4 @@
-// GNU Unifont glyphs as the paper's builder drew them (emergent-semantics.md §3.1, step 1): Pillow with its
+// GNU Unifont glyphs as the paper's builder drew them (the author's bvv241 builder notebooks, step 1): Pillow with its
 // HarfBuzz (raqm) layout over FreeType. Each character is shaped by HarfBuzz as a whole text (beginning and end of
 // text set, so a lone combining mark gets HarfBuzz's dotted circle, default-ignorable characters vanish and Arabic
 // letters take their isolated forms) and the glyphs are rasterised by Skia (FreeType underneath) at integer pixel

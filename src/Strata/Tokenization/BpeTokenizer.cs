@@ -1,4 +1,4 @@
-// Byte-free BPE over Unicode scalar values with Hugging Face `tokenizers` semantics (emergent-semantics.md §2.8):
+// Byte-free BPE over Unicode scalar values with Hugging Face `tokenizers` semantics (no pre-tokenizer, merges by rank):
 //  1. added special tokens are split off first (leftmost match, longest at that position);
 //  2. no normaliser, no pre-tokeniser: the text between them is one word;
 //  3. each scalar becomes its single-character id, or <unk> (one per scalar, fuse_unk false);

@@ -1,5 +1,5 @@
 // The bvv241 Unicode-centric vocabularies, rebuilt exactly as the author's builder notebooks do
-// (emergent-semantics.md §2.1-2.6):
+// (the author's bvv241 builder notebooks):
 //   ids 0x0000-0xD7FF and 0xF900-0xFFFE: the single code point with that value;
 //   0xE000-0xE016: 23 special tokens; 0xE017-0xE0FF: "<special_token_N>" placeholders (plain vocabulary entries);
 //   n-grams sorted by (-length, code point order) fill 0xD800-0xDFFF, then 0xE100-0xF8FF, then (131,072-id

@@ -4,7 +4,7 @@ namespace Strata.Tokenization;
 
 /// <summary>
 /// One id per character, id = BMP code point: exactly the ids bvv241 gives single characters
-/// (emergent-semantics.md §2.1, §2.8), so shards made with it stay valid for bvv241-2-3 models. Characters without a
+/// (the bvv241 id layout), so shards made with it stay valid for bvv241-2-3 models. Characters without a
 /// single-character id there (private use U+E000-U+F8FF, U+FFFF, everything outside the BMP) become &lt;unk&gt; (57347).
 /// </summary>
 public sealed class CodePointTokenizer : ITokenizer

@@ -7,7 +7,7 @@ namespace Strata.Tokenization;
 /// <summary>
 /// The bvv241 n-gram files: one Python literal, a list of per-language dicts
 /// <c>{'lang': 'en', 'language_name': 'English', 'top_ngrams': {2: [('th', 3464625), ...], 3: [...]}}</c>, each list
-/// sorted by count, descending (emergent-semantics.md §2.3). Read with a small parser for exactly that subset of Python
+/// sorted by count, descending (the author's _n-gramms-from-wiki notebook). Read with a small parser for exactly that subset of Python
 /// literals (strings with escapes, integers, tuples, lists, dicts); anything else is an error naming the offset.
 /// </summary>
 public sealed record NgramList(IReadOnlyList<LanguageNgrams> Languages)

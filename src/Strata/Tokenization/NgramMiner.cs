@@ -1,4 +1,4 @@
-// Character n-gram mining as the author's _n-gramms-from-wiki notebook does it (emergent-semantics.md §2.3):
+// Character n-gram mining as the author's _n-gramms-from-wiki notebook does it:
 //   preprocess: ’ ‘ ` -> ', ASCII digits deleted, \t \r \f \v -> space;
 //   a document with any CJK ideograph (U+4E00-9FFF), kana (U+3040-30FF) or Hangul syllable (U+AC00-D7AF) is taken
 //   character by character with all whitespace removed (n-grams run across punctuation);

@@ -26,7 +26,7 @@ public static class TokenizerJson
         {
             ["tokenizer_class"] = "PreTrainedTokenizerFast",
             ["model_max_length"] = modelMaxLength,
-            ["clean_up_tokenization_spaces"] = false,   // decoding is plain concatenation (emergent-semantics.md §2.8.6)
+            ["clean_up_tokenization_spaces"] = false,   // decoding is plain concatenation (the bvv241 vocabularies have no decoder)
             ["vocab_size"] = t.VocabSize,
         };
         foreach (var (k, v) in specials) config[k] = v;

@@ -29,3 +29,19 @@ public static class Tokenizers
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 }
+
+/// <summary>Which vocabulary: the name <see cref="Tokenizers.ByName"/> takes and the sha256 of its content. Shards,
+/// plans, checkpoints and ensembles record it; two are the same vocabulary when their hashes are equal.</summary>
+public sealed record TokenizerIdentity(string Name, string Hash)
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, TokenizerIdentity> Known = new();
+
+    /// <summary>The identity of the tokenizer <paramref name="name"/> names (built-in ones computed once per process;
+    /// a tokenizer.json is read each time, as it may change).</summary>
+    public static TokenizerIdentity Of(string name) =>
+        Tokenizers.Names.Contains(name) ? Known.GetOrAdd(name, n => Of(Tokenizers.ByName(n))) : Of(Tokenizers.ByName(name));
+
+    public static TokenizerIdentity Of(ITokenizer tokenizer) => new(tokenizer.Name, Tokenizers.ContentHash(tokenizer));
+
+    public override string ToString() => $"'{Name}' (sha256:{Hash})";
+}

@@ -1,8 +1,11 @@
-// A checkpoint is one safetensors file, written atomically: model tensors under "model.{name}", AdamW state under
-// "optim.{name}.exp_avg|exp_avg_sq", and in __metadata__ "format" = "strata-checkpoint" plus "strata" = the JSON of
-// CheckpointInfo (format version, the resolved plan, depth, stage, step, ...). Format version 1: the first.
+// A checkpoint is one safetensors file, written atomically: model tensors under "model.{name}" (LoRA adapters
+// included, as the parameters they are), AdamW state under "optim.{name}.exp_avg|exp_avg_sq", and in __metadata__
+// "format" = "strata-checkpoint" plus "strata" = the JSON of CheckpointInfo (format version, the resolved plan, the
+// tokenizer and substrate identities, stage, step, ...).
+// Format 2: adapters are model tensors. Format 1 kept them under "lora.{name}" (and their moments under
+// "optim.lora.{name}"); it is still read.
 using System.Text.Json;
-using Strata.Interop;
+using Strata.Formats;
 using Strata.Modeling;
 using Strata.Substrates;
 using Strata.Util;
@@ -13,10 +16,12 @@ namespace Strata.Training;
 
 public sealed record CheckpointInfo
 {
-    public const int CurrentFormat = 1;
+    public const int CurrentFormat = 2;
     public int FormatVersion { get; init; } = CurrentFormat;
     public required GrowthPlan Plan { get; init; }
+    /// <summary>The tokenizer's name (as <c>Tokenizers.ByName</c> takes it) and the sha256 of its content.</summary>
     public required string Tokenizer { get; init; }
+    public string? TokenizerHash { get; init; }
     /// <summary>Blocks in the saved model.</summary>
     public int Depth { get; init; }
     /// <summary>The stage in progress, and how many of its steps are done.</summary>
@@ -30,20 +35,19 @@ public sealed record CheckpointInfo
     public double? ValidationLoss { get; init; }
     /// <summary>sha256 of the frozen substrate table the model was trained on (null for a trainable embedding).</summary>
     public string? SubstrateHash { get; init; }
-    /// <summary>sha256 of the tokenizer's vocabulary and merges (<see cref="Tokenization.Tokenizers.ContentHash"/>).</summary>
-    public string? TokenizerHash { get; init; }
+
+    /// <summary>Whether the stage in progress ran all its steps (and was left: its adapters merged as the plan says).</summary>
+    public bool StageFinished => StageStep >= Plan.Stages[StageIndex].Steps;
 }
 
 public static class Checkpoint
 {
-    public const string FileName = "checkpoint.safetensors";
-    private const string ModelPrefix = "model.", OptimPrefix = "optim.", LoraPrefix = "lora.";
+    private const string ModelPrefix = "model.", OptimPrefix = "optim.", LegacyLoraPrefix = "lora.";
 
     public static void Save(string path, LanguageModel model, AdamW? optimizer, CheckpointInfo info)
     {
-        info = info with { SubstrateHash = model.Substrate.ContentHash };
+        info = info with { SubstrateHash = model.Substrate.ContentHash, FormatVersion = CheckpointInfo.CurrentFormat };
         var tensors = model.state_dict().Select(kv => (ModelPrefix + kv.Key, kv.Value)).ToList();
-        tensors.AddRange(model.AdapterParameters().Select(p => (LoraPrefix + p.Name, (Tensor)p.Parameter)));
         if (optimizer is not null) tensors.AddRange(optimizer.State().Select(s => (OptimPrefix + s.Name, s.Tensor)));
         SafetensorsWriter.Write(path, tensors, new Dictionary<string, string>
         {
@@ -63,33 +67,39 @@ public static class Checkpoint
         if (!file.Metadata.TryGetValue("format", out var f) || f != "strata-checkpoint" || !file.Metadata.TryGetValue("strata", out var json))
             throw new StrataException($"{file.Path}: not a Strata checkpoint (no strata metadata)");
         var info = Json.Parse<CheckpointInfo>(json, file.Path + " (checkpoint metadata)");
-        if (info.FormatVersion != CheckpointInfo.CurrentFormat)
-            throw new StrataException($"{file.Path}: checkpoint format {info.FormatVersion}, this Strata reads {CheckpointInfo.CurrentFormat}");
+        if (info.FormatVersion is < 1 or > CheckpointInfo.CurrentFormat)
+            throw new StrataException($"{file.Path}: checkpoint format {info.FormatVersion}, this Strata reads 1 to {CheckpointInfo.CurrentFormat}");
+        info.Plan.Validate(file.Path + " (checkpoint plan)");
+        if (info.StageIndex < 0 || info.StageIndex >= info.Plan.Stages.Count || info.StageStep < 0)
+            throw new StrataException($"{file.Path}: stage {info.StageIndex + 1} step {info.StageStep} is not a position in its plan of {info.Plan.Stages.Count} stages");
         return info;
     }
 
-    /// <summary>Builds the model a checkpoint describes and loads its weights.</summary>
+    /// <summary>Builds the model a checkpoint describes (its plan's stages replayed up to where it was saved, adapters
+    /// included) and loads its weights.</summary>
     public static (LanguageModel Model, CheckpointInfo Info) LoadModel(string path, Device? device = null)
     {
         using var file = new SafetensorsFile(path);
         var info = ReadInfo(file);
         var plan = info.Plan;
         int? width = file.Entries.TryGetValue(ModelPrefix + "embed_in.weight", out var table) && table.Shape.Length == 2 && plan.Substrate.IsFrozen ? (int)table.Shape[1] : null;
-        var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model, device, emptyWidth: width ?? plan.Substrate.TableWidth()), info.Depth, device);
-        LoadWeights(model, file, info);
-        if (file.Entries.Keys.Any(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)))
+        var model = GrowthStage.Build(plan, info.StageIndex, info.StageFinished, device, width ?? plan.Substrate.TableWidth());
+        try
         {
-            // saved inside a LoRA phase: the adapters of that stage, with their trained values
-            Trainer.AttachLora(model, plan.Stages[info.StageIndex]);
-            var adapters = model.AdapterParameters().ToDictionary(a => LoraPrefix + a.Name, a => (Tensor)a.Parameter);
-            ModelState.Load(adapters, n => file.Contains(n) ? file.Read(n).to(model.Device) : null, path,
-                file.Entries.Keys.Where(k => k.StartsWith(LoraPrefix, StringComparison.Ordinal)));
+            if (model.Depth != info.Depth)
+                throw new StrataException($"{path}: its plan gives depth {model.Depth} at stage {info.StageIndex + 1}, its metadata says {info.Depth}");
+            LoadWeights(model, file, info);
+            return (model, info);
         }
-        return (model, info);
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
-    /// <summary>Loads a checkpoint's weights into a model of the same shape; a tensor of another shape is refused,
-    /// naming the tensor and both shapes, before anything changes.</summary>
+    /// <summary>Loads a checkpoint's weights into a model of the same shape; a tensor of another shape, a missing or an
+    /// extra one is refused, naming it, before anything changes.</summary>
     public static void LoadWeights(LanguageModel model, string path)
     {
         using var file = new SafetensorsFile(path);
@@ -99,17 +109,24 @@ public static class Checkpoint
     /// <summary>Loads the weights and checks the substrate table against the hash the checkpoint records.</summary>
     private static void LoadWeights(LanguageModel model, SafetensorsFile file, CheckpointInfo info)
     {
-        ModelState.Load(model, name => file.Contains(ModelPrefix + name) ? file.Read(ModelPrefix + name).to(model.Device) : null, file.Path,
-            file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal)).Select(k => k[ModelPrefix.Length..]));
+        string? Stored(string name) =>
+            file.Contains(ModelPrefix + name) ? ModelPrefix + name
+            : info.FormatVersion == 1 && file.Contains(LegacyLoraPrefix + name) ? LegacyLoraPrefix + name : null;
+        var available = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal)).Select(k => k[ModelPrefix.Length..])
+            .Concat(file.Entries.Keys.Where(k => k.StartsWith(LegacyLoraPrefix, StringComparison.Ordinal)).Select(k => k[LegacyLoraPrefix.Length..]));
+        ModelState.Load(model, name => Stored(name) is { } n ? file.Read(n).to(model.Device) : null, file.Path, available);
         if (model.Substrate is not FrozenTableSubstrate frozen) return;
         frozen.Reloaded();
-        if (info.SubstrateHash is { } recorded && frozen.ContentHash != recorded)
-            throw new StrataException($"{file.Path}: its substrate table hashes to {frozen.ContentHash}, the checkpoint records {recorded} (the file is corrupted)");
+        if (info.SubstrateHash is { } recorded)
+            SubstrateIdentity.Require(recorded, $"{file.Path}'s metadata", frozen.ContentHash, $"{file.Path}'s stored table (the file is corrupted)");
     }
 
     public static void LoadOptimizer(AdamW optimizer, string path, long step)
     {
         using var file = new SafetensorsFile(path);
-        optimizer.LoadState(step, name => file.Contains(OptimPrefix + name) ? file.Read(OptimPrefix + name) : null);
+        bool legacy = ReadInfo(file).FormatVersion == 1;
+        optimizer.LoadState(step, name =>
+            file.Contains(OptimPrefix + name) ? file.Read(OptimPrefix + name)
+            : legacy && file.Contains(OptimPrefix + LegacyLoraPrefix + name) ? file.Read(OptimPrefix + LegacyLoraPrefix + name) : null);
     }
 }

@@ -20,22 +20,21 @@ public static class Growth
         if (more.Substrate.Kind == Substrates.SubstrateKind.File && info.SubstrateHash is { } trained)
         {
             using var file = Substrates.SubstrateFile.Read(more.Substrate.Path!);
-            if (file.Hash != trained)
-                throw new StrataException($"{more.Substrate.Path} hashes to sha256:{file.Hash}, but {checkpoint} was trained on sha256:{trained}");
+            Substrates.SubstrateIdentity.Require(trained, checkpoint, file.Hash, more.Substrate.Path!);
         }
         if (info.StageStep < old.Stages[info.StageIndex].Steps)
             throw new StrataException($"{checkpoint}: stage {info.StageIndex + 1} is not finished ({info.StageStep}/{old.Stages[info.StageIndex].Steps} steps); resume it first, or grow from a stage-N.safetensors");
-        var target = Path.Combine(outDir, Checkpoint.FileName);
-        if (File.Exists(target)) throw new StrataException($"{outDir} already holds a checkpoint: choose another --out");
+        var run = new RunDirectory(outDir);
+        if (run.HasCheckpoint) throw new StrataException($"{outDir} already holds a checkpoint: choose another --out");
         var stages = old.Stages.Take(info.StageIndex + 1).Concat(more.Stages).ToList();
         var grown = more with { Stages = stages };
         grown.Validate("grown plan");
-        Trainer.StageBudgets(grown, "grown plan");
+        GrowthStage.Budgets(grown, "grown plan");
         var (model, _) = Checkpoint.LoadModel(checkpoint, device);
         using (model)
-            Checkpoint.Save(target, model, null, info with { Plan = grown, Completed = false });
-        var metrics = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(checkpoint))!, "metrics.jsonl");
-        if (File.Exists(metrics)) File.Copy(metrics, Path.Combine(outDir, "metrics.jsonl"), overwrite: true);
+            Checkpoint.Save(run.Checkpoint, model, null, info with { Plan = grown, Completed = false });
+        var metrics = RunDirectory.Of(checkpoint).Metrics;
+        if (File.Exists(metrics)) AtomicFile.Copy(metrics, run.Metrics);
         return grown;
     }
 }

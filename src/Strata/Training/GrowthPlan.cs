@@ -1,5 +1,7 @@
+using Strata.Data;
 using Strata.Modeling;
 using Strata.Substrates;
+using Strata.Tokenization;
 using Strata.Util;
 
 namespace Strata.Training;
@@ -28,15 +30,24 @@ public sealed record GrowthPlan
     /// <summary>Reads and validates a plan; relative data paths are taken relative to the plan file's folder.</summary>
     public static GrowthPlan Load(string path)
     {
-        var plan = Json.ReadFile<GrowthPlan>(path).Validate(path);
-        Trainer.StageBudgets(plan, path);                 // refuses a stage over training.max_active_parameters
-        var dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+        if (!File.Exists(path)) throw new StrataException($"{path}: file not found");
+        return Parse(File.ReadAllText(path), path, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+    }
+
+    /// <summary>Parses and validates a plan read from <paramref name="source"/>; relative data paths are taken relative
+    /// to <paramref name="baseDir"/>.</summary>
+    public static GrowthPlan Parse(string json, string source, string baseDir)
+    {
+        var plan = Json.Parse<GrowthPlan>(json, source).Validate(source);
+        if (string.IsNullOrWhiteSpace(plan.Data.Train)) throw new StrataException($"{source}: data.train: a token shard path is required");
+        if (string.IsNullOrWhiteSpace(plan.Data.Validation)) throw new StrataException($"{source}: data.validation: a token shard path is required");
+        GrowthStage.Budgets(plan, source);                 // refuses a stage over training.max_active_parameters
         return plan with
         {
-            Data = new DataSpec
+            Data = plan.Data with
             {
-                Train = System.IO.Path.GetFullPath(plan.Data.Train, dir),
-                Validation = System.IO.Path.GetFullPath(plan.Data.Validation, dir),
+                Train = System.IO.Path.GetFullPath(plan.Data.Train, baseDir),
+                Validation = System.IO.Path.GetFullPath(plan.Data.Validation, baseDir),
             },
         };
     }
@@ -48,11 +59,9 @@ public sealed record GrowthPlan
         try
         {
             Model.Validate("model");
-            Substrate.Validate(Model, "substrate");
+            Substrate.Validate(Model.VocabSize, Model.DModel, "substrate");
         }
         catch (StrataException e) { throw new StrataException($"{source}: {e.Message}"); }
-        if (string.IsNullOrWhiteSpace(Data.Train)) throw new StrataException($"{F("data.train")}: a token shard path is required");
-        if (string.IsNullOrWhiteSpace(Data.Validation)) throw new StrataException($"{F("data.validation")}: a token shard path is required");
         Training.Validate(source);
         if (Stages.Count == 0) throw new StrataException($"{F("stages")}: at least one stage is required");
         for (int i = 0; i < Stages.Count; i++)
@@ -78,18 +87,38 @@ public sealed record GrowthPlan
     }
 }
 
-/// <summary>Token shards written by <c>strata data prepare</c>.</summary>
+/// <summary>Token shards written by <c>strata data prepare</c>, and the tokenizer that encoded them.</summary>
 public sealed record DataSpec
 {
     public string Train { get; init; } = "";
     public string Validation { get; init; } = "";
+    /// <summary>The tokenizer (a name or the path of a tokenizer.json); null takes the one the shards' meta.json records.
+    /// Either way the shards must have been encoded with it (compared by content hash).</summary>
+    public string? Tokenizer { get; init; }
+    /// <summary>sha256 of the tokenizer's content (<see cref="TokenizerIdentity"/>); null accepts whatever
+    /// <see cref="Tokenizer"/> names today. A run records both.</summary>
+    public string? TokenizerHash { get; init; }
+
+    /// <summary>This spec with the tokenizer the training data was encoded with, by name and hash, checked against
+    /// what the spec names.</summary>
+    public DataSpec WithTokenizerResolved()
+    {
+        var meta = PreparedData.TryRead(Train);
+        var recorded = meta is null ? null : meta.TokenizerHash is { } h ? new TokenizerIdentity(meta.Tokenizer, h) : TokenizerIdentity.Of(meta.Tokenizer);
+        var named = Tokenizer is null ? null : TokenizerHash is { } pinned ? new TokenizerIdentity(Tokenizer, pinned) : TokenizerIdentity.Of(Tokenizer);
+        var id = named ?? recorded
+            ?? throw new StrataException($"{Train}: no {PreparedData.MetaFile} beside it says which tokenizer encoded it: name it in data.tokenizer");
+        if (recorded is not null && recorded.Hash != id.Hash)
+            throw new StrataException($"{Train} was encoded with the tokenizer {recorded}, the plan's data.tokenizer is {id}");
+        return this with { Tokenizer = id.Name, TokenizerHash = id.Hash };
+    }
 }
 
 /// <summary>What trains in a stage.</summary>
 public enum StageTrains
 {
     /// <summary>The blocks this stage adds, the final LayerNorm and the LM head; earlier blocks stay frozen (the
-    /// paper's constructive growth, growing-transformers.md §1.1).</summary>
+    /// paper's constructive growth, Growing Transformers, arXiv 2507.07129).</summary>
     New,
     /// <summary>Every block, the final LayerNorm, the head and a trainable substrate (a monolithic run).</summary>
     All,
@@ -124,7 +153,7 @@ public enum LoraBlocks
     All,
 }
 
-/// <summary>A LoRA phase (growing-transformers.md §1.1, §9 item 4; rank, alpha and targets are not in the papers:
+/// <summary>A LoRA phase (Growing Transformers, arXiv 2507.07129; rank, alpha and targets are not in the papers:
 /// these defaults are Strata's choice).</summary>
 public sealed record LoraConfig
 {
@@ -138,7 +167,7 @@ public sealed record LoraConfig
     public bool Merge { get; init; } = true;
 }
 
-/// <summary>Optimizer, schedule and bookkeeping shared by all stages (growing-transformers.md §3, INFERRED defaults).</summary>
+/// <summary>Optimizer, schedule and bookkeeping shared by all stages (the papers give few of these values: the defaults are Strata's).</summary>
 public sealed record TrainingConfig
 {
     /// <summary>Sequences per micro-batch (B).</summary>

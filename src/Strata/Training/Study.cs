@@ -14,6 +14,8 @@ public sealed record StudyRow(string Name, string Substrate, IReadOnlyList<long>
 
 public static class Study
 {
+    public const string ReportFile = "report.md", JsonFile = "report.json", PlotFile = "loss_curves.png";
+
     public static IReadOnlyList<StudyRow> Run(IReadOnlyList<string> planPaths, string outDir, Device device, TextWriter log)
     {
         if (planPaths.Count == 0) throw new StrataException("give at least one plan");
@@ -31,36 +33,35 @@ public static class Study
         var rows = new List<StudyRow>();
         foreach (var plan in plans)
         {
-            var runDir = Path.Combine(outDir, plan.Name);
-            var ckpt = Path.Combine(runDir, Checkpoint.FileName);
-            bool exists = File.Exists(ckpt);
-            if (exists && Checkpoint.ReadInfo(ckpt).Completed) log.WriteLine($"== {plan.Name}: already complete in {runDir}");
+            var run = new RunDirectory(Path.Combine(outDir, plan.Name));
+            bool exists = run.HasCheckpoint;
+            if (exists && Checkpoint.ReadInfo(run.Checkpoint).Completed) log.WriteLine($"== {plan.Name}: already complete in {run.Path}");
             else
             {
                 log.WriteLine($"== {plan.Name}{(exists ? " (resuming)" : "")}");
                 var clock = Stopwatch.StartNew();
-                Trainer.Run(plan, new TrainOptions { OutDir = runDir, Resume = exists, Device = device, Log = log });
+                Trainer.Run(plan, new TrainOptions { OutDir = run.Path, Resume = exists, Device = device, Log = log });
                 log.WriteLine($"   {clock.Elapsed.TotalMinutes:F1} min");
             }
-            rows.Add(Row(plan, runDir));
+            rows.Add(Row(plan, run));
         }
         Directory.CreateDirectory(outDir);
-        AtomicFile.WriteAllText(Path.Combine(outDir, "report.md"), Markdown(rows, plans));
-        AtomicFile.WriteAllText(Path.Combine(outDir, "report.json"), Json.Serialize(rows));
+        AtomicFile.WriteAllText(Path.Combine(outDir, ReportFile), Markdown(rows, plans));
+        AtomicFile.WriteAllText(Path.Combine(outDir, JsonFile), Json.Serialize(rows));
         Plot(plans, outDir);
         return rows;
     }
 
-    private static StudyRow Row(GrowthPlan plan, string runDir)
+    private static StudyRow Row(GrowthPlan plan, RunDirectory run)
     {
-        var metrics = Path.Combine(runDir, "metrics.jsonl");
-        var info = Checkpoint.ReadInfo(Path.Combine(runDir, Checkpoint.FileName));
+        var metrics = run.Metrics;
+        var info = Checkpoint.ReadInfo(run.Checkpoint);
         var stages = MetricsLog.ReadStages(metrics).ToList();
         double seconds = stages.Sum(s => s["seconds"]!.GetValue<double>());
         long tokens = info.TokensSeen;
         double loss = info.ValidationLoss ?? double.NaN;
         var meta = Data.PreparedData.TryRead(plan.Data.Validation);
-        double? bpb = meta is { ValidationBytes: > 0 } m ? loss * m.ValidationTokens / m.ValidationBytes / Math.Log(2) : null;
+        double? bpb = meta is { ValidationBytes: > 0 } m ? Evaluation.ValidationLoss.BitsPerByte(loss, (double)m.ValidationTokens / m.ValidationBytes) : null;
         return new StudyRow(plan.Name, plan.Substrate.Describe(), stages.Select(s => s["active"]!.GetValue<long>()).ToList(),
             stages.Count > 0 ? stages[^1]["total"]!.GetValue<long>() : 0, loss, bpb, seconds > 0 ? tokens / seconds : 0,
             stages.Count > 0 ? stages.Max(s => s["peak_rss_mib"]!.GetValue<double>()) : 0, seconds, tokens);
@@ -84,7 +85,7 @@ public static class Study
         var plot = new ScottPlot.Plot();
         foreach (var plan in plans)
         {
-            var metrics = Path.Combine(outDir, plan.Name, "metrics.jsonl");
+            var metrics = new RunDirectory(Path.Combine(outDir, plan.Name)).Metrics;
             long tokensPerStep = (long)plan.Training.BatchSize * plan.Model.ContextLength * plan.Training.GradAccumulation;
             var evals = MetricsLog.Read(metrics).Where(r => r.Kind == "eval" && r.Step > 0).ToList();
             var line = plot.Add.ScatterLine(evals.Select(e => e.Step * (double)tokensPerStep / 1e6).ToArray(), evals.Select(e => e.Value).ToArray());
@@ -100,6 +101,6 @@ public static class Study
         plot.XLabel("training tokens (millions)");
         plot.YLabel("validation cross-entropy (nats / token)");
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        AtomicFile.WriteAllBytes(Path.Combine(outDir, "loss_curves.png"), plot.GetImageBytes(1000, 560, ScottPlot.ImageFormat.Png));
+        AtomicFile.WriteAllBytes(Path.Combine(outDir, PlotFile), plot.GetImageBytes(1000, 560, ScottPlot.ImageFormat.Png));
     }
 }

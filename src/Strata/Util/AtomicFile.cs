@@ -23,6 +23,9 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>Copies <paramref name="from"/> to <paramref name="to"/> whole or not at all.</summary>
+    public static void Copy(string from, string to) => Write(to, s => { using var src = File.OpenRead(from); src.CopyTo(s); });
+
     public static void WriteAllText(string path, string text) =>
         Write(path, s => { var b = new System.Text.UTF8Encoding(false).GetBytes(text); s.Write(b); });
 

@@ -1,4 +1,4 @@
-// The frozen visual Unicode embedding (emergent-semantics.md §3.1): every vocabulary entry, in id order, is drawn from
+// The frozen visual Unicode embedding (Emergent Semantics, arXiv 2507.04886; the author's bvv241 builder notebooks): every vocabulary entry, in id order, is drawn from
 // GNU Unifont into a G x (G * characters) canvas, perturbed by the builder's deterministic augmentation, brought to
 // G x G, read in "polar snake" order into G*G bits, and the [V, G*G] bit matrix is turned by a full-rank PCA into an
 // orthogonal coordinate system with L2-normalised rows.
@@ -35,7 +35,7 @@ public sealed record VisualVariant(string Name, int Size, double MaxRotation, in
     }
 }
 
-public static class VisualUnicodeSubstrate
+public static class VisualUnicodeTable
 {
     /// <summary>Latin (U+0000-024F), Greek (U+0370-03FF), Cyrillic (U+0400-052F) and Armenian (U+0530-058F): tokens made
     /// only of these get the "easy script" augmentation (rotation, shift, more noise).</summary>
@@ -193,11 +193,11 @@ public sealed class VisualAugmentation(VisualVariant v)
     public byte[] Apply(byte[] canvas, string text)
     {
         int g = v.Size, w = g * Math.Max(1, text.Length);
-        bool easy = VisualUnicodeSubstrate.IsEasyScript(text);
+        bool easy = VisualUnicodeTable.IsEasyScript(text);
         var img = easy
-            ? VisualUnicodeSubstrate.Shift(VisualUnicodeSubstrate.Rotate(canvas, w, g, _draws.Angle), w, g, _draws.Dx, _draws.Dy)
+            ? VisualUnicodeTable.Shift(VisualUnicodeTable.Rotate(canvas, w, g, _draws.Angle), w, g, _draws.Dx, _draws.Dy)
             : (byte[])canvas.Clone();
-        var mask = _masks.GetOrAdd((w, easy ? v.EasyNoise : v.ComplexNoise), k => VisualUnicodeSubstrate.SaltMask(k.Item1, g, k.Item2));
+        var mask = _masks.GetOrAdd((w, easy ? v.EasyNoise : v.ComplexNoise), k => VisualUnicodeTable.SaltMask(k.Item1, g, k.Item2));
         for (int i = 0; i < img.Length; i++) if (mask[i]) img[i] = 0;
         return img;
     }
@@ -206,6 +206,6 @@ public sealed class VisualAugmentation(VisualVariant v)
     public byte[] ToCell(byte[] augmented, string text)
     {
         int g = v.Size, w = g * Math.Max(1, text.Length);
-        return w == g ? augmented : VisualUnicodeSubstrate.ResizeColumns(augmented, w, g, g);
+        return w == g ? augmented : VisualUnicodeTable.ResizeColumns(augmented, w, g, g);
     }
 }

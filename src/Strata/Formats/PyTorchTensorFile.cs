@@ -8,7 +8,7 @@ using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Strata.Interop;
+namespace Strata.Formats;
 
 public static class PyTorchTensorFile
 {

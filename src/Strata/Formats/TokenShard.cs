@@ -11,7 +11,7 @@ using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using Strata.Util;
 
-namespace Strata.Data;
+namespace Strata.Formats;
 
 public sealed class TokenShard : IDisposable
 {

@@ -8,7 +8,7 @@ using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Strata.Interop;
+namespace Strata.Formats;
 
 /// <summary>One tensor entry of a safetensors header.</summary>
 public sealed record SafetensorsEntry(string Name, string DType, long[] Shape, long Begin, long End);

@@ -1,0 +1,30 @@
+using Strata.Data;
+using Strata.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Evaluation;
+
+/// <summary>The one definition of validation loss (mean next-token cross-entropy, nats per token, over fixed windows)
+/// and of bits per byte; the trainer, studies, ensembles and the perplexity task all use it.</summary>
+public static class ValidationLoss
+{
+    /// <summary>Mean cross-entropy over the sampler's <paramref name="batches"/> fixed evaluation batches, for a model or an ensemble.</summary>
+    public static double Measure(ICausalLM model, BatchSampler sampler, int batches)
+    {
+        using var evalMode = model.EvalScope();
+        using var noGrad = torch.no_grad();
+        double sum = 0;
+        for (int i = 0; i < batches; i++)
+        {
+            using var scope = torch.NewDisposeScope();
+            var batch = sampler.EvalBatch(i, batches, model.Device);                  // [B, T+1]
+            var logits = model.Logits(batch[.., ..^1]);                              // [B, T, V]
+            sum += nn.functional.cross_entropy(logits.view(-1, model.Config.VocabSize), batch[.., 1..].reshape(-1)).item<float>();
+        }
+        return sum / batches;
+    }
+
+    /// <summary>Bits per UTF-8 byte of text: nats per token x tokens per byte / ln 2, comparable across tokenizers.</summary>
+    public static double BitsPerByte(double natsPerToken, double tokensPerByte) => natsPerToken * tokensPerByte / Math.Log(2);
+}

@@ -1,0 +1,142 @@
+// A stage of constructive growth (Growing Transformers, arXiv 2507.07129, §3): entering it stacks new blocks on the
+// frozen stack and attaches the LoRA phase's adapters; during it only the active set trains (the new blocks, or every
+// block in a monolithic stage, the final LayerNorm, the head, the stage's adapters); leaving it merges the adapters.
+// The same three steps build the model a checkpoint describes (replayed in order) and count every stage's parameter
+// budget on the meta device, so what is counted is what trains.
+using Strata.Modeling;
+using Strata.Substrates;
+using Strata.Util;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Training;
+
+public sealed class GrowthStage
+{
+    private readonly GrowthPlan _plan;
+
+    public GrowthStage(GrowthPlan plan, int index)
+    {
+        if (index < 0 || index >= plan.Stages.Count) throw new ArgumentOutOfRangeException(nameof(index));
+        (_plan, Index) = (plan, index);
+    }
+
+    /// <summary>0-based position in the plan; stage files and messages use <see cref="Number"/>.</summary>
+    public int Index { get; }
+    public int Number => Index + 1;
+    public StageConfig Config => _plan.Stages[Index];
+    public int Steps => Config.Steps;
+    public string Name => Config.Name;
+    public bool IsLast => Index == _plan.Stages.Count - 1;
+    /// <summary>Depth of the model once this stage has stacked its blocks.</summary>
+    public int Depth => _plan.Stages.Take(Index + 1).Sum(s => s.AddBlocks);
+
+    /// <summary>Every stage of a plan, in order.</summary>
+    public static IReadOnlyList<GrowthStage> All(GrowthPlan plan) => Enumerable.Range(0, plan.Stages.Count).Select(i => new GrowthStage(plan, i)).ToList();
+
+    /// <summary>Seeds are per stage, so a stage draws the same blocks and adapters whether or not the run was resumed.</summary>
+    private long Seed => _plan.Training.Seed + 1000L * Index;
+
+    /// <summary>Peak learning rate of the stage, with linear warmup and cosine decay to training.min_learning_rate.</summary>
+    public double LearningRate(int step) =>
+        LrSchedule.At(step, Steps, Config.WarmupSteps ?? _plan.Training.WarmupSteps, Config.LearningRate ?? _plan.Training.LearningRate, _plan.Training.MinLearningRate);
+
+    /// <summary>Stacks the stage's new blocks (GPT-2 initialised for the plan's final depth) and, for the first stage,
+    /// optionally takes the weights of <paramref name="initFrom"/> (a checkpoint of the same shape and substrate); then
+    /// attaches the stage's LoRA adapters. An adapter left unmerged by an earlier stage where this one attaches is folded
+    /// into its weights first (it is frozen, so nothing computed changes).</summary>
+    public void Enter(LanguageModel model, string? initFrom = null)
+    {
+        if (model.Depth != Depth - Config.AddBlocks)
+            throw new InvalidOperationException($"stage {Number} expects a model of depth {Depth - Config.AddBlocks}, got {model.Depth}");
+        torch.manual_seed(Seed);
+        for (int b = 0; b < Config.AddBlocks; b++) model.AddBlock(_plan.FinalDepth);
+        if (initFrom is not null)
+        {
+            if (Index != 0) throw new InvalidOperationException("only the first stage starts from another checkpoint");
+            var planned = model.Substrate.ContentHash;
+            Checkpoint.LoadWeights(model, initFrom);
+            SubstrateIdentity.Require(planned, "the plan", model.Substrate.ContentHash, initFrom);
+        }
+        if (Config.Lora is not { } lora) return;
+        torch.manual_seed(Seed + 500);
+        foreach (var block in LoraBlocks(model))
+        {
+            foreach (var t in lora.Targets.Distinct()) block.Projection(t).Merge();
+            block.AttachLora(lora.Targets, lora.Rank, lora.Alpha);
+        }
+    }
+
+    /// <summary>Sets requires_grad for the stage: its new blocks (or every block when it trains all), its LoRA adapters,
+    /// the final LayerNorm and the head; a trainable substrate only when the stage trains all or says train_embedding.
+    /// Everything else, adapters left by earlier stages included, is frozen.</summary>
+    public void SetTrainable(LanguageModel model)
+    {
+        var stage = Config;
+        bool trainSubstrate = model.Substrate.Spec.Kind == SubstrateKind.Trainable && (stage.Trains == StageTrains.All || stage.TrainEmbedding);
+        foreach (var p in model.Substrate.parameters()) p.requires_grad = trainSubstrate;
+        int firstTrained = stage.Trains == StageTrains.All ? 0 : model.Depth - stage.AddBlocks;
+        foreach (var (block, i) in model.Blocks.Select((b, i) => (b, i)))
+            foreach (var p in block.parameters()) p.requires_grad = i >= firstTrained;
+        if (stage.Lora is { } lora)
+            foreach (var block in LoraBlocks(model))
+                foreach (var t in lora.Targets)
+                    foreach (var p in new[] { block.Projection(t).LoraA, block.Projection(t).LoraB }) p!.requires_grad = true;
+        foreach (var p in model.FinalNorm.parameters().Concat(model.Head.parameters())) p.requires_grad = true;
+    }
+
+    /// <summary>Merges the stage's adapters into the weights, unless the plan keeps them (lora.merge = false).</summary>
+    public void Leave(LanguageModel model)
+    {
+        if (Config.Lora is { Merge: true } lora)
+            foreach (var block in LoraBlocks(model))
+                foreach (var t in lora.Targets) block.Projection(t).Merge();
+    }
+
+    /// <summary>The blocks the stage's LoRA phase adapts: those earlier stages made, or every block.</summary>
+    private IEnumerable<DecoderBlock> LoraBlocks(LanguageModel model) => Config.Lora is not { } lora ? []
+        : model.Blocks.Take(lora.Blocks == Training.LoraBlocks.All ? model.Depth : Depth - Config.AddBlocks);
+
+    /// <summary>The model of <paramref name="plan"/> as it stands inside stage <paramref name="stageIndex"/> (after
+    /// leaving it when <paramref name="stageFinished"/>): every earlier stage entered and left, in order. Weights are
+    /// freshly initialised; a checkpoint's are loaded next.</summary>
+    public static LanguageModel Build(GrowthPlan plan, int stageIndex, bool stageFinished, Device? device = null, int? tableWidth = null)
+    {
+        var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, device, tableWidth), 0, device);
+        try
+        {
+            for (int i = 0; i <= stageIndex; i++)
+            {
+                var stage = new GrowthStage(plan, i);
+                stage.Enter(model);
+                if (i < stageIndex || stageFinished) stage.Leave(model);
+            }
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Active / frozen / total parameters of every stage, counted on modules built on the meta device
+    /// (nothing allocated) by the same Enter / SetTrainable / Leave steps as training. A stage over
+    /// training.max_active_parameters is refused here, before any training.</summary>
+    public static IReadOnlyList<ParameterBudget> Budgets(GrowthPlan plan, string source)
+    {
+        using var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, META), 0, META);
+        var budgets = new List<ParameterBudget>();
+        foreach (var stage in All(plan))
+        {
+            stage.Enter(model);
+            stage.SetTrainable(model);
+            var budget = ParameterBudget.Of(model);
+            if (plan.Training.MaxActiveParameters is { } max && budget.Active > max)
+                throw new StrataException($"{source}: stages[{stage.Index}]: {budget.Active:N0} active parameters exceed training.max_active_parameters ({max:N0})");
+            budgets.Add(budget);
+            stage.Leave(model);
+        }
+        return budgets;
+    }
+}

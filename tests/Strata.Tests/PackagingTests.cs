@@ -1,0 +1,42 @@
+using System.Diagnostics;
+using Xunit;
+
+namespace Strata.Tests;
+
+/// <summary>The CLI packs as a .NET tool that runs outside the repository's build folders.</summary>
+public class PackagingTests
+{
+    private static (int Code, string Output) Run(string file, string args, string? workingDirectory = null)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory ?? TestPaths.RepoRoot };
+        psi.Environment.Remove("STRATA_HOME");
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(5))) { p.Kill(entireProcessTree: true); return (-1, "timed out"); }
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+
+    [Fact]
+    public void The_packed_tool_installs_into_an_empty_folder_and_reads_a_plan()
+    {
+        var dir = TestPaths.TempDir();
+        try
+        {
+            var packages = Path.Combine(dir, "packages");
+            var (pack, packOut) = Run("dotnet", $"pack src/Strata.Cli/Strata.Cli.csproj -c Release --no-build -nologo -o \"{packages}\"");
+            Assert.True(pack == 0, packOut);
+            Assert.Single(Directory.GetFiles(packages, "strata.*.nupkg"));
+            var tools = Path.Combine(dir, "tools");
+            var (install, installOut) = Run("dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{packages}\" --ignore-failed-sources strata");
+            Assert.True(install == 0, installOut);
+            var (info, output) = Run(Path.Combine(tools, "strata"), "info plans/demo.json");
+            Assert.True(info == 0, output);
+            Assert.Contains("active 8,818,176", output);                                  // stage 2 of the demo, LoRA included
+            var (help, usage) = Run(Path.Combine(tools, "strata"), "train --help", workingDirectory: dir);
+            Assert.True(help == 0, usage);
+            Assert.Contains("strata train [options]", usage);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
