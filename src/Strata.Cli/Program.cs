@@ -13,6 +13,7 @@ public static class Program
     public static int Main(string[] args)
     {
         NativeAllocator.KeepFreedMemory();
+        Signals.Install();
         return Run(args, Console.Out, Console.Error);
     }
 
@@ -74,10 +75,15 @@ public static class Program
         {
             return parse.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
         }
-        catch (StrataException e)
+        catch (Exception e) when (Errors.Describe(e) is { } message)
         {
-            error.WriteLine($"error: {e.Message}");
+            error.WriteLine($"error: {message}");
             return 1;
+        }
+        catch (Exception e)
+        {
+            error.WriteLine($"error: internal fault ({e.GetType().Name}: {Errors.FirstLine(e.Message)}); the trace is in {Errors.WriteCrashLog(e, args)}");
+            return 70;                                                                      // EX_SOFTWARE: a bug, not the input
         }
     }
 

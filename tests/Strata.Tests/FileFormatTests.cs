@@ -87,7 +87,7 @@ public class FileFormatTests
     [InlineData("""{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}""", 8, "overlap")]
     [InlineData("""{"a":{"dtype":"F99","shape":[2],"data_offsets":[0,8]}}""", 8, "unknown dtype")]
     [InlineData("""{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}""", 8, "expected 12")]
-    [InlineData("""{"a":""", 8, "not valid JSON")]
+    [InlineData("""{"a":""", 8, "not valid UTF-8 JSON")]
     public void Malformed_safetensors_is_refused(string header, int dataBytes, string message)
     {
         var e = Assert.Throws<StrataException>(() => new SafetensorsFile(Save(File(header, new byte[dataBytes]))));

@@ -95,7 +95,7 @@ public class SubstrateFamilyTests
         File.WriteAllLines(txt, ["0", "[0, 1, 0]", "1", "[0, 1]"]);
         Assert.Equal($"{txt}:4: 2 values, the rows before have 3", Assert.Throws<StrataException>(() => SubstrateFile.Read(txt)).Message);
         File.WriteAllLines(txt, ["0", "[0, 1]", "2", "[1, 1]"]);
-        Assert.Equal($"{txt}:3: expected the id 1, got '2'", Assert.Throws<StrataException>(() => SubstrateFile.Read(txt)).Message);
+        Assert.Equal($"{txt}:3: expected the id 1 alone on the line", Assert.Throws<StrataException>(() => SubstrateFile.Read(txt)).Message);
     }
 
     [Fact]

@@ -15,7 +15,8 @@ public static class StudyCommand
         command.SetAction(p =>
         {
             var dir = p.GetValue(outDir)!;
-            var rows = Study.Run(p.GetValue(plans)!, dir, Devices.Parse(p.GetValue(device)), output);
+            using var graceful = Signals.Graceful();
+            var rows = Study.Run(p.GetValue(plans)!, dir, Devices.Parse(p.GetValue(device)), output, Signals.Stop);
             output.WriteLine();
             output.WriteLine(File.ReadAllText(Path.Combine(dir, Study.ReportFile)));
             output.WriteLine($"{dir}: {Study.ReportFile}, {Study.JsonFile}, {Study.PlotFile} ({rows.Count} regimes)");

@@ -12,27 +12,75 @@ public sealed record CorpusDocument(string Path, string Name, string Text);
 public static partial class Corpus
 {
     /// <summary>Files named by <paramref name="inputs"/>: files as given, folders searched recursively for
-    /// <paramref name="pattern"/> (minus relative paths matching <paramref name="exclude"/>), in ordinal order of path.</summary>
+    /// <paramref name="pattern"/> (minus relative paths matching <paramref name="exclude"/>), in ordinal order of path.
+    /// The walk follows links but visits every folder once (a link loop ends it), and skips what is not a regular file
+    /// (FIFOs, devices and sockets would block or never end).</summary>
     public static IReadOnlyList<(string Path, string Name)> Find(IEnumerable<string> inputs, string pattern = "*.txt", string? exclude = null)
     {
-        var skip = exclude is null ? null : new System.Text.RegularExpressions.Regex(exclude, System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+        System.Text.RegularExpressions.Regex? skip;
+        try
+        {
+            skip = exclude is null ? null : new System.Text.RegularExpressions.Regex(exclude, System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        }
+        catch (ArgumentException) { throw new StrataException($"--exclude: '{exclude}' is not a regular expression"); }
         var found = new List<(string, string)>();
         foreach (var input in inputs)
         {
-            if (File.Exists(input)) found.Add((input, System.IO.Path.GetFileName(input)));
-            else if (Directory.Exists(input))
+            switch (FileKind.Of(input).Kind)
             {
-                var files = Directory.EnumerateFiles(input, pattern, SearchOption.AllDirectories)
-                    .Select(f => (f, System.IO.Path.GetRelativePath(input, f)))
-                    .Where(x => skip is null || !skip.IsMatch(x.Item2.Replace('\\', '/')))
-                    .OrderBy(x => x.Item2, StringComparer.Ordinal).ToList();
-                if (files.Count == 0) throw new StrataException($"{input}: no files matching '{pattern}'");
-                found.AddRange(files);
+                case FileKind.Kind.File:
+                    found.Add((input, System.IO.Path.GetFileName(input)));
+                    break;
+                case FileKind.Kind.Directory:
+                    var files = Walk(input, pattern)
+                        .Select(f => (f, System.IO.Path.GetRelativePath(input, f)))
+                        .Where(x => skip is null || !Matches(skip, x.Item2.Replace('\\', '/')))
+                        .OrderBy(x => x.Item2, StringComparer.Ordinal).ToList();
+                    if (files.Count == 0) throw new StrataException($"{input}: no files matching '{pattern}'");
+                    found.AddRange(files);
+                    break;
+                case FileKind.Kind.Other:
+                    throw new StrataException($"{input}: not a regular file or folder (a FIFO, device or socket)");
+                default:
+                    throw new StrataException($"{input}: no such file or folder");
             }
-            else throw new StrataException($"{input}: no such file or folder");
         }
         if (found.Count == 0) throw new StrataException("no input files given");
         return found;
+    }
+
+    private static bool Matches(System.Text.RegularExpressions.Regex re, string path)
+    {
+        try { return re.IsMatch(path); }
+        catch (System.Text.RegularExpressions.RegexMatchTimeoutException) { throw new StrataException($"--exclude: '{re}' takes too long to match '{path}'"); }
+    }
+
+    /// <summary>Regular files under <paramref name="root"/> whose names match <paramref name="pattern"/>; each folder
+    /// (by device and inode) is read once.</summary>
+    private static IEnumerable<string> Walk(string root, string pattern)
+    {
+        var seen = new HashSet<(ulong, ulong)>();
+        var pending = new Stack<string>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            var dir = pending.Pop();
+            var (_, id) = FileKind.Of(dir);
+            if (id != default && !seen.Add(id)) continue;                               // reached again through a link
+            IEnumerable<string> entries;
+            try { entries = Directory.EnumerateFileSystemEntries(dir).ToList(); }
+            catch (UnauthorizedAccessException) { throw new StrataException($"{dir}: permission denied"); }
+            foreach (var entry in entries)
+            {
+                switch (FileKind.Of(entry).Kind)
+                {
+                    case FileKind.Kind.Directory: pending.Push(entry); break;
+                    case FileKind.Kind.File when System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(pattern, System.IO.Path.GetFileName(entry)):
+                        yield return entry;
+                        break;
+                }
+            }
+        }
     }
 
     /// <summary>Decodes UTF-8 strictly (a leading BOM is dropped). Invalid bytes and encoded surrogates are refused with

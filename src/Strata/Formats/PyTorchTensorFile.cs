@@ -41,16 +41,39 @@ public static class PyTorchTensorFile
         var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
             ?? throw new StrataException($"{path}: no <name>/data.pkl in the archive");
         var prefix = pkl.FullName[..^"data.pkl".Length];
+        if (pkl.Length > MaxPickleBytes) throw new StrataException($"{path}: data.pkl is {pkl.Length:N0} bytes, more than a tensor file's pickle needs ({MaxPickleBytes:N0})");
         byte[] code;
-        using (var s = pkl.Open()) { using var ms = new MemoryStream(); s.CopyTo(ms); code = ms.ToArray(); }
+        try { code = ReadAtMost(pkl, MaxPickleBytes, path); }
+        catch (InvalidDataException) { throw new StrataException($"{path}: data.pkl is not readable (a damaged archive)"); }
         try
         {
-            return Materialize(Run(code, path), zip, prefix, path);
+            return Materialize(Run(code, path), zip, prefix, path, 0);
         }
-        catch (Exception e) when (e is IndexOutOfRangeException or InvalidCastException or ArgumentOutOfRangeException or KeyNotFoundException)
+        catch (Exception e) when (e is not (StrataException or OutOfMemoryException))
         {
-            throw new StrataException($"{path}: data.pkl is not a tensor pickle this reader understands ({e.Message})");
+            // any other failure of this small machine means a pickle it does not understand
+            throw new StrataException($"{path}: data.pkl is not a tensor pickle this reader understands ({e.GetType().Name})");
         }
+    }
+
+    /// <summary>The pickle of a tensor file is a few hundred bytes; of a state dict of a large model, a few MB.</summary>
+    private const long MaxPickleBytes = 64 << 20;
+    /// <summary>Dicts nested deeper than this are refused (a state dict nests 1 or 2 deep).</summary>
+    private const int MaxDepth = 32;
+
+    /// <summary>An archive entry's bytes, refusing more than <paramref name="max"/> whatever its header claims.</summary>
+    private static byte[] ReadAtMost(ZipArchiveEntry entry, long max, string path)
+    {
+        using var s = entry.Open();
+        using var ms = new MemoryStream();
+        var buffer = new byte[81920];
+        int n;
+        while ((n = s.Read(buffer)) > 0)
+        {
+            if (ms.Length + n > max) throw new StrataException($"{path}: {entry.FullName} holds more than {max:N0} bytes");
+            ms.Write(buffer, 0, n);
+        }
+        return ms.ToArray();
     }
 
     private static object? Run(byte[] code, string path)
@@ -144,12 +167,14 @@ public static class PyTorchTensorFile
         _ => throw new StrataException("pickle REDUCE on something that is not a global"),
     };
 
-    private static object? Materialize(object? value, ZipArchive zip, string prefix, string path) => value switch
-    {
-        Call c => Tensor(c.Args, zip, prefix, path),
-        Dictionary<string, object?> d => d.ToDictionary(kv => kv.Key, kv => Materialize(kv.Value, zip, prefix, path)),
-        _ => value,
-    };
+    private static object? Materialize(object? value, ZipArchive zip, string prefix, string path, int depth) => depth > MaxDepth
+        ? throw new StrataException($"{path}: data.pkl nests more than {MaxDepth} deep")
+        : value switch
+        {
+            Call c => Tensor(c.Args, zip, prefix, path),
+            Dictionary<string, object?> d => d.ToDictionary(kv => kv.Key, kv => Materialize(kv.Value, zip, prefix, path, depth + 1)),
+            _ => value,
+        };
 
     private static Tensor Tensor(object?[] a, ZipArchive zip, string prefix, string path)
     {
@@ -159,8 +184,18 @@ public static class PyTorchTensorFile
         var size = ((object?[])a[2]!).Select(x => (long)x!).ToArray();
         var stride = ((object?[])a[3]!).Select(x => (long)x!).ToArray();
         var entry = zip.GetEntry(prefix + "data/" + storage.Key) ?? throw new StrataException($"{path}: storage data/{storage.Key} is missing");
-        var bytes = new byte[storage.Elements * storage.Size];
-        using (var s = entry.Open()) s.ReadExactly(bytes);
+        // sizes come from the pickle: check them against the archive before allocating anything
+        if (storage.Elements < 0 || storage.Elements > entry.Length / storage.Size || entry.Length != storage.Elements * storage.Size)
+            throw new StrataException($"{path}: storage data/{storage.Key} holds {entry.Length:N0} bytes, the pickle says {storage.Elements:N0} elements of {storage.Size}");
+        if (offset < 0 || size.Length != stride.Length || size.Any(x => x < 0) || stride.Any(x => x < 0))
+            throw new StrataException($"{path}: a tensor's offset, size or stride is invalid");
+        if (size.All(n => n > 0))
+        {
+            long last = offset;
+            foreach (var (n, st) in size.Zip(stride)) last = checked(last + (n - 1) * st);
+            if (last >= storage.Elements) throw new StrataException($"{path}: a tensor reaches past the end of its storage data/{storage.Key}");
+        }
+        var bytes = ReadAtMost(entry, entry.Length, path);
         var flat = torch.empty([storage.Elements], dtype: storage.Type);
         if (bytes.Length > 0) flat.bytes = bytes;
         using (flat)

@@ -61,10 +61,19 @@ public sealed class SafetensorsFile : IDisposable
         s.ReadExactly(header);
         JsonDocument doc;
         try { doc = JsonDocument.Parse(header); }
-        catch (JsonException e) { throw new StrataException($"{path}: header is not valid JSON ({e.Message})"); }
+        catch (Exception e) when (e is JsonException or ArgumentException or DecoderFallbackException)
+        {
+            throw new StrataException($"{path}: header is not valid UTF-8 JSON");
+        }
         using var _ = doc;
+        try { return ReadEntries(doc, path, fileLength, 8 + (long)n); }
+        catch (InvalidOperationException) { throw new StrataException($"{path}: header has a field of the wrong JSON type"); }
+    }
+
+    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>, long) ReadEntries(JsonDocument doc, string path, long fileLength, long dataStart)
+    {
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new StrataException($"{path}: header is not a JSON object");
-        long dataStart = 8 + (long)n, dataLength = fileLength - dataStart;
+        long dataLength = fileLength - dataStart;
         var entries = new Dictionary<string, SafetensorsEntry>();
         var metadata = new Dictionary<string, string>();
         foreach (var prop in doc.RootElement.EnumerateObject())
@@ -88,11 +97,15 @@ public sealed class SafetensorsFile : IDisposable
                 throw new StrataException($"{where}: entry needs dtype, shape and data_offsets [begin, end]");
             var dtype = dt.GetString()!;
             if (!DTypes.TryGetValue(dtype, out var info)) throw new StrataException($"{where}: unknown dtype '{dtype}'");
-            var shape = sh.EnumerateArray().Select(x => x.TryGetInt64(out var v) && v >= 0 ? v : throw new StrataException($"{where}: bad shape")).ToArray();
-            long begin = off[0].TryGetInt64(out var b) ? b : -1, end = off[1].TryGetInt64(out var en) ? en : -1;
+            if (sh.GetArrayLength() > 32) throw new StrataException($"{where}: {sh.GetArrayLength()} dimensions");
+            var shape = sh.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt64(out var v) && v >= 0 ? v : throw new StrataException($"{where}: bad shape")).ToArray();
+            long begin = off[0].ValueKind == JsonValueKind.Number && off[0].TryGetInt64(out var b) ? b : -1;
+            long end = off[1].ValueKind == JsonValueKind.Number && off[1].TryGetInt64(out var en) ? en : -1;
             if (begin < 0 || end < begin || end > dataLength)
                 throw new StrataException($"{where}: data_offsets [{begin}, {end}] lie outside the {dataLength} data bytes");
-            long expected = shape.Aggregate(1L, (a, x) => a * x) * info.Size;
+            long expected;
+            try { expected = checked(shape.Aggregate(1L, (a, x) => a * x) * info.Size); }
+            catch (OverflowException) { throw new StrataException($"{where}: shape [{string.Join(", ", shape)}] has more elements than any file can hold"); }
             if (end - begin != expected)
                 throw new StrataException($"{where}: {end - begin} bytes for dtype {dtype} shape [{string.Join(", ", shape)}], expected {expected}");
             entries[prop.Name] = new SafetensorsEntry(prop.Name, dtype, shape, begin, end);

@@ -25,7 +25,18 @@ public static class GptNeoX
     public static (ModelConfig Config, int Depth) ReadConfig(string configPath)
     {
         if (!File.Exists(configPath)) throw new StrataException($"{configPath}: file not found");
-        using var doc = JsonDocument.Parse(File.ReadAllText(configPath));
+        if (new FileInfo(configPath).Length > 1 << 20) throw new StrataException($"{configPath}: larger than 1 MiB, not a model's config.json");
+        try { return ReadConfig(configPath, File.ReadAllText(configPath)); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or ArgumentException)
+        {
+            throw new StrataException($"{configPath}: not a valid config.json ({e.GetType().Name})");
+        }
+    }
+
+    private static (ModelConfig Config, int Depth) ReadConfig(string configPath, string text)
+    {
+        using var doc = JsonDocument.Parse(text);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new StrataException($"{configPath}: not a JSON object");
         var r = doc.RootElement;
         string src = configPath;
         int Int(string key) => r.TryGetProperty(key, out var v) && v.TryGetInt32(out var i) ? i : throw new StrataException($"{src}: {key}: missing or not an integer");
@@ -55,7 +66,9 @@ public static class GptNeoX
             LayerNormEps = Num("layer_norm_eps", 1e-5),
             HeadBias = false,
         };
-        return (config.Validate(src), Int("num_hidden_layers"));
+        int depth = Int("num_hidden_layers");
+        if (depth is < 1 or > Training.GrowthPlan.MaxDepth) throw new StrataException($"{src}: num_hidden_layers: must be in 1..{Training.GrowthPlan.MaxDepth}, got {depth}");
+        return (config.Validate(src), depth);
     }
 
 }

@@ -94,6 +94,14 @@ public static class HfExport
         var tokenizerId = TokenizerIdentity.Of(tokenizerName);
         var spec = meta?.Substrate ?? new SubstrateSpec { Kind = SubstrateKind.Trainable };
         var (lookup, names, source) = OpenWeights(dir);
+        // config.json is the file's word: its shapes must match the weights before any memory is spent on a model
+        using (var shape = new LanguageModel(config, new SubstrateSpec { Kind = SubstrateKind.Trainable }, depth, META))
+            foreach (var (name, t) in shape.state_dict())
+            {
+                var stored = Find(lookup, name) ?? throw new StrataException($"{source}: missing tensor '{GptNeoX.ToHf(name)}' (shape [{string.Join(", ", t.shape)}]) that config.json implies");
+                if (!stored.shape.SequenceEqual(t.shape))
+                    throw new StrataException($"{source}: tensor '{name}' has shape [{string.Join(", ", stored.shape)}], the model expects [{string.Join(", ", t.shape)}] from config.json");
+            }
         var model = new LanguageModel(config, spec, depth);
         try
         {
@@ -153,7 +161,7 @@ public static class HfExport
         if (!File.Exists(bin)) throw new StrataException($"{dir}: neither model.safetensors nor pytorch_model.bin");
         Hashtable table;
         try { table = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(bin); }
-        catch (Exception e) when (e is not StrataException) { throw new StrataException($"{bin}: not a PyTorch state dict ({e.GetType().Name}: {e.Message})"); }
+        catch (Exception e) when (e is not StrataException) { throw new StrataException($"{bin}: not a PyTorch state dict ({e.GetType().Name})"); }
         var dict = table.Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (Tensor)e.Value!);
         return (n => dict.TryGetValue(n, out var t) ? t.to(ScalarType.Float32) : null, dict.Keys.ToList(), bin);
     }

@@ -30,14 +30,15 @@ public sealed record ModelConfig
 
     public ModelConfig Validate(string where = "model")
     {
-        if (DModel <= 0) throw new StrataException($"{where}.d_model: must be positive, got {DModel}");
+        // bounds far beyond any model this code trains, so that a small file cannot make it allocate without end
+        if (DModel is <= 0 or > 65536) throw new StrataException($"{where}.d_model: must be in 1..65536, got {DModel}");
         if (NHead <= 0 || DModel % NHead != 0) throw new StrataException($"{where}.n_head: must divide d_model ({DModel}), got {NHead}");
         if (HeadSize % 2 != 0) throw new StrataException($"{where}.n_head: head size d_model/n_head = {HeadSize} must be even for rotary embeddings");
-        if (ContextLength <= 0) throw new StrataException($"{where}.context_length: must be positive, got {ContextLength}");
-        if (VocabSize <= 1) throw new StrataException($"{where}.vocab_size: must be at least 2, got {VocabSize}");
-        if (Ffn <= 0) throw new StrataException($"{where}.ffn_size: must be positive, got {Ffn}");
-        if (!(RopeTheta > 1)) throw new StrataException($"{where}.rope_theta: must be > 1, got {RopeTheta}");
-        if (!(LayerNormEps > 0)) throw new StrataException($"{where}.layer_norm_eps: must be > 0, got {LayerNormEps}");
+        if (ContextLength is <= 0 or > 1 << 20) throw new StrataException($"{where}.context_length: must be in 1..1048576, got {ContextLength}");
+        if (VocabSize is <= 1 or > 1 << 24) throw new StrataException($"{where}.vocab_size: must be in 2..16777216, got {VocabSize}");
+        if (Ffn is <= 0 or > 1 << 20) throw new StrataException($"{where}.ffn_size: must be in 1..1048576, got {Ffn}");
+        if (!(RopeTheta > 1 && double.IsFinite(RopeTheta))) throw new StrataException($"{where}.rope_theta: must be > 1 and finite, got {RopeTheta}");
+        if (!(LayerNormEps is > 0 and < 1)) throw new StrataException($"{where}.layer_norm_eps: must be in (0, 1), got {LayerNormEps}");
         return this;
     }
 }

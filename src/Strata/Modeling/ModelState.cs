@@ -25,6 +25,9 @@ public static class ModelState
                 pending.Add((target, value));
                 if (!value.shape.SequenceEqual(target.shape))
                     throw new StrataException($"{source}: tensor '{name}' has shape [{string.Join(", ", value.shape)}], the model expects [{string.Join(", ", target.shape)}]");
+                if (value.is_floating_point())
+                    using (var finite = value.isfinite().all())
+                        if (!finite.item<bool>()) throw new StrataException($"{source}: tensor '{name}' holds values that are not finite (NaN or infinity)");
             }
             if (available is not null)
             {

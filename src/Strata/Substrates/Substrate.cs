@@ -115,6 +115,8 @@ public sealed record SubstrateSpec
                 if (Bits is < 1 or > 65536) throw new StrataException($"{where}.bits: must be in 1..65536, got {Bits}");
                 if (Bits < 31 && (1L << Bits) < vocab)
                     throw new StrataException($"{where}.bits: {Bits} bits cannot give {vocab} ids distinct codes");
+                if ((long)Bits * vocab > 1L << 31)
+                    throw new StrataException($"{where}.bits: a {vocab:N0} x {Bits:N0} table is larger than the 2^31 entries Strata builds");
                 break;
             case SubstrateKind.Visual:
                 VisualVariant.Get(Variant);

@@ -38,6 +38,7 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
             throw new StrataException($"{path}: not a Strata substrate file (no format/recipe/sha256 metadata)");
         if (!file.Contains(TensorName)) throw new StrataException($"{path}: the tensor '{TensorName}' is missing");
         var recipe = Json.Parse<SubstrateRecipe>(recipeJson, path + " (recipe)");
+        if (file.Entries[TensorName].Shape.Length != 2) throw new StrataException($"{path}: '{TensorName}' is not a [V, k] table");
         var table = file.Read(TensorName).to(ScalarType.Float32);
         var hash = SubstrateTables.ContentHash(table);
         if (hash != recorded)
@@ -45,6 +46,7 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
             table.Dispose();
             throw new StrataException($"{path}: corrupted substrate file: its content hashes to {hash}, the file records {recorded}");
         }
+        RequireFinite(table, path);
         return new SubstrateFile(table, recipe, hash);
     }
 
@@ -62,9 +64,22 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
         return Load(path);
     }
 
-    private static SubstrateFile FromTable(Tensor table, string source) =>
-        new(table, new SubstrateRecipe(new SubstrateSpec { Kind = SubstrateKind.File, Path = Path.GetFullPath(source) }, (int)table.shape[0], (int)table.shape[1], Source: Path.GetFileName(source)),
+    private static SubstrateFile FromTable(Tensor table, string source)
+    {
+        RequireFinite(table, source);
+        return new(table, new SubstrateRecipe(new SubstrateSpec { Kind = SubstrateKind.File, Path = Path.GetFullPath(source) }, (int)table.shape[0], (int)table.shape[1], Source: Path.GetFileName(source)),
             SubstrateTables.ContentHash(table));
+    }
+
+    /// <summary>A table with a NaN or an infinity would poison every model built on it: refused, naming the first bad row.</summary>
+    private static void RequireFinite(Tensor table, string source)
+    {
+        using var bad = table.isfinite().logical_not();
+        if (!bad.any().item<bool>()) return;
+        using var rows = bad.any(1).nonzero();
+        table.Dispose();
+        throw new StrataException($"{source}: the table has values that are not finite (NaN or infinity), first in row {rows[0, 0].item<long>()}");
+    }
 
     /// <summary>The published embeddings.txt: alternating lines "{id}" and "[b0, b1, ...]", ids 0, 1, 2, ... in order.</summary>
     public static Tensor ReadEmbeddingsTxt(string path)
@@ -80,16 +95,17 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
             if (idLine is null)
             {
                 if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var id) || id != rows.Count)
-                    throw new StrataException($"{path}:{line}: expected the id {rows.Count}, got '{Truncate(text)}'");
+                    throw new StrataException($"{path}:{line}: expected the id {rows.Count} alone on the line");
                 idLine = text;
                 continue;
             }
-            if (!text.StartsWith('[') || !text.EndsWith(']')) throw new StrataException($"{path}:{line}: expected [v0, v1, ...], got '{Truncate(text)}'");
+            if (!text.StartsWith('[') || !text.EndsWith(']')) throw new StrataException($"{path}:{line}: expected a row [v0, v1, ...]");
             var parts = text[1..^1].Split(',', StringSplitOptions.TrimEntries);
             var row = new float[parts.Length];
             for (int i = 0; i < parts.Length; i++)
                 if (!float.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out row[i]))
-                    throw new StrataException($"{path}:{line}: value {i} '{Truncate(parts[i])}' is not a number");
+                    throw new StrataException($"{path}:{line}: value {i} is not a number");
+            if (row.Any(v => !float.IsFinite(v))) throw new StrataException($"{path}:{line}: a value is not finite");
             if (width < 0) width = row.Length;
             else if (row.Length != width) throw new StrataException($"{path}:{line}: {row.Length} values, the rows before have {width}");
             rows.Add(row);
@@ -99,8 +115,6 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
         if (rows.Count == 0) throw new StrataException($"{path}: no rows");
         return torch.tensor(rows.SelectMany(r => r).ToArray(), [rows.Count, width]);
     }
-
-    private static string Truncate(string s) => s.Length > 40 ? s[..40] + "..." : s;
 
     public void Dispose() => Table.Dispose();
 }

@@ -88,7 +88,10 @@ public sealed record NgramList(IReadOnlyList<LanguageNgrams> Languages)
 
     private sealed class Parser(string text, string source)
     {
-        private int _pos;
+        /// <summary>Nesting deeper than this is refused (the published lists nest 5 deep; a recursive reader must stop
+        /// somewhere before the stack does).</summary>
+        private const int MaxDepth = 32;
+        private int _pos, _depth;
 
         public StrataException Error(int at, string what) => new($"{source}: offset {at}: {what}");
 
@@ -105,16 +108,21 @@ public sealed record NgramList(IReadOnlyList<LanguageNgrams> Languages)
             Skip();
             if (_pos >= text.Length) throw Error(_pos, "unexpected end of file");
             char c = text[_pos];
-            switch (c)
+            if (c is '[' or '(' or '{' && ++_depth > MaxDepth) throw Error(_pos, $"nested more than {MaxDepth} deep");
+            try
             {
-                case '[': return Sequence('[', ']');
-                case '(': return Sequence('(', ')');
-                case '{': return Dict();
-                case '\'' or '"': return Str();
-                default:
-                    if (c == '-' || char.IsAsciiDigit(c)) return Int();
-                    throw Error(_pos, $"unexpected character '{c}' (this reader takes strings, integers, tuples, lists and dicts)");
+                switch (c)
+                {
+                    case '[': return Sequence('[', ']');
+                    case '(': return Sequence('(', ')');
+                    case '{': return Dict();
+                    case '\'' or '"': return Str();
+                    default:
+                        if (c == '-' || char.IsAsciiDigit(c)) return Int();
+                        throw Error(_pos, $"unexpected character U+{(int)c:X4} (this reader takes strings, integers, tuples, lists and dicts)");
+                }
             }
+            finally { if (c is '[' or '(' or '{') _depth--; }
         }
 
         private List<object> Sequence(char open, char close)

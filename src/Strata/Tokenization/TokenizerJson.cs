@@ -95,10 +95,15 @@ public static class TokenizerJson
         if (!File.Exists(path)) throw new StrataException($"{path}: file not found");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { MaxDepth = 256 }); }
-        catch (JsonException e) { throw new StrataException($"{path}: not valid JSON ({e.Message})"); }
+        catch (JsonException e) { throw new StrataException($"{path}: not valid JSON ({Json.Describe(e)})"); }
         using var _ = doc;
+        try { return Read(doc.RootElement, path); }
+        catch (InvalidOperationException) { throw new StrataException($"{path}: a field has the wrong JSON type"); }
+    }
+
+    private static BpeTokenizer Read(JsonElement root, string path)
+    {
         StrataException Bad(string field, string what) => new($"{path}: {field}: {what}");
-        var root = doc.RootElement;
         if (root.ValueKind != JsonValueKind.Object) throw Bad("$", "expected an object");
 
         void MustBeNull(string field)
@@ -127,14 +132,15 @@ public static class TokenizerJson
         var entries = new List<(string Token, int Id)>();
         foreach (var p in vocab.EnumerateObject())
         {
-            if (!p.Value.TryGetInt32(out var id) || id < 0) throw Bad($"model.vocab[\"{p.Name}\"]", "id must be a non-negative integer");
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out var id) || id < 0) throw Bad($"model.vocab (entry {entries.Count})", "id must be a non-negative integer");
             entries.Add((p.Name, id));
         }
-        int size = entries.Count == 0 ? throw Bad("model.vocab", "is empty") : entries.Max(e => e.Id) + 1;
+        int size = entries.Count == 0 ? throw Bad("model.vocab", "is empty") : entries.Count;
         var tokens = new string?[size];
         foreach (var (t, id) in entries)
         {
-            if (tokens[id] is not null) throw Bad("model.vocab", $"id {id} is given to both '{tokens[id]}' and '{t}'");
+            if (id >= size) throw Bad("model.vocab", $"id {id} is outside 0..{size - 1} (ids must number the entries)");
+            if (tokens[id] is not null) throw Bad("model.vocab", $"id {id} is given to two tokens");
             tokens[id] = t;
         }
         int hole = Array.IndexOf(tokens, null);
@@ -165,7 +171,7 @@ public static class TokenizerJson
             {
                 if (!a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String || !a.TryGetProperty("id", out var aid) || !aid.TryGetInt32(out var id))
                     throw Bad($"added_tokens[{k}]", "needs id and content");
-                if (id >= size || tokens[id] != c.GetString()) throw Bad($"added_tokens[{k}]", $"'{c.GetString()}' is not id {id} of model.vocab");
+                if (id < 0 || id >= size || tokens[id] != c.GetString()) throw Bad($"added_tokens[{k}]", $"its content is not id {id} of model.vocab");
                 specials.Add(c.GetString()!);
                 k++;
             }

@@ -82,7 +82,11 @@ public static class Checkpoint
         using var file = new SafetensorsFile(path);
         var info = ReadInfo(file);
         var plan = info.Plan;
-        int? width = file.Entries.TryGetValue(ModelPrefix + "embed_in.weight", out var table) && table.Shape.Length == 2 && plan.Substrate.IsFrozen ? (int)table.Shape[1] : null;
+        int? width = file.Entries.TryGetValue(ModelPrefix + "embed_in.weight", out var table) && table.Shape.Length == 2 && plan.Substrate.IsFrozen
+            ? (int)Math.Min(table.Shape[1], int.MaxValue) : null;
+        // the plan is the file's word: the model it describes must match the tensors the file holds before any memory is spent on it
+        using (var shape = GrowthStage.Build(plan, info.StageIndex, info.StageFinished, META, width ?? plan.Substrate.TableWidth()))
+            RequireTensors(file, info, shape);
         var model = GrowthStage.Build(plan, info.StageIndex, info.StageFinished, device, width ?? plan.Substrate.TableWidth());
         try
         {
@@ -96,6 +100,22 @@ public static class Checkpoint
             model.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Every tensor of <paramref name="model"/> (built on the meta device) is in the file with its shape, and
+    /// nothing else is.</summary>
+    private static void RequireTensors(SafetensorsFile file, CheckpointInfo info, LanguageModel model)
+    {
+        var expected = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        foreach (var (name, shape) in expected)
+        {
+            var entry = file.Entries.GetValueOrDefault(ModelPrefix + name) ?? (info.FormatVersion == 1 ? file.Entries.GetValueOrDefault(LegacyLoraPrefix + name) : null)
+                ?? throw new StrataException($"{file.Path}: missing tensor '{name}' (shape [{string.Join(", ", shape)}]) that its plan needs at stage {info.StageIndex + 1}");
+            if (!entry.Shape.SequenceEqual(shape))
+                throw new StrataException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}], its plan gives [{string.Join(", ", shape)}]");
+        }
+        var extra = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal) && !expected.ContainsKey(k[ModelPrefix.Length..])).ToList();
+        if (extra.Count > 0) throw new StrataException($"{file.Path}: unexpected tensor '{extra[0]}' that its plan does not make");
     }
 
     /// <summary>Loads a checkpoint's weights into a model of the same shape; a tensor of another shape, a missing or an

@@ -70,12 +70,13 @@ public sealed record GrowthPlan
             string at = $"stages[{i}]";
             if (s.AddBlocks < 0) throw new StrataException($"{F(at + ".add_blocks")}: must be >= 0, got {s.AddBlocks}");
             if (s.Steps <= 0) throw new StrataException($"{F(at + ".steps")}: must be positive, got {s.Steps}");
-            if (s.LearningRate is <= 0) throw new StrataException($"{F(at + ".learning_rate")}: must be positive, got {s.LearningRate}");
+            if (s.LearningRate is { } lr && !(lr > 0 && lr <= TrainingConfig.MaxLearningRate))
+                throw new StrataException($"{F(at + ".learning_rate")}: must be in (0, {TrainingConfig.MaxLearningRate}], got {lr}");
             if (s.WarmupSteps is < 0) throw new StrataException($"{F(at + ".warmup_steps")}: must be >= 0, got {s.WarmupSteps}");
             if (s.Lora is { } lora)
             {
                 if (lora.Rank <= 0) throw new StrataException($"{F(at + ".lora.rank")}: must be positive, got {lora.Rank}");
-                if (!(lora.Alpha > 0)) throw new StrataException($"{F(at + ".lora.alpha")}: must be positive, got {lora.Alpha}");
+                if (!(lora.Alpha > 0 && double.IsFinite(lora.Alpha))) throw new StrataException($"{F(at + ".lora.alpha")}: must be positive and finite, got {lora.Alpha}");
                 if (lora.Targets.Count == 0) throw new StrataException($"{F(at + ".lora.targets")}: name at least one of qkv, proj, fc1, fc2");
                 if (lora.Blocks == LoraBlocks.Frozen && Stages.Take(i).Sum(x => x.AddBlocks) == 0)
                     throw new StrataException($"{F(at + ".lora.blocks")}: 'frozen' but no earlier stage made blocks to adapt");
@@ -83,7 +84,23 @@ public sealed record GrowthPlan
             }
         }
         if (Stages[0].AddBlocks == 0) throw new StrataException($"{F("stages[0].add_blocks")}: the first stage must add at least one block");
+        if (Stages.Sum(x => (long)x.AddBlocks) > MaxDepth) throw new StrataException($"{F("stages")}: the stages add {Stages.Sum(x => (long)x.AddBlocks):N0} blocks; at most {MaxDepth} are supported");
         return this;
+    }
+
+    /// <summary>Deepest model a plan may build (far beyond the papers' 16 layers; a bound on what a plan can make Strata build).</summary>
+    public const int MaxDepth = 1024;
+
+    /// <summary>This plan with every learning rate (training's peak and minimum, each stage's) multiplied by <paramref name="factor"/>.</summary>
+    public GrowthPlan WithLearningRatesScaled(double factor, string source)
+    {
+        if (!(factor > 0 && factor <= 1e3)) throw new StrataException($"--lr-scale: must be in (0, 1000], got {factor}");
+        var scaled = this with
+        {
+            Training = Training with { LearningRate = Training.LearningRate * factor, MinLearningRate = Training.MinLearningRate * factor },
+            Stages = Stages.Select(st => st.LearningRate is { } lr ? st with { LearningRate = lr * factor } : st).ToList(),
+        };
+        return scaled.Validate(source);
     }
 }
 
@@ -193,21 +210,25 @@ public sealed record TrainingConfig
     public int CheckpointEvery { get; init; } = 100;
     public int LogEvery { get; init; } = 10;
 
+    /// <summary>Largest learning rate a plan may ask for (AdamW steps are ~lr per parameter; 10 is already absurd).</summary>
+    public const double MaxLearningRate = 10;
+
     public void Validate(string source)
     {
         void Check(bool ok, string field, object value, string rule) { if (!ok) throw new StrataException($"{source}: training.{field}: {rule}, got {value}"); }
-        Check(BatchSize > 0, "batch_size", BatchSize, "must be positive");
-        Check(GradAccumulation > 0, "grad_accumulation", GradAccumulation, "must be positive");
-        Check(LearningRate > 0, "learning_rate", LearningRate, "must be positive");
+        Check(BatchSize is > 0 and <= 1 << 20, "batch_size", BatchSize, "must be in 1..1048576");
+        Check(GradAccumulation is > 0 and <= 1 << 16, "grad_accumulation", GradAccumulation, "must be in 1..65536");
+        Check(LearningRate is > 0 and <= MaxLearningRate, "learning_rate", LearningRate, $"must be in (0, {MaxLearningRate}]");
         Check(MinLearningRate >= 0 && MinLearningRate <= LearningRate, "min_learning_rate", MinLearningRate, "must be in [0, learning_rate]");
         Check(WarmupSteps >= 0, "warmup_steps", WarmupSteps, "must be >= 0");
-        Check(WeightDecay >= 0, "weight_decay", WeightDecay, "must be >= 0");
+        Check(WeightDecay is >= 0 and <= 1, "weight_decay", WeightDecay, "must be in [0, 1]");
         Check(Beta1 is >= 0 and < 1, "beta1", Beta1, "must be in [0, 1)");
         Check(Beta2 is >= 0 and < 1, "beta2", Beta2, "must be in [0, 1)");
-        Check(Epsilon > 0, "epsilon", Epsilon, "must be positive");
-        Check(GradClip >= 0, "grad_clip", GradClip, "must be >= 0");
+        Check(Epsilon is > 0 and <= 1, "epsilon", Epsilon, "must be in (0, 1]");
+        Check(GradClip >= 0 && double.IsFinite(GradClip), "grad_clip", GradClip, "must be >= 0 and finite");
+        Check(MaxActiveParameters is null or > 0, "max_active_parameters", MaxActiveParameters ?? 0, "must be positive");
         Check(EvalEvery > 0, "eval_every", EvalEvery, "must be positive");
-        Check(EvalBatches > 0, "eval_batches", EvalBatches, "must be positive");
+        Check(EvalBatches is > 0 and <= 1 << 20, "eval_batches", EvalBatches, "must be in 1..1048576");
         Check(CheckpointEvery > 0, "checkpoint_every", CheckpointEvery, "must be positive");
         Check(LogEvery > 0, "log_every", LogEvery, "must be positive");
     }

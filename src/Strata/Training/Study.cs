@@ -16,19 +16,23 @@ public static class Study
 {
     public const string ReportFile = "report.md", JsonFile = "report.json", PlotFile = "loss_curves.png";
 
-    public static IReadOnlyList<StudyRow> Run(IReadOnlyList<string> planPaths, string outDir, Device device, TextWriter log)
+    public static IReadOnlyList<StudyRow> Run(IReadOnlyList<string> planPaths, string outDir, Device device, TextWriter log, CancellationToken stop = default)
     {
         if (planPaths.Count == 0) throw new StrataException("give at least one plan");
         var plans = planPaths.Select(GrowthPlan.Load).ToList();
         var first = plans[0];
         foreach (var (p, path) in plans.Zip(planPaths).Skip(1))
         {
-            if (p.Data != first.Data) throw new StrataException($"{path}: data {Json.Compact(p.Data)} differs from {planPaths[0]}'s {Json.Compact(first.Data)}: a study compares regimes on identical data");
+            if (p.Data != first.Data) throw new StrataException($"{path}: a study compares regimes on identical data, but its data {Json.Compact(p.Data)} differs from {planPaths[0]}'s {Json.Compact(first.Data)}");
             if (p.Model.ContextLength != first.Model.ContextLength || p.Training.EvalBatches != first.Training.EvalBatches || p.Training.BatchSize != first.Training.BatchSize)
                 throw new StrataException($"{path}: context_length, batch_size and eval_batches must equal {planPaths[0]}'s, so that every regime is evaluated on the same windows");
         }
         var names = plans.Select(p => p.Name).ToList();
         if (names.Distinct().Count() != names.Count) throw new StrataException("every plan in a study needs its own name (each gets a run folder)");
+        foreach (var (name, path) in names.Zip(planPaths))
+            if (!IsFolderName(name))
+                throw new StrataException($"{path}: name: '{name}' cannot name a run folder inside --out (letters, digits, '.', '-', '_', '+', at most 100, not '.' or '..')");
+        using var studyLock = FolderLock.Acquire(outDir, "strata study");
 
         var rows = new List<StudyRow>();
         foreach (var plan in plans)
@@ -40,7 +44,7 @@ public static class Study
             {
                 log.WriteLine($"== {plan.Name}{(exists ? " (resuming)" : "")}");
                 var clock = Stopwatch.StartNew();
-                Trainer.Run(plan, new TrainOptions { OutDir = run.Path, Resume = exists, Device = device, Log = log });
+                Trainer.Run(plan, new TrainOptions { OutDir = run.Path, Resume = exists, Device = device, Log = log, Stop = stop }).ThrowIfInterrupted();
                 log.WriteLine($"   {clock.Elapsed.TotalMinutes:F1} min");
             }
             rows.Add(Row(plan, run));
@@ -51,6 +55,10 @@ public static class Study
         Plot(plans, outDir);
         return rows;
     }
+
+    /// <summary>A plan's name as a folder inside the study: no separators, no "..", nothing that leaves --out.</summary>
+    public static bool IsFolderName(string name) =>
+        name.Length is > 0 and <= 100 && name is not ("." or "..") && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or '+');
 
     private static StudyRow Row(GrowthPlan plan, RunDirectory run)
     {

@@ -14,9 +14,9 @@ public sealed class TensorBoardWriter : IDisposable
     public TensorBoardWriter(string dir)
     {
         Directory.CreateDirectory(dir);
-        var name = $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}.{Environment.ProcessId}.strata";
+        var name = $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}.{Environment.ProcessId}.{Guid.NewGuid():N}.strata";
         Path = System.IO.Path.Combine(dir, name);
-        _stream = new FileStream(Path, FileMode.Create, FileAccess.Write, FileShare.Read);
+        _stream = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
         var ev = new List<byte>();
         WallTime(ev);
         Tag(ev, 3, 2);

@@ -25,6 +25,11 @@ public sealed record TrainOptions
     public string? InitFrom { get; init; }
     /// <summary>Stop, with a checkpoint, once this many optimizer steps are done (the run can be resumed).</summary>
     public long? StopAfterStep { get; init; }
+    /// <summary>On resume: multiply every learning rate of the plan (training and stages) by this from now on, e.g.
+    /// 0.5 after a run stopped at a non-finite loss. Recorded in the checkpoint's plan.</summary>
+    public double? LearningRateScale { get; init; }
+    /// <summary>Cancelled by SIGINT / SIGTERM: the step in progress finishes, a checkpoint is written, the run returns.</summary>
+    public CancellationToken Stop { get; init; }
     public Device Device { get; init; } = CPU;
     public TextWriter Log { get; init; } = Console.Out;
     /// <summary>Draw the progress bar in place (a terminal); otherwise print a line every log_every steps.</summary>
@@ -34,16 +39,25 @@ public sealed record TrainOptions
 public sealed record TrainResult(RunDirectory Run, long GlobalStep, double? InitialValidationLoss, double? FinalValidationLoss,
     double TokensPerSecond, bool Completed, ParameterBudget Budget)
 {
+    /// <summary>Stopped by a signal (with a checkpoint to resume from).</summary>
+    public bool Interrupted { get; init; }
     /// <summary>Validation tokens per UTF-8 byte of the validation text (from the shards' meta.json), if known.</summary>
     public double? TokensPerByte { get; init; }
     public double? BitsPerByte(double? loss) => loss is { } l && TokensPerByte is { } r ? ValidationLoss.BitsPerByte(l, r) : null;
+
+    /// <summary>For a run stopped by a signal: the one-line error that says how to continue.</summary>
+    public void ThrowIfInterrupted()
+    {
+        if (Interrupted)
+            throw new StrataException($"interrupted at step {GlobalStep}; the checkpoint is saved: continue with 'strata train --resume --out {Run.Path}'");
+    }
 
     /// <summary>What the run reached and where its files are, for the console.</summary>
     public string Summary()
     {
         static string F(double? v) => v is { } x ? x.ToString("F4") : "-";
         var bpb = BitsPerByte(FinalValidationLoss) is { } b ? $" ({F(BitsPerByte(InitialValidationLoss))} -> {b:F4} bits/byte)" : "";
-        return $"{(Completed ? "finished" : "stopped")} at step {GlobalStep}: validation loss {F(InitialValidationLoss)} -> {F(FinalValidationLoss)} nats/token{bpb}, {TokensPerSecond:F0} tokens/s\n" +
+        return $"{(Completed ? "finished" : Interrupted ? "interrupted" : "stopped")} at step {GlobalStep}: validation loss {F(InitialValidationLoss)} -> {F(FinalValidationLoss)} nats/token{bpb}, {TokensPerSecond:F0} tokens/s\n" +
                $"  checkpoint {Run.Checkpoint}\n  metrics    {Run.Metrics}" + (Completed ? $"\n  loss curve {Run.LossCurve}" : "");
     }
 }
@@ -56,6 +70,8 @@ public sealed class Trainer : IDisposable
     private readonly GrowthPlan _plan;
     private readonly TrainOptions _o;
     private readonly RunDirectory _run;
+    private readonly FolderLock _lock;
+    private readonly List<IDisposable> _owned = new();
     private readonly TokenizerIdentity _tokenizer;
     private readonly TokenShard _trainShard, _valShard;
     private readonly BatchSampler _sampler, _valSampler;
@@ -73,6 +89,7 @@ public sealed class Trainer : IDisposable
     private int _stageIndex, _stageStep;
     private long _globalStep, _tokensSeen;
     private double? _initialVal, _lastVal;
+    private long _lastSavedStep = -1;
     private double _tokensPerSecond;
     private ParameterBudget _budget;
 
@@ -99,24 +116,38 @@ public sealed class Trainer : IDisposable
             {
                 var clock = Stopwatch.StartNew();
                 double lr = stage.LearningRate(_stageStep);
-                double loss = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches());
+                var step = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches());
+                if (!step.IsFinite) throw NonFinite(step, stage);
+                KillPoint.Here("step.after-optimizer");
                 _stageStep++;
                 _globalStep++;
                 _tokensSeen += _tokensPerStep;
-                LogStep(loss, lr, clock.Elapsed.TotalSeconds, stage);
-                bool stageEnd = _stageStep == stage.Steps, stopping = _globalStep == _o.StopAfterStep;
+                LogStep(step.Loss, lr, clock.Elapsed.TotalSeconds, stage);
+                bool stageEnd = _stageStep == stage.Steps, stopping = _globalStep == _o.StopAfterStep, interrupted = _o.Stop.IsCancellationRequested;
                 if (stageEnd) EndStage(stage);
                 if (_globalStep % _plan.Training.EvalEvery == 0 || stageEnd) Evaluate();
-                if (_globalStep % _plan.Training.CheckpointEvery == 0 || stageEnd || stopping) SaveCheckpoint(stage, optimizer, stageEnd);
-                if (stopping)
+                if (_globalStep % _plan.Training.CheckpointEvery == 0 || stageEnd || stopping || interrupted) SaveCheckpoint(stage, optimizer, stageEnd);
+                if (stopping || interrupted)
                 {
-                    _bar.Message($"stopped after step {_globalStep}; continue with --resume");
-                    return Result(completed: false);
+                    _bar.Message(interrupted ? $"interrupted after step {_globalStep}, checkpoint written" : $"stopped after step {_globalStep}; continue with --resume");
+                    return Result(completed: false) with { Interrupted = interrupted };
                 }
             }
         }
+        return Result(completed: true);                                                  // (the last stage's end drew the loss curve)
+    }
+
+    private void SaveLossCurve() =>
         LossCurvePlot.Save(_run.Metrics, _run.LossCurve, $"{_plan.Name}: {_plan.Substrate.Kind.ToString().ToLowerInvariant()} substrate, depth {_model.Depth}");
-        return Result(completed: true);
+
+    /// <summary>The error for a step whose loss or gradient norm is not finite: nothing of it was applied or saved.</summary>
+    private StrataException NonFinite(StepResult step, GrowthStage stage)
+    {
+        string what = double.IsFinite(step.Loss) ? $"the gradient norm is {step.GradNorm}" : $"the loss is {step.Loss}";
+        string from = _lastSavedStep > 0
+            ? $"the last checkpoint ({_run.Checkpoint}) is at step {_lastSavedStep}: continue from it with a lower learning rate, e.g. 'strata train --resume --out {_run.Path} --lr-scale 0.5'"
+            : "no checkpoint was written yet: lower the plan's learning rates and start again";
+        return new StrataException($"step {_globalStep + 1} (stage {stage.Number} '{stage.Name}'): {what}; the step was not applied and nothing was saved from it; {from}");
     }
 
     private Trainer(GrowthPlan plan, TrainOptions o)
@@ -131,54 +162,83 @@ public sealed class Trainer : IDisposable
             if (Json.Serialize(_resumed.Plan) != Json.Serialize(plan))
                 o.Log.WriteLine($"note: resuming with the plan stored in {_run.Checkpoint}; the plan given differs and is ignored");
             plan = _resumed.Plan with { Data = _resumed.Plan.Data.WithTokenizerResolved() };
+            if (o.LearningRateScale is { } f)
+            {
+                plan = plan.WithLearningRatesScaled(f, _run.Checkpoint);
+                o.Log.WriteLine($"note: every learning rate of the plan scaled by {f} from step {_resumed.GlobalStep}");
+            }
         }
         else if (_run.HasCheckpoint)
             throw new StrataException($"{_run.Path} already holds a checkpoint: pass --resume to continue it, or choose another --out");
+        else if (o.LearningRateScale is not null)
+            throw new StrataException("--lr-scale applies when resuming a run (--resume); for a new run set the plan's learning rates");
         _plan = plan;
         var t = plan.Training;
-        var budgets = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan");
-        _budget = budgets[0];
+        _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
 
-        _trainShard = TokenShard.Open(plan.Data.Train);
-        _valShard = TokenShard.Open(plan.Data.Validation);
-        foreach (var s in new[] { _trainShard, _valShard })
-            if (s.VocabSize > plan.Model.VocabSize)
-                throw new StrataException($"{s.Path}: tokens from a vocabulary of {s.VocabSize}, the model's head has {plan.Model.VocabSize}");
-        _tokenizer = new TokenizerIdentity(plan.Data.Tokenizer!, plan.Data.TokenizerHash!);
-        if (plan.Substrate.Kind == SubstrateKind.Visual && TokenizerIdentity.Of(plan.Substrate.Tokenizer).Hash != _tokenizer.Hash)
-            throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but {plan.Data.Train} was encoded with {_tokenizer}");
-        _sampler = new BatchSampler(_trainShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
-        _valSampler = new BatchSampler(_valShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
-        _tokensPerStep = (long)t.BatchSize * plan.Model.ContextLength * t.GradAccumulation;
-
-        if (_resumed is { } r)
-        {
-            (_stageIndex, _stageStep, _globalStep, _tokensSeen, _lastVal, _elapsedBase) =
-                (r.StageIndex, r.StageStep, r.GlobalStep, r.TokensSeen, r.ValidationLoss, r.ElapsedSeconds);
-            _completed = r.Completed;
-            if (r.StageFinished) { _stageIndex++; _stageStep = 0; }
-            _model = Checkpoint.LoadModel(_run.Checkpoint, o.Device).Model;
-        }
-        else
-        {
-            torch.manual_seed(t.Seed);
-            _model = new LanguageModel(plan.Model, plan.Substrate, 0, o.Device);
-        }
+        bool created = !Directory.Exists(_run.Path);
+        _lock = FolderLock.Acquire(_run.Path, "strata train");
         try
         {
+            if (_lock.TakenOver is { } dead) o.Log.WriteLine($"note: {_run.Path} was locked by {dead}, which is no longer running");
+            _trainShard = Own(TokenShard.Open(plan.Data.Train));
+            _valShard = Own(TokenShard.Open(plan.Data.Validation));
+            foreach (var s in new[] { _trainShard, _valShard })
+                if (s.VocabSize > plan.Model.VocabSize)
+                    throw new StrataException($"{s.Path}: tokens from a vocabulary of {s.VocabSize}, the model's head has {plan.Model.VocabSize}");
+            _tokenizer = new TokenizerIdentity(plan.Data.Tokenizer!, plan.Data.TokenizerHash!);
+            if (plan.Substrate.Kind == SubstrateKind.Visual && TokenizerIdentity.Of(plan.Substrate.Tokenizer).Hash != _tokenizer.Hash)
+                throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but {plan.Data.Train} was encoded with {_tokenizer}");
+            _sampler = new BatchSampler(_trainShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
+            _valSampler = new BatchSampler(_valShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
+            _tokensPerStep = (long)t.BatchSize * plan.Model.ContextLength * t.GradAccumulation;
+
+            if (_resumed is { } r)
+            {
+                (_stageIndex, _stageStep, _globalStep, _tokensSeen, _lastVal, _elapsedBase, _lastSavedStep) =
+                    (r.StageIndex, r.StageStep, r.GlobalStep, r.TokensSeen, r.ValidationLoss, r.ElapsedSeconds, r.GlobalStep);
+                _completed = r.Completed;
+                if (r.StageFinished) { _stageIndex++; _stageStep = 0; }
+                _model = Own(Checkpoint.LoadModel(_run.Checkpoint, o.Device).Model);
+                RepairStageFile(r);
+            }
+            else
+            {
+                if (Directory.Exists(_run.TensorBoard)) Directory.Delete(_run.TensorBoard, recursive: true);   // events of a run that never saved
+                torch.manual_seed(t.Seed);
+                _model = Own(new LanguageModel(plan.Model, plan.Substrate, 0, o.Device));
+            }
             // the first stage to run gets its blocks (and --init-from weights) before anything is written
             if (!_completed && _stageIndex < plan.Stages.Count && _stageStep == 0)
                 new GrowthStage(plan, _stageIndex).Enter(_model, _stageIndex == 0 ? o.InitFrom : null);
+            _metrics = Own(new MetricsLog(_run.Metrics, _resumed?.GlobalStep ?? -1, o.Log));
+            _tb = Own(new TensorBoardWriter(_run.TensorBoard));
+            _bar = new ProgressBar(o.Log, plan.TotalSteps, t.LogEvery, o.Interactive);
+            if (_completed && !File.Exists(_run.LossCurve)) SaveLossCurve();
         }
         catch
         {
-            _model.Dispose();
+            Dispose();
+            if (created && Directory.EnumerateFileSystemEntries(_run.Path).All(f => Path.GetFileName(f) == FolderLock.FileName))
+                Directory.Delete(_run.Path, recursive: true);
             throw;
         }
-        Directory.CreateDirectory(_run.Path);
-        _metrics = new MetricsLog(_run.Metrics, _resumed?.GlobalStep ?? -1);
-        _tb = new TensorBoardWriter(_run.TensorBoard);
-        _bar = new ProgressBar(o.Log, plan.TotalSteps, t.LogEvery, o.Interactive);
+    }
+
+    private T Own<T>(T disposable) where T : IDisposable
+    {
+        _owned.Add(disposable);
+        return disposable;
+    }
+
+    /// <summary>A checkpoint taken at a stage's end promises that stage's file; a crash between writing one and the
+    /// other is mended here (the file is written before the checkpoint, so only files of older versions lack it).</summary>
+    private void RepairStageFile(CheckpointInfo r)
+    {
+        var stageFile = _run.Stage(r.StageIndex + 1);
+        if (!r.StageFinished || File.Exists(stageFile)) return;
+        AtomicFile.Copy(_run.Checkpoint, stageFile);
+        _o.Log.WriteLine($"note: {stageFile} was missing and was written from the checkpoint at the end of stage {r.StageIndex + 1}");
     }
 
     /// <summary>Marks what trains in the stage, builds AdamW over exactly that set (restoring its state when the run
@@ -245,14 +305,24 @@ public sealed class Trainer : IDisposable
     private void SaveCheckpoint(GrowthStage stage, AdamW optimizer, bool stageEnd)
     {
         bool completed = stageEnd && stage.IsLast;
-        Checkpoint.Save(_run.Checkpoint, _model, completed ? null : optimizer, new CheckpointInfo
+        var info = new CheckpointInfo
         {
             Plan = _plan, Tokenizer = _tokenizer.Name, TokenizerHash = _tokenizer.Hash, Depth = _model.Depth, StageIndex = stage.Index, StageStep = _stageStep,
             GlobalStep = _globalStep, OptimizerStep = optimizer.StepCount, Completed = completed,
             ElapsedSeconds = Elapsed, TokensSeen = _tokensSeen, ValidationLoss = _lastVal,
-        });
+        };
         _tb.Flush();
-        if (stageEnd) AtomicFile.Copy(_run.Checkpoint, _run.Stage(stage.Number));
+        if (stageEnd)
+        {
+            // the stage file first: a crash before the checkpoint is replaced resumes earlier and writes both again
+            Checkpoint.Save(_run.Stage(stage.Number), _model, completed ? null : optimizer, info);
+            KillPoint.Here("stage-file.before-checkpoint");
+            AtomicFile.Copy(_run.Stage(stage.Number), _run.Checkpoint);
+            SaveLossCurve();
+        }
+        else Checkpoint.Save(_run.Checkpoint, _model, optimizer, info);
+        _lastSavedStep = _globalStep;
+        KillPoint.Here("checkpoint.after");
     }
 
     private TrainResult Result(bool completed) =>
@@ -261,9 +331,16 @@ public sealed class Trainer : IDisposable
     private double? TokensPerByte() =>
         PreparedData.TryRead(_plan.Data.Validation) is { ValidationBytes: > 0 } m ? (double)m.ValidationTokens / m.ValidationBytes : null;
 
+    /// <summary>The mean loss of a step and the global norm of its gradients (before clipping).</summary>
+    public readonly record struct StepResult(double Loss, double GradNorm)
+    {
+        public bool IsFinite => double.IsFinite(Loss) && double.IsFinite(GradNorm);
+    }
+
     /// <summary>One optimizer step over micro-batches [B, T+1] (inputs [:, :-1], targets [:, 1:]), gradients averaged,
-    /// clipped to <paramref name="clip"/> (0 = off); all of it inside one dispose scope. Returns the mean loss.</summary>
-    public static double Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches)
+    /// clipped to <paramref name="clip"/> (0 = off); all of it inside one dispose scope. A step whose loss or gradient
+    /// norm is not finite is not applied (the gradients are dropped), so a diverging run never saves broken weights.</summary>
+    public static StepResult Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches)
     {
         using var scope = torch.NewDisposeScope();
         var batches = microBatches.ToList();
@@ -274,10 +351,12 @@ public sealed class Trainer : IDisposable
             (loss / batches.Count).backward();
             lossSum += loss.item<float>();
         }
-        if (clip > 0) nn.utils.clip_grad_norm_(optimizer.Parameters, clip);
-        optimizer.Step(lr);
+        // the norm is measured either way (clipping at +inf leaves every gradient as it is)
+        double norm = nn.utils.clip_grad_norm_(optimizer.Parameters, clip > 0 ? clip : double.PositiveInfinity);
+        var result = new StepResult(lossSum / batches.Count, norm);
+        if (result.IsFinite) optimizer.Step(lr);
         optimizer.ZeroGrad();
-        return lossSum / batches.Count;
+        return result;
     }
 
     /// <summary>The parameters that train now, by name: the model's own first, then LoRA adapters (in block order).</summary>
@@ -287,10 +366,8 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
-        _tb?.Dispose();
-        _metrics?.Dispose();
-        _model.Dispose();
-        _trainShard.Dispose();
-        _valShard.Dispose();
+        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        _owned.Clear();
+        _lock.Dispose();
     }
 }

@@ -26,11 +26,18 @@ public static class Json
         }
         catch (JsonException e)
         {
-            var msg = e.Message;
-            var cut = msg.IndexOf(" Path:", StringComparison.Ordinal);
-            if (cut > 0) msg = msg[..cut];
-            throw new StrataException($"{source}: {(e.Path is { Length: > 0 } p ? p + ": " : "")}{msg}");
+            throw new StrataException($"{source}: {(e.Path is { Length: > 0 } p ? p + ": " : "")}{Describe(e)}");
         }
+    }
+
+    /// <summary>A JSON error without the file's content: System.Text.Json quotes the offending character ("'x' is an
+    /// invalid start of a value"), which is all it says of the file besides positions.</summary>
+    public static string Describe(JsonException e)
+    {
+        var msg = e.Message;
+        var cut = msg.IndexOf(" Path:", StringComparison.Ordinal);
+        if (cut > 0) msg = msg[..cut];
+        return System.Text.RegularExpressions.Regex.Replace(msg, @"^'[^']{1,8}' is ", "A character is ");
     }
 
     public static T ReadFile<T>(string path)
