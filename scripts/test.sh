@@ -6,11 +6,13 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 scripts/bootstrap.sh || exit 1
 export STRATA_HOME="$root"        # as ./strata does: prepared corpora and substrate caches under the repository's data/
+rm -rf "${TMPDIR:-/tmp}/strata-tests"   # scratch left by an earlier run that did not end cleanly
 results="$root/artifacts/test-results"
 rm -rf "$results"
 dotnet test tests/Strata.Tests/Strata.Tests.csproj -c Release --no-build -nologo \
   --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
 status=$?
+rm -rf "${TMPDIR:-/tmp}/strata-tests"   # the tests' scratch (the test host does not always run its own cleanup)
 trx="$results/results.trx"
 if [ -f "$trx" ]; then
   passed=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' passed="[0-9]*"' | grep -o '[0-9]*')

@@ -15,9 +15,21 @@ internal static class TestPaths
         }
     }
 
+    /// <summary>This test run's scratch folder, removed when the test process ends.</summary>
+    private static readonly Lazy<string> RunRoot = new(() =>
+    {
+        var root = Path.Combine(Path.GetTempPath(), "strata-tests", $"run-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(root);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try { Directory.Delete(root, recursive: true); } catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        };
+        return root;
+    });
+
     public static string TempDir()
     {
-        var d = Path.Combine(Path.GetTempPath(), "strata-tests", Guid.NewGuid().ToString("N"));
+        var d = Path.Combine(RunRoot.Value, Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(d);
         return d;
     }

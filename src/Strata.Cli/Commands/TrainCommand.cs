@@ -14,20 +14,21 @@ public static class TrainCommand
         var initFrom = Opt.Text("--init-from", "start the first stage from this checkpoint's weights (same shape and substrate)", "CKPT");
         var stopAfter = Opt.OptionalLong("--stop-after", "stop with a checkpoint after this many optimizer steps (resume later)");
         var lrScale = new Option<double?>("--lr-scale") { Description = "with --resume: multiply every learning rate of the plan by this from now on (after a non-finite loss, e.g. 0.5)" };
+        var rewind = Opt.Flag("--rewind", "with --resume: continue from the checkpoint before the latest one (the latest is dropped)");
         var device = Opt.Device();
         var command = new Command("train", "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png; SIGINT/SIGTERM stop with a checkpoint")
-            { plan, outDir, resume, initFrom, stopAfter, lrScale, device };
+            { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, device };
         command.SetAction(p =>
         {
             var run = new RunDirectory(p.GetValue(outDir)!);
-            GrowthPlan growthPlan = p.GetValue(plan) is { } path ? GrowthPlan.Load(path)
-                : p.GetValue(resume) ? Checkpoint.ReadInfo(run.Checkpoint).Plan
+            var growthPlan = p.GetValue(plan) is { } path ? GrowthPlan.Load(path)
+                : p.GetValue(resume) ? null                                                    // the plan stored in the checkpoint
                 : throw new StrataException("--plan is required (or --resume with --out of an existing run)");
             using var graceful = Signals.Graceful();
             var r = Trainer.Run(growthPlan, new TrainOptions
             {
                 OutDir = run.Path, Resume = p.GetValue(resume), InitFrom = p.GetValue(initFrom),
-                StopAfterStep = p.GetValue(stopAfter) is > 0 and var n ? n : null, LearningRateScale = p.GetValue(lrScale),
+                StopAfterStep = p.GetValue(stopAfter) is > 0 and var n ? n : null, LearningRateScale = p.GetValue(lrScale), Rewind = p.GetValue(rewind),
                 Device = Devices.Parse(p.GetValue(device)), Log = output, Interactive = Devices.IsTerminal(output), Stop = Signals.Stop,
             });
             output.WriteLine(r.Summary());

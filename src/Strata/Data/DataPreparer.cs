@@ -34,7 +34,7 @@ public sealed record PreparedData(string Tokenizer, int VocabSize, long TrainTok
     public static PreparedData? TryRead(string shardPath)
     {
         var meta = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(shardPath))!, MetaFile);
-        return File.Exists(meta) ? JsonSerializer.Deserialize<PreparedData>(File.ReadAllText(meta), Json.Options) : null;
+        return File.Exists(meta) ? Json.ReadFile<PreparedData>(meta) : null;
     }
 }
 

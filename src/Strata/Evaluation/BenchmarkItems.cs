@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Parquet.Serialization;
+using Strata.Formats;
 using Strata.Util;
 
 namespace Strata.Evaluation;
@@ -86,6 +87,7 @@ public static class BenchmarkFiles
     private static IList<T> Parquet<T>(string path) where T : class, new()
     {
         if (!File.Exists(path)) throw new StrataException($"{path}: no such file");
+        ParquetFooter.Check(path);
         try { return ParquetSerializer.DeserializeAsync<T>(path).GetAwaiter().GetResult().Data; }
         catch (Exception e) when (e is not (StrataException or OutOfMemoryException))
         {
@@ -191,6 +193,11 @@ public static class Csv
             try { return reader.Read(); }
             catch (DecoderFallbackException) { throw new StrataException($"{path}:{line}: invalid UTF-8"); }
         }
+        int Peek()
+        {
+            try { return reader.Peek(); }
+            catch (DecoderFallbackException) { throw new StrataException($"{path}:{line}: invalid UTF-8"); }
+        }
         int c = Next();
         while (c >= 0)
         {
@@ -210,14 +217,14 @@ public static class Csv
                 {
                     if (ch == '"')
                     {
-                        if (reader.Peek() == '"') { Append('"'); Next(); }
+                        if (Peek() == '"') { Append('"'); Next(); }
                         else quoted = false;
                     }
                     else { if (ch == '\n') line++; Append(ch); }
                 }
                 else if (ch == '"' && atFieldStart) { quoted = true; atFieldStart = false; }
                 else if (ch == ',') { fields.Add(field.ToString()); field.Clear(); atFieldStart = true; }
-                else if (ch == '\r' && reader.Peek() == '\n') { }
+                else if (ch == '\r' && Peek() == '\n') { }
                 else if (ch == '\n') { line++; endOfRecord = true; }
                 else if (ch == '"') throw new StrataException($"{path}:{line}: a quote inside an unquoted field");
                 else { Append(ch); atFieldStart = false; }

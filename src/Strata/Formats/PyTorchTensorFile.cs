@@ -34,6 +34,12 @@ public static class PyTorchTensorFile
     public static object? Read(string path)
     {
         if (!File.Exists(path)) throw new StrataException($"{path}: file not found");
+        try { return ReadArchive(path); }
+        catch (InvalidDataException) { throw new StrataException($"{path}: a damaged zip archive (not a PyTorch file, or cut short)"); }
+    }
+
+    private static object? ReadArchive(string path)
+    {
         ZipArchive zip;
         try { zip = ZipFile.OpenRead(path); }
         catch (InvalidDataException) { throw new StrataException($"{path}: not a PyTorch zip file (legacy torch.save formats are not supported)"); }

@@ -28,6 +28,9 @@ public sealed record TrainOptions
     /// <summary>On resume: multiply every learning rate of the plan (training and stages) by this from now on, e.g.
     /// 0.5 after a run stopped at a non-finite loss. Recorded in the checkpoint's plan.</summary>
     public double? LearningRateScale { get; init; }
+    /// <summary>On resume: continue from the checkpoint before the latest one (the latest is dropped), e.g. when the
+    /// latest already gives a non-finite loss.</summary>
+    public bool Rewind { get; init; }
     /// <summary>Cancelled by SIGINT / SIGTERM: the step in progress finishes, a checkpoint is written, the run returns.</summary>
     public CancellationToken Stop { get; init; }
     public Device Device { get; init; } = CPU;
@@ -93,8 +96,9 @@ public sealed class Trainer : IDisposable
     private double _tokensPerSecond;
     private ParameterBudget _budget;
 
-    /// <summary>Runs (or resumes) a plan to its end, or to <see cref="TrainOptions.StopAfterStep"/>.</summary>
-    public static TrainResult Run(GrowthPlan plan, TrainOptions options)
+    /// <summary>Runs (or resumes) a plan to its end, or to <see cref="TrainOptions.StopAfterStep"/>. A resumed run
+    /// continues with the plan its checkpoint stores (<paramref name="plan"/> may then be null).</summary>
+    public static TrainResult Run(GrowthPlan? plan, TrainOptions options)
     {
         using var trainer = new Trainer(plan, options);
         return trainer.RunStages();
@@ -144,42 +148,50 @@ public sealed class Trainer : IDisposable
     private StrataException NonFinite(StepResult step, GrowthStage stage)
     {
         string what = double.IsFinite(step.Loss) ? $"the gradient norm is {step.GradNorm}" : $"the loss is {step.Loss}";
-        string from = _lastSavedStep > 0
-            ? $"the last checkpoint ({_run.Checkpoint}) is at step {_lastSavedStep}: continue from it with a lower learning rate, e.g. 'strata train --resume --out {_run.Path} --lr-scale 0.5'"
-            : "no checkpoint was written yet: lower the plan's learning rates and start again";
+        string from = _lastSavedStep <= 0 ? "no checkpoint was written yet: lower the plan's learning rates and start again"
+            : _lastSavedStep == _globalStep && _resumed?.GlobalStep == _globalStep
+                ? $"the checkpoint at step {_lastSavedStep} already gives it: start from the one before with a lower learning rate, 'strata train --resume --rewind --out {_run.Path} --lr-scale 0.5'"
+                : $"the last checkpoint ({_run.Checkpoint}) is at step {_lastSavedStep}: continue from it with a lower learning rate, 'strata train --resume --out {_run.Path} --lr-scale 0.5' (add --rewind to start from the one before it)";
         return new StrataException($"step {_globalStep + 1} (stage {stage.Number} '{stage.Name}'): {what}; the step was not applied and nothing was saved from it; {from}");
     }
 
-    private Trainer(GrowthPlan plan, TrainOptions o)
+    private Trainer(GrowthPlan? given, TrainOptions o)
     {
         _o = o;
         _run = new RunDirectory(o.OutDir);
-        plan = plan with { Data = plan.Data.WithTokenizerResolved() };
-        if (o.Resume)
-        {
-            if (!_run.HasCheckpoint) throw new StrataException($"{_run.Path}: no {RunDirectory.CheckpointName} to resume from");
-            _resumed = Checkpoint.ReadInfo(_run.Checkpoint);
-            if (Json.Serialize(_resumed.Plan) != Json.Serialize(plan))
-                o.Log.WriteLine($"note: resuming with the plan stored in {_run.Checkpoint}; the plan given differs and is ignored");
-            plan = _resumed.Plan with { Data = _resumed.Plan.Data.WithTokenizerResolved() };
-            if (o.LearningRateScale is { } f)
-            {
-                plan = plan.WithLearningRatesScaled(f, _run.Checkpoint);
-                o.Log.WriteLine($"note: every learning rate of the plan scaled by {f} from step {_resumed.GlobalStep}");
-            }
-        }
-        else if (_run.HasCheckpoint)
-            throw new StrataException($"{_run.Path} already holds a checkpoint: pass --resume to continue it, or choose another --out");
-        else if (o.LearningRateScale is not null)
-            throw new StrataException("--lr-scale applies when resuming a run (--resume); for a new run set the plan's learning rates");
-        _plan = plan;
-        var t = plan.Training;
-        _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
-
+        if (given is null && !o.Resume) throw new StrataException("a plan is required (or --resume with --out of an existing run)");
+        var plan = given is null ? null : given with { Data = given.Data.WithTokenizerResolved() };
+        if (!o.Resume && (o.LearningRateScale is not null || o.Rewind))
+            throw new StrataException("--lr-scale and --rewind apply when resuming a run (--resume); for a new run set the plan's learning rates");
         bool created = !Directory.Exists(_run.Path);
+        if (o.Resume && created) throw new StrataException($"{_run.Path}: no such run folder to resume");
         _lock = FolderLock.Acquire(_run.Path, "strata train");
         try
         {
+            if (o.Resume)
+            {
+                _run.Recover();
+                if (!_run.HasCheckpoint) throw new StrataException($"{_run.Path}: no {RunDirectory.CheckpointName} to resume from");
+                if (o.Rewind)
+                {
+                    _run.Rewind();
+                    o.Log.WriteLine($"note: rewound to {_run.Checkpoint} (the latest checkpoint is dropped)");
+                }
+                _resumed = Checkpoint.ReadInfo(_run.Checkpoint);
+                if (plan is not null && Json.Serialize(_resumed.Plan) != Json.Serialize(plan))
+                    o.Log.WriteLine($"note: resuming with the plan stored in {_run.Checkpoint}; the plan given differs and is ignored");
+                plan = _resumed.Plan with { Data = _resumed.Plan.Data.WithTokenizerResolved() };
+                if (o.LearningRateScale is { } f)
+                {
+                    plan = plan.WithLearningRatesScaled(f, _run.Checkpoint);
+                    o.Log.WriteLine($"note: every learning rate of the plan scaled by {f} from step {_resumed.GlobalStep}");
+                }
+            }
+            else if (_run.HasCheckpoint)
+                throw new StrataException($"{_run.Path} already holds a checkpoint: pass --resume to continue it, or choose another --out");
+            _plan = plan ?? throw new InvalidOperationException("a resumed run takes the checkpoint's plan");
+            var t = plan.Training;
+            _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
             if (_lock.TakenOver is { } dead) o.Log.WriteLine($"note: {_run.Path} was locked by {dead}, which is no longer running");
             _trainShard = Own(TokenShard.Open(plan.Data.Train));
             _valShard = Own(TokenShard.Open(plan.Data.Validation));
@@ -317,10 +329,10 @@ public sealed class Trainer : IDisposable
             // the stage file first: a crash before the checkpoint is replaced resumes earlier and writes both again
             Checkpoint.Save(_run.Stage(stage.Number), _model, completed ? null : optimizer, info);
             KillPoint.Here("stage-file.before-checkpoint");
-            AtomicFile.Copy(_run.Stage(stage.Number), _run.Checkpoint);
+            _run.Promote(next => AtomicFile.Copy(_run.Stage(stage.Number), next));
             SaveLossCurve();
         }
-        else Checkpoint.Save(_run.Checkpoint, _model, optimizer, info);
+        else _run.Promote(next => Checkpoint.Save(next, _model, optimizer, info));
         _lastSavedStep = _globalStep;
         KillPoint.Here("checkpoint.after");
     }

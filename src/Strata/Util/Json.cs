@@ -30,14 +30,19 @@ public static class Json
         }
     }
 
-    /// <summary>A JSON error without the file's content: System.Text.Json quotes the offending character ("'x' is an
-    /// invalid start of a value"), which is all it says of the file besides positions.</summary>
+    /// <summary>A JSON error in one line without the file's content: System.Text.Json's syntax errors quote the text
+    /// they stopped at (any amount of it), so those become a position; errors of structure (a value of the wrong type,
+    /// an unknown field) keep their wording, which names the field, not its value.</summary>
     public static string Describe(JsonException e)
     {
         var msg = e.Message;
         var cut = msg.IndexOf(" Path:", StringComparison.Ordinal);
         if (cut > 0) msg = msg[..cut];
-        return System.Text.RegularExpressions.Regex.Replace(msg, @"^'[^']{1,8}' is ", "A character is ");
+        bool structural = msg.StartsWith("The JSON value could not be converted", StringComparison.Ordinal)
+                          || msg.StartsWith("The JSON property", StringComparison.Ordinal)
+                          || msg.StartsWith("JSON deserialization for type", StringComparison.Ordinal);
+        if (structural && !msg.Contains('\n')) return msg;
+        return e.LineNumber is { } line ? $"malformed JSON at line {line + 1}, byte {e.BytePositionInLine + 1}" : "malformed JSON";
     }
 
     public static T ReadFile<T>(string path)

@@ -11,12 +11,17 @@ public static class PeakMemory
     }
 
     /// <summary>Peak resident set since the last reset (or since start), in MiB.</summary>
-    public static double Mib()
+    public static double Mib() => Status("VmHWM:");
+
+    /// <summary>Resident set now, in MiB.</summary>
+    public static double CurrentMib() => Status("VmRSS:");
+
+    private static double Status(string field)
     {
         if (OperatingSystem.IsLinux() && File.Exists("/proc/self/status"))
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
-                    && long.TryParse(line["VmHWM:".Length..].Trim().Split(' ')[0], out var kib))   // "VmHWM:\t  123456 kB"
+                if (line.StartsWith(field, StringComparison.Ordinal)
+                    && long.TryParse(line[field.Length..].Trim().Split(' ')[0], out var kib))   // "VmHWM:\t  123456 kB"
                     return kib / 1024.0;
         return Environment.WorkingSet / (1024.0 * 1024.0);
     }
