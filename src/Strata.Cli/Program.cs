@@ -26,7 +26,7 @@ public static class Program
             new System.CommandLine.Help.HelpOption { Recursive = true },
             new VersionOption(),
             DemoCommand.Create(output),
-            new Command("data", "prepare and inspect token datasets") { DataCommand.Prepare(output) },
+            new Command("data", "prepare and inspect token datasets") { DataCommand.Prepare(output), DataCommand.Info(output) },
             new Command("tokenizer", "mine, build and try bvv241-style tokenizers") { TokenizerCommand.Mine(output), TokenizerCommand.Build(output), TokenizerCommand.Encode(output) },
             new Command("substrate", "build and look at frozen token interfaces") { SubstrateCommand.Build(output), SubstrateCommand.Show(output) },
             TrainCommand.Create(output),

@@ -16,10 +16,10 @@ public class BadInputTests
         return path;
     }
 
-    private static string ValidPlanJson(string train, string val, string model = """{ "d_model": 32, "n_head": 4, "context_length": 32 }""") => $$"""
+    private static string ValidPlanJson(string dataset, string model = """{ "d_model": 32, "n_head": 4, "context_length": 32 }""") => $$"""
         {
           "name": "t", "model": {{model}}, "substrate": { "kind": "binary", "bits": 16 },
-          "data": { "train": "{{train}}", "validation": "{{val}}" },
+          "data": { "datasets": { "sotu": "{{dataset}}" } },
           "training": { "batch_size": 2, "eval_every": 100, "eval_batches": 1 },
           "stages": [ { "add_blocks": 1, "steps": 2 } ]
         }
@@ -51,11 +51,11 @@ public class BadInputTests
     public void Checkpoint_of_another_shape_is_refused_naming_the_tensor_and_both_shapes()
     {
         var dir = TestPaths.TempDir();
-        var small = WritePlan(dir, ValidPlanJson(SotuData.Train, SotuData.Validation));
+        var small = WritePlan(dir, ValidPlanJson(SotuData.Dir));
         Assert.Equal(0, CliRunner.Run("train", "--plan", small, "--out", Path.Combine(dir, "a")).Code);
         var widerDir = Path.Combine(dir, "wide");
         Directory.CreateDirectory(widerDir);
-        var wide = WritePlan(widerDir, ValidPlanJson(SotuData.Train, SotuData.Validation, """{ "d_model": 64, "n_head": 4, "context_length": 32 }"""));
+        var wide = WritePlan(widerDir, ValidPlanJson(SotuData.Dir, """{ "d_model": 64, "n_head": 4, "context_length": 32 }"""));
         var outDir = Path.Combine(dir, "b");
         var (code, _, err) = CliRunner.Run("train", "--plan", wide, "--out", outDir, "--init-from", Path.Combine(dir, "a", RunDirectory.CheckpointName));
         Assert.Equal(1, code);
@@ -67,7 +67,7 @@ public class BadInputTests
     public void Existing_run_is_not_overwritten_without_resume()
     {
         var dir = TestPaths.TempDir();
-        var plan = WritePlan(dir, ValidPlanJson(SotuData.Train, SotuData.Validation));
+        var plan = WritePlan(dir, ValidPlanJson(SotuData.Dir));
         var run = Path.Combine(dir, "run");
         Assert.Equal(0, CliRunner.Run("train", "--plan", plan, "--out", run).Code);
         var before = File.ReadAllBytes(Path.Combine(run, RunDirectory.CheckpointName));

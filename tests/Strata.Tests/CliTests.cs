@@ -32,7 +32,7 @@ public class CliTests
         var plan = Path.Combine(dir, "plan.json");
         File.WriteAllText(plan, $$"""
             { "name": "cli", "model": { "d_model": 32, "n_head": 2, "context_length": 16 }, "substrate": { "kind": "binary" },
-              "data": { "train": "{{SotuData.Train}}", "validation": "{{SotuData.Validation}}" },
+              "data": { "datasets": { "sotu": "{{SotuData.Dir}}" } },
               "training": { "batch_size": 2, "eval_every": 3, "eval_batches": 1, "checkpoint_every": 2 },
               "stages": [ { "name": "only", "add_blocks": 1, "steps": 3 } ] }
             """);

@@ -14,4 +14,6 @@ internal static class Corpora
     }
 
     public static string Read(string file) => Strata.Data.Corpus.ReadText(file);
+
+    public static string StripAnsi(string text) => Strata.Data.Corpus.StripAnsiColour(text);
 }

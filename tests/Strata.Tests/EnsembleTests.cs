@@ -78,7 +78,7 @@ public class EnsembleTests
         using (var start = two.Logits(ids))
             Assert.True((start - mean).abs().max().item<float>() < 1e-5, $"{(start - mean).abs().max().item<float>()} {start.dtype}");
         var expertBytes = two.Experts[0].state_dict().Values.Select(t => t.data<float>().ToArray()).ToList();
-        using var shard = Strata.Formats.TokenShard.Open(SotuData.Train);
+        using var shard = Strata.Formats.TokenShard.Open(SotuData.TrainShard);
         var losses = two.TrainAdapter(new Strata.Data.BatchSampler(shard, 4, 32, 3), 30, 0.05);
         Assert.True(losses.TakeLast(5).Average() < losses.Take(5).Average(), string.Join(", ", losses.Select(l => l.ToString("F3"))));
         Assert.Equal(expertBytes, two.Experts[0].state_dict().Values.Select(t => t.data<float>().ToArray()).ToList());   // experts frozen
@@ -97,7 +97,7 @@ public class EnsembleTests
     {
         var (a, b, _, _) = Runs.Value;
         var path = Path.Combine(TestPaths.TempDir(), "ens.json");
-        var (code, output, err) = CliRunner.Run("compose", a, b, "--out", path, "--eval", SotuData.Validation, "--eval-batches", "2");
+        var (code, output, err) = CliRunner.Run("compose", a, b, "--out", path, "--eval", SotuData.Dir, "--eval-batches", "2");
         Assert.True(code == 0, err);
         Assert.Contains("ensemble (mean of logits):", output);
         var (g, text, gerr) = CliRunner.Run("generate", "--checkpoint", path, "--prompt", "The ", "--max-new-tokens", "5", "--temperature", "0");
@@ -131,7 +131,7 @@ public class EnsembleTests
         var (a, _, _, _) = Runs.Value;
         var dir = TestPaths.TempDir();
         Strata.Data.DataPreparer.Prepare(new Strata.Data.PrepareOptions { Inputs = Corpora.EnglishFiles.Take(6).ToList(), OutDir = dir, ValidationFraction = 0.2 });
-        var plan = SotuData.Plan(2) with { Data = new Strata.Training.DataSpec { Train = Path.Combine(dir, "train.tokens"), Validation = Path.Combine(dir, "val.tokens") } };
+        var plan = SotuData.Plan(2) with { Data = SotuData.DataAt(dir) };
         Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "bvv"), Log = TextWriter.Null });
         var bvv = Path.Combine(dir, "bvv", RunDirectory.CheckpointName);
         var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([a, bvv]));

@@ -125,15 +125,16 @@ public class EvalCliTests
         var scorer = new Scorer(file.Model, Strata.Tokenization.Tokenizers.ByName(file.Tokenizer));
         var task = (PerplexityTask)EvalSuites.Resolve("ppl-sotu").Single();
         var scores = task.Run(scorer, new EvalSettings { Home = home, PerplexityTokens = 640 });
-        var dir = HeldOutCorpus.Sotu.ShardDir(home, "codepoint");
+        var dir = HeldOutCorpus.Sotu.DatasetDir(home, "codepoint");
         Assert.EndsWith("sotu@codepoint", dir);
-        var meta = PreparedData.TryRead(Path.Combine(dir, PreparedData.ValidationFile))!;
-        Assert.All(meta.ValidationFiles, f => Assert.Matches(@"^20(0[1-9]|1\d|2\d)_", f));
+        using var dataset = Dataset.Open(dir);
+        Assert.All(dataset.Manifest.Inputs.Where(i => i.ValidationDocuments > 0), i => Assert.Matches(@"/20(0[1-9]|1\d|2\d)_", i.Path));
+        var meta = dataset.Manifest.Validation;
         double perToken = scores.Single(s => s.Metric == "nats_per_token").Value;
         double bpb = scores.Single(s => s.Metric == "bits_per_byte").Value;
         Assert.Equal(640, scores[0].Items);
         // codepoint ids on English text: about one token per byte, so bits/byte is close to nats/token / ln 2
-        double tokensPerByte = (double)meta.ValidationTokens / meta.ValidationBytes;
+        double tokensPerByte = (double)meta.Tokens / meta.Bytes;
         Assert.Equal(perToken * tokensPerByte / Math.Log(2), bpb, 6);
         Assert.InRange(tokensPerByte, 0.95, 1.0);
     }

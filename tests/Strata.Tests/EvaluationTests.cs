@@ -246,11 +246,10 @@ public class ScorerTests
     {
         var (model, _) = Model();
         using var __ = model;
-        var dir = TestPaths.TempDir();
-        var shard = Path.Combine(dir, "val.tokens");
         var tokens = Enumerable.Range(0, 60).Select(i => 65 + i % 26).ToList();
-        Strata.Formats.TokenShard.Write(shard, 65536, tokens);
-        var (nats, n) = Perplexity.Measure(model, shard, "codepoint");
+        using var dataset = Strata.Data.Dataset.Open(TestDatasets.Write(TestPaths.TempDir(), tokens, tokens));
+        var codepoint = Strata.Tokenization.TokenizerIdentity.Of("codepoint");
+        var (nats, n) = Perplexity.Measure(model, dataset, codepoint);
         Assert.Equal(59, n);                                                    // windows of 24: 24 + 24 + 11
         using var no = torch.no_grad();
         model.eval();
@@ -262,8 +261,8 @@ public class ScorerTests
             manual += nn.functional.cross_entropy(logits[0], x[0, 1..], reduction: nn.Reduction.Sum).item<float>();
         }
         Assert.True(Math.Abs(nats - manual) < 1e-2, $"{nats} vs {manual}");
-        File.WriteAllText(Path.Combine(dir, "meta.json"), Json.Serialize(new Strata.Data.PreparedData("bvv241-2-3", 65536, 0, 60, 0, 1, 0, 60, [])));
-        var e = Assert.Throws<StrataException>(() => Perplexity.Measure(model, shard, "codepoint"));
-        Assert.Equal($"{shard} was encoded with tokenizer 'bvv241-2-3', the model uses 'codepoint'", e.Message);
+        using var other = Strata.Data.Dataset.Open(TestDatasets.Write(TestPaths.TempDir(), tokens, tokens, "bvv241-2-3"));
+        var e = Assert.Throws<StrataException>(() => Perplexity.Measure(model, other, codepoint));
+        Assert.Equal($"{other.Path} was encoded with the tokenizer {other.Tokenizer}, the model uses {codepoint}", e.Message);
     }
 }

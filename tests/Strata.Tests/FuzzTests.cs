@@ -216,14 +216,17 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
         Fuzz("test.parquet", File.ReadAllBytes(TestPaths.Data("datasets", "cais-mmlu", "astronomy", "test-00000-of-00001.parquet")), path => BenchmarkFiles.MmluParquet(path));
 
     [Fact]
-    public void Shard_meta_json()
+    public void Dataset_manifests()
     {
-        var meta = File.ReadAllBytes(Path.Combine(SotuData.Dir, PreparedData.MetaFile));
-        Fuzz(PreparedData.MetaFile, meta, path =>
+        var manifest = File.ReadAllBytes(Path.Combine(SotuData.Dir, DatasetManifest.FileName));
+        var shards = Directory.GetFiles(SotuData.Dir, "*.tokens");
+        Fuzz(DatasetManifest.FileName, manifest, path =>
         {
-            var shard = Path.Combine(Path.GetDirectoryName(path)!, PreparedData.TrainFile);
-            TokenShard.Write(shard, 65536, [1, 2, 3]);
-            new DataSpec { Train = shard, Validation = shard }.WithTokenizerResolved();
+            var dir = Path.GetDirectoryName(path)!;
+            foreach (var s in shards) File.CreateSymbolicLink(Path.Combine(dir, Path.GetFileName(s)), s);
+            using var d = Dataset.Open(dir);
+            d.Shards(DatasetSplit.Train);
+            d.Shards(DatasetSplit.Validation);
         }, iterations: Iterations / 2);
     }
 

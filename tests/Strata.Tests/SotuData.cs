@@ -19,9 +19,20 @@ internal static class SotuData
         return dir;
     });
 
+    /// <summary>The dataset folder.</summary>
     public static string Dir => Prepared.Value;
-    public static string Train => Path.Combine(Dir, PreparedData.TrainFile);
-    public static string Validation => Path.Combine(Dir, PreparedData.ValidationFile);
+    /// <summary>Its (single) training and validation shards.</summary>
+    public static string TrainShard => Shard(DatasetSplit.Train);
+    public static string ValidationShard => Shard(DatasetSplit.Validation);
+
+    private static string Shard(DatasetSplit split)
+    {
+        using var d = Dataset.Open(Dir);
+        return d.Shards(split).Single().Path;
+    }
+
+    /// <summary>A plan's data: the one dataset in <paramref name="dir"/>.</summary>
+    public static DataSpec DataAt(string dir, string name = "sotu") => new() { Datasets = new Dictionary<string, string> { [name] = dir } };
 
     /// <summary>A small plan on the SOTU shards (a 16-bit frozen code unless said otherwise).</summary>
     public static GrowthPlan Plan(int steps, int d = 32, int blocks = 2, int context = 32, int batch = 4,
@@ -30,7 +41,7 @@ internal static class SotuData
         Name = "test",
         Model = new ModelConfig { DModel = d, NHead = 4, ContextLength = context, VocabSize = 65536 },
         Substrate = new SubstrateSpec { Kind = kind, Bits = 16 },
-        Data = new DataSpec { Train = Train, Validation = Validation },
+        Data = DataAt(Dir),
         Training = new TrainingConfig
         {
             BatchSize = batch, LearningRate = lr, MinLearningRate = lr / 10, WarmupSteps = warmup, EvalEvery = evalEvery,
@@ -38,4 +49,24 @@ internal static class SotuData
         },
         Stages = [new StageConfig { Name = "monolithic", AddBlocks = blocks, Steps = steps }],
     }.Validate("test plan");
+}
+
+/// <summary>Datasets written directly (shards of given tokens and a manifest), for tests that need exact contents.</summary>
+internal static class TestDatasets
+{
+    public static string Write(string dir, IReadOnlyList<int> train, IReadOnlyList<int> validation, string tokenizer = "codepoint", long validationBytes = 0)
+    {
+        Directory.CreateDirectory(dir);
+        Strata.Formats.TokenShard.Write(Path.Combine(dir, "train-t-00000.tokens"), 65536, train);
+        Strata.Formats.TokenShard.Write(Path.Combine(dir, "val-t-00000.tokens"), 65536, validation);
+        var id = Strata.Tokenization.TokenizerIdentity.Of(tokenizer);
+        var manifest = new DatasetManifest
+        {
+            Tokenizer = id.Name, TokenizerHash = id.Hash, VocabSize = 65536,
+            Train = new SplitInfo(1, train.Count, train.Count, [new ShardInfo("train-t-00000.tokens", train.Count, null)]),
+            Validation = new SplitInfo(1, validationBytes == 0 ? validation.Count : validationBytes, validation.Count, [new ShardInfo("val-t-00000.tokens", validation.Count, null)]),
+        };
+        File.WriteAllText(Path.Combine(dir, DatasetManifest.FileName), Strata.Util.Json.Serialize(manifest));
+        return dir;
+    }
 }

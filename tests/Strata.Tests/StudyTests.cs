@@ -30,7 +30,7 @@ public class StudyTests
         Assert.True(new FileInfo(Path.Combine(dir, "study", "loss_curves.png")).Length > 10_000);
         Assert.Contains("already complete", CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study")).Out);   // finished runs are reused
 
-        File.WriteAllText(p2, Json.Serialize(monolithic with { Data = new DataSpec { Train = SotuData.Validation, Validation = SotuData.Validation } }));
+        File.WriteAllText(p2, Json.Serialize(monolithic with { Data = SotuData.DataAt(SotuData.Dir, "other") }));
         var (bad, _, badErr) = CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study2"));
         Assert.Equal(1, bad);
         Assert.Contains("identical data", badErr);

@@ -137,7 +137,7 @@ public class SubstrateFamilyTests
         var plan = SotuData.Plan(30, d: 64, context: 32, batch: 8, lr: 1e-2) with
         {
             Substrate = spec,
-            Data = new DataSpec { Train = Path.Combine(dir, PreparedData.TrainFile), Validation = Path.Combine(dir, PreparedData.ValidationFile) },
+            Data = SotuData.DataAt(dir),
         };
         var r = Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "run"), Log = TextWriter.Null });   // the table from the Strata home's cache
         Assert.True(r.FinalValidationLoss < r.InitialValidationLoss - 2, $"{r.InitialValidationLoss} -> {r.FinalValidationLoss}");

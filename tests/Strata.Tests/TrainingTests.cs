@@ -58,8 +58,8 @@ public class TrainingTests
     {
         // The bound: cross-entropy of the held-out years under the training text's character frequencies (add-one
         // smoothed over the characters seen), i.e. the best a model that ignores context can do.
-        using var train = TokenShard.Open(SotuData.Train);
-        using var val = TokenShard.Open(SotuData.Validation);
+        using var train = TokenShard.Open(SotuData.TrainShard);
+        using var val = TokenShard.Open(SotuData.ValidationShard);
         var counts = new Dictionary<int, double>();
         foreach (var t in train.ReadAll()) counts[t] = counts.GetValueOrDefault(t) + 1;
         var valTokens = val.ReadAll();

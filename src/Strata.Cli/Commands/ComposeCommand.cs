@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Strata.Composition;
 using Strata.Data;
-using Strata.Formats;
 using Strata.Modeling;
 using Strata.Util;
 
@@ -14,10 +13,10 @@ public static class ComposeCommand
     {
         var checkpoints = Opt.Many("CKPT", "the experts: checkpoints trained on one frozen substrate and tokenizer");
         var outPath = Opt.Required("--out", "the ensemble file to write", "ENSEMBLE.json");
-        var eval = Opt.Text("--eval", "validation shards to measure each expert and the ensemble on", "SHARD[,SHARD]");
+        var eval = Opt.Text("--eval", "datasets whose validation splits each expert and the ensemble are measured on", "DATASET[,DATASET]");
         var evalBatches = Opt.Int("--eval-batches", 8, "fixed batches per validation shard");
         var batchSize = Opt.Int("--batch-size", 8, "sequences per batch");
-        var trainAdapter = Opt.Text("--train-adapter", "train a small adapter over the experts' logits on this shard (experts frozen)", "SHARD");
+        var trainAdapter = Opt.Text("--train-adapter", "train a small adapter over the experts' logits on this dataset's training split (experts frozen)", "DATASET");
         var adapterSteps = Opt.Int("--adapter-steps", 100, "adapter training steps");
         var adapterLr = Opt.Double("--adapter-lr", 0.01, "adapter learning rate");
         var device = Opt.Device();
@@ -43,9 +42,10 @@ public static class ComposeCommand
             Evaluate("mean of logits");
             if (p.GetValue(trainAdapter) is { } adapterData)
             {
-                using var shard = TokenShard.Open(adapterData);
+                using var dataset = Dataset.Open(adapterData);
+                var windows = new Windows(dataset.Shards(DatasetSplit.Train), ensemble.Config.ContextLength, $"{adapterData} (training)");
                 int steps = p.GetValue(adapterSteps);
-                var losses = ensemble.TrainAdapter(new BatchSampler(shard, batch, ensemble.Config.ContextLength, 2), steps, p.GetValue(adapterLr));
+                var losses = ensemble.TrainAdapter(new BatchSampler([(windows, 1.0)], batch, 2), steps, p.GetValue(adapterLr));
                 output.WriteLine($"adapter trained on {adapterData} for {steps} steps, experts frozen: loss {losses[0]:F4} -> {losses[^1]:F4}");
                 Evaluate("adapter");
             }

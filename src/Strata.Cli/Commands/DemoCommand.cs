@@ -120,9 +120,9 @@ public static class DemoCommand
         using var ensemble = LogitAveragingEnsemble.Load(experts);
         output.WriteLine("| validation set | English expert | Russian expert | logit average |");
         output.WriteLine("|---|---|---|---|");
-        foreach (var (name, shardPath) in new[] { ("State of the Union 2001-2021", Path.Combine(home, "data", "sotu", PreparedData.ValidationFile)), ("Russian fortunes", Path.Combine(ru, PreparedData.ValidationFile)) })
+        foreach (var (name, dataset) in new[] { ("State of the Union 2001-2021", HeldOutCorpus.Sotu.DatasetDir(home, Tokenizers.Default)), ("Russian fortunes", ru) })
         {
-            var (each, mean) = ensemble.Compare(shardPath, batches: 16, batchSize: 8);
+            var (each, mean) = ensemble.Compare(dataset, batches: 16, batchSize: 8);
             output.WriteLine($"| {name} | {each[0]:F3} | {each[1]:F3} | {mean:F3} |");
         }
     }

@@ -129,11 +129,12 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     public bool Training => _experts[0].training;
     public void SetTraining(bool training) { foreach (var e in _experts) e.train(training); }
 
-    /// <summary>Validation loss of each expert and of the ensemble on the same fixed windows of a shard.</summary>
-    public (double[] Experts, double Ensemble) Compare(string shardPath, int batches, int batchSize)
+    /// <summary>Validation loss of each expert and of the ensemble on the same fixed windows of a dataset's validation split.</summary>
+    public (double[] Experts, double Ensemble) Compare(string datasetPath, int batches, int batchSize)
     {
-        using var shard = TokenShard.Open(shardPath);
-        var sampler = new Data.BatchSampler(shard, batchSize, Config.ContextLength, 1);
+        using var dataset = Data.Dataset.Open(datasetPath);
+        var windows = new Data.Windows(dataset.Shards(Data.DatasetSplit.Validation), Config.ContextLength, $"{datasetPath} (validation)");
+        var sampler = new Data.BatchSampler([(windows, 1.0)], batchSize, 1);
         return (_experts.Select(e => ValidationLoss.Measure(e, sampler, batches)).ToArray(), ValidationLoss.Measure(this, sampler, batches));
     }
 

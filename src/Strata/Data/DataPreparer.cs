@@ -1,6 +1,16 @@
-using Strata.Formats;
-using System.Text.Json;
+// Text in, a dataset out (Data/Dataset.cs), streaming: documents are read in a fixed order on one thread, encoded in
+// batches on all cores, and written in order into shards of a bounded size, so memory stays bounded whatever the
+// corpus size and the output is byte-identical whatever the thread count. Each document goes to the training or the
+// validation split by its file name (--val-match) or by a seeded hash of (file, document number), so the split needs
+// no look-ahead. Shards are written under new names and the manifest is written last: until then the folder's previous
+// dataset, if any, is what readers see. A progress journal after every shard lets an interrupted preparation resume:
+// finished shards are kept (re-hashed first), the reading starts over and the documents already written are skipped
+// without encoding.
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.RegularExpressions;
+using Strata.Formats;
 using Strata.Tokenization;
 using Strata.Util;
 
@@ -15,19 +25,30 @@ public sealed record PrepareOptions
     /// <summary>Relative paths matching this regular expression are skipped (e.g. fortune files' .dat indexes).</summary>
     public string? Exclude { get; init; }
     public string Tokenizer { get; init; } = Tokenizers.Default;
-    /// <summary>Share of documents held out for validation, chosen with <see cref="Seed"/>. A single document is split
-    /// by position instead (its last share).</summary>
+    /// <summary>Share of documents held out for validation, chosen per document by a seeded hash. A single uncompressed
+    /// text file is split by position instead (its last share, from a line start).</summary>
     public double ValidationFraction { get; init; } = 0.1;
     /// <summary>If set, documents whose relative path matches go to validation and the fraction is ignored.</summary>
     public string? ValidationMatch { get; init; }
     public long Seed { get; init; } = 1337;
-    /// <summary>Remove ANSI colour escapes (ESC [ ... m), which some fortune files carry.</summary>
-    public bool StripAnsiColour { get; init; }
+    public ReadOptions Read { get; init; } = new();
+    /// <summary>Tokens per shard.</summary>
+    public long ShardTokens { get; init; } = 100_000_000;
+    /// <summary>Cores used for encoding (the output does not depend on it).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Ignore an interrupted preparation's progress and start again.</summary>
+    public bool Restart { get; init; }
+    public TextWriter Log { get; init; } = TextWriter.Null;
 }
 
-/// <summary>What <c>data prepare</c> wrote (also saved as meta.json beside the shards).</summary>
+/// <summary>What decides a dataset's content, as its manifest records it; a preparation resumes only under the same recipe.</summary>
+public sealed record PrepareRecipe(IReadOnlyList<string> Inputs, string Pattern, string? Exclude, string Tokenizer, string TokenizerHash,
+    double ValidationFraction, string? ValidationMatch, long Seed, string Field, bool StripBom, bool NewlinesToLf, bool StripAnsiColour,
+    bool ReplaceInvalid, long ShardTokens);
+
+/// <summary>The meta.json of a folder prepared by an older Strata (train.tokens, val.tokens): read, never written.</summary>
 public sealed record PreparedData(string Tokenizer, int VocabSize, long TrainTokens, long ValidationTokens,
-    int TrainDocuments, int ValidationDocuments, long TrainBytes, long ValidationBytes, IReadOnlyList<string> ValidationFiles, string? TokenizerHash = null)
+    long TrainDocuments, long ValidationDocuments, long TrainBytes, long ValidationBytes, IReadOnlyList<string> ValidationFiles, string? TokenizerHash = null)
 {
     public const string TrainFile = "train.tokens", ValidationFile = "val.tokens", MetaFile = "meta.json";
 
@@ -38,77 +59,319 @@ public sealed record PreparedData(string Tokenizer, int VocabSize, long TrainTok
     }
 }
 
-/// <summary>Text files in, token shards out: a seeded train/validation split by document, documents joined by the
-/// tokenizer's end-of-text id, encoded in parallel. Everything is read and checked before anything is written.</summary>
 public static class DataPreparer
 {
-    public static PreparedData Prepare(PrepareOptions o)
+    public const string ProgressFile = ".prepare-progress.json";
+
+    /// <summary>Where a split's writing stands: its finished shards, and the point of the reading where the last one
+    /// ended (a unit is a document or a segment of one, numbered in reading order; Offset tokens of its stream, the
+    /// separator included, are in the shards).</summary>
+    private sealed record SplitProgress(IReadOnlyList<ShardInfo> Shards, long Unit, long Offset);
+
+    private sealed record Progress(PrepareRecipe Recipe, string Generation, SplitProgress Train, SplitProgress Validation);
+
+    private sealed record Unit(long Seq, Document Doc, DatasetSplit Split, int[]? Ids);
+
+    public static DatasetManifest Prepare(PrepareOptions o)
     {
-        if (o.ValidationFraction is < 0 or >= 1) throw new StrataException($"--val-fraction: must be in [0, 1), got {o.ValidationFraction}");
+        if (o.ValidationFraction is < 0 or >= 1 || double.IsNaN(o.ValidationFraction)) throw new StrataException($"--val-fraction: must be in [0, 1), got {o.ValidationFraction}");
+        if (o.ShardTokens < 1024) throw new StrataException($"--shard-tokens: at least 1024, got {o.ShardTokens}");
+        if (o.Threads < 1) throw new StrataException($"--threads: at least 1, got {o.Threads}");
+        Regex? valMatch;
+        try { valMatch = o.ValidationMatch is null ? null : new Regex(o.ValidationMatch, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)); }
+        catch (ArgumentException) { throw new StrataException($"--val-match: '{o.ValidationMatch}' is not a regular expression"); }
         var tokenizer = Tokenizers.ByName(o.Tokenizer);
+        var tokenizerId = TokenizerIdentity.Of(tokenizer);
         var files = Corpus.Find(o.Inputs, o.Pattern, o.Exclude);
-        var docs = new CorpusDocument[files.Count];
-        var errors = new StrataException?[files.Count];
-        Parallel.For(0, files.Count, i =>
+        if (valMatch is not null)
         {
-            try { docs[i] = Corpus.Read(files[i]); if (o.StripAnsiColour) docs[i] = docs[i] with { Text = Corpus.StripAnsiColour(docs[i].Text) }; }
-            catch (StrataException e) { errors[i] = e; }
-        });
-        if (errors.FirstOrDefault(e => e is not null) is { } first) throw first;   // the first bad file in path order
-
-        bool[] isVal = new bool[docs.Length];
-        if (o.ValidationMatch is { } pattern)
-        {
-            var re = new Regex(pattern, RegexOptions.CultureInvariant);
-            for (int i = 0; i < docs.Length; i++) isVal[i] = re.IsMatch(docs[i].Name.Replace('\\', '/'));
-            if (!isVal.Any(v => v)) throw new StrataException($"--val-match '{pattern}' matches none of the {docs.Length} files");
-            if (isVal.All(v => v)) throw new StrataException($"--val-match '{pattern}' matches every file, leaving nothing to train on");
+            var held = files.Count(f => valMatch.IsMatch(f.Name.Replace('\\', '/')));
+            if (held == 0) throw new StrataException($"--val-match '{o.ValidationMatch}' matches none of the {files.Count} files");
+            if (held == files.Count) throw new StrataException($"--val-match '{o.ValidationMatch}' matches every file, leaving nothing to train on");
         }
-        else if (docs.Length > 1 && o.ValidationFraction > 0)
+        var recipe = new PrepareRecipe(o.Inputs.Select(Path.GetFullPath).ToList(), o.Pattern, o.Exclude, tokenizerId.Name, tokenizerId.Hash,
+            o.ValidationFraction, o.ValidationMatch, o.Seed, o.Read.Field, o.Read.StripBom, o.Read.NewlinesToLf, o.Read.StripAnsiColour,
+            o.Read.ReplaceInvalid, o.ShardTokens);
+
+        bool created = !Directory.Exists(o.OutDir);
+        var folderLock = FolderLock.Acquire(o.OutDir, "strata data prepare");
+        try { return Prepare(o, recipe, files, tokenizer, tokenizerId, valMatch); }
+        catch when (created)
         {
-            int nVal = Math.Max(1, (int)Math.Round(docs.Length * o.ValidationFraction));
-            var order = Enumerable.Range(0, docs.Length).ToArray();
-            var rng = new SplitMix64((ulong)o.Seed);
-            for (int i = order.Length - 1; i > 0; i--) { int j = (int)rng.NextBelow(i + 1); (order[i], order[j]) = (order[j], order[i]); }
-            foreach (var i in order.Take(Math.Min(nVal, docs.Length - 1))) isVal[i] = true;
+            // nothing is kept of a preparation that failed before its first shard in a folder it made
+            folderLock.Dispose();
+            if (!Directory.EnumerateFiles(o.OutDir, "*.tokens").Any()) Directory.Delete(o.OutDir, recursive: true);
+            throw;
         }
-
-        var encoded = new int[docs.Length][];
-        Parallel.For(0, docs.Length, i => encoded[i] = tokenizer.Encode(docs[i].Text));
-
-        List<int> train = Join(encoded.Where((_, i) => !isVal[i]), tokenizer.EndOfText);
-        List<int> val = Join(encoded.Where((_, i) => isVal[i]), tokenizer.EndOfText);
-        long trainBytes = docs.Where((_, i) => !isVal[i]).Sum(d => (long)System.Text.Encoding.UTF8.GetByteCount(d.Text));
-        long valBytes = docs.Where((_, i) => isVal[i]).Sum(d => (long)System.Text.Encoding.UTF8.GetByteCount(d.Text));
-        if (docs.Length == 1 && o.ValidationFraction > 0 && o.ValidationMatch is null)
-        {
-            // one document: hold out its tail
-            int cut = (int)(train.Count * (1 - o.ValidationFraction));
-            val = train.GetRange(cut, train.Count - cut);
-            train.RemoveRange(cut, train.Count - cut);
-            valBytes = (long)(trainBytes * o.ValidationFraction);
-            trainBytes -= valBytes;
-        }
-        if (train.Count == 0) throw new StrataException("the training split is empty: give more text");
-
-        var result = new PreparedData(tokenizer.Name, tokenizer.VocabSize, train.Count, val.Count,
-            isVal.Count(v => !v), isVal.Count(v => v), trainBytes, valBytes,
-            docs.Where((_, i) => isVal[i]).Select(d => d.Name).ToList(), Tokenizers.ContentHash(tokenizer));
-        Directory.CreateDirectory(o.OutDir);
-        TokenShard.Write(Path.Combine(o.OutDir, PreparedData.TrainFile), tokenizer.VocabSize, train);
-        TokenShard.Write(Path.Combine(o.OutDir, PreparedData.ValidationFile), tokenizer.VocabSize, val);
-        AtomicFile.WriteAllText(Path.Combine(o.OutDir, PreparedData.MetaFile), Json.Serialize(result));
-        return result;
+        finally { folderLock.Dispose(); }
     }
 
-    private static List<int> Join(IEnumerable<int[]> docs, int? separator)
+    private static DatasetManifest Prepare(PrepareOptions o, PrepareRecipe recipe, IReadOnlyList<(string Path, string Name)> files, ITokenizer tokenizer,
+        TokenizerIdentity tokenizerId, Regex? valMatch)
     {
-        var all = new List<int>();
-        foreach (var d in docs)
+        var progressPath = Path.Combine(o.OutDir, ProgressFile);
+        var progress = Resume(o, recipe, progressPath) ?? Fresh(o, recipe);
+        var reader = new DocumentReader(o.Read);
+        bool canCut = o.Read.NewlinesToLf ? tokenizer.NeverMergesAcross('\n') && tokenizer.NeverMergesAcross('\r') : tokenizer.NeverMergesAcross('\n');
+        bool tailSplit = files.Count == 1 && valMatch is null && o.ValidationFraction > 0 && DocumentReader.KindOf(files[0].Path) == (InputKind.Text, "none");
+
+        // reading order: the inputs' files in order, each file's documents in order
+        IEnumerable<Unit> Units()
         {
-            if (all.Count > 0 && separator is { } s) all.Add(s);
-            all.AddRange(d);
+            long seq = 0;
+            for (int i = 0; i < files.Count; i++)
+            {
+                var (path, name) = files[i];
+                var docs = tailSplit ? reader.ReadWithTail(i, path, name, canCut, o.ValidationFraction) : reader.Read(i, path, name, canCut);
+                foreach (var d in docs)
+                {
+                    var split = d.Validation is { } v ? (v ? DatasetSplit.Validation : DatasetSplit.Train)
+                        : valMatch is not null ? (valMatch.IsMatch(d.Source.Replace('\\', '/')) ? DatasetSplit.Validation : DatasetSplit.Train)
+                        : HeldOut(o.Seed, d.Source, d.Index, o.ValidationFraction) ? DatasetSplit.Validation : DatasetSplit.Train;
+                    yield return new Unit(seq++, d, split, null);
+                }
+            }
         }
-        return all;
+
+        var writer = new SplitWriters(o, progress, tokenizer.VocabSize, progressPath);
+        var inputs = new long[files.Count, 3];                                          // documents, bytes, validation documents per file
+        int? separator = tokenizer.EndOfText;
+        var firstDocument = new[] { true, true };
+        try
+        {
+            foreach (var batch in Pipeline(Units(), progress, tokenizer, o.Threads))
+                foreach (var u in batch)
+                {
+                    int s = (int)u.Split;
+                    long bytes = Encoding.UTF8.GetByteCount(u.Doc.Text);
+                    bool newDocument = !u.Doc.Continues;
+                    if (newDocument) inputs[u.Doc.Input, 0]++;
+                    if (newDocument && u.Split == DatasetSplit.Validation) inputs[u.Doc.Input, 2]++;
+                    inputs[u.Doc.Input, 1] += bytes;
+                    bool separated = newDocument && !firstDocument[s] && separator is not null;
+                    if (newDocument) firstDocument[s] = false;
+                    writer.Add(u.Split, u.Seq, newDocument, bytes, separated ? separator : null, u.Ids);
+                }
+            writer.Finish();
+        }
+        finally { writer.Dispose(); }
+
+        if (writer.Tokens(DatasetSplit.Train) == 0) throw new StrataException("the training split is empty: give more text");
+        var manifest = new DatasetManifest
+        {
+            Tokenizer = tokenizerId.Name, TokenizerHash = tokenizerId.Hash, VocabSize = tokenizer.VocabSize,
+            Train = writer.Info(DatasetSplit.Train), Validation = writer.Info(DatasetSplit.Validation),
+            Inputs = Enumerable.Range(0, files.Count).Select(i =>
+            {
+                var (kind, compression) = DocumentReader.KindOf(files[i].Path);
+                return new InputInfo(Path.GetFullPath(files[i].Path), kind.ToString().ToLowerInvariant(), compression, kind == InputKind.Text ? null : o.Read.Field, inputs[i, 0], inputs[i, 1], inputs[i, 2]);
+            }).ToList(),
+            Recipe = recipe, Replacements = reader.Replacements,
+        };
+        Commit(o.OutDir, manifest, progressPath);
+        return manifest;
+    }
+
+    /// <summary>Whether the document (source, index) is held out: a seeded hash, uniform in [0, 1), under the fraction.</summary>
+    public static bool HeldOut(long seed, string source, long index, double fraction)
+    {
+        if (fraction <= 0) return false;
+        ulong h = 14695981039346656037UL;                                                // FNV-1a over the UTF-16 of the path
+        foreach (var c in source.Replace('\\', '/')) { h ^= c; h *= 1099511628211UL; }
+        var rng = SplitMix64.For(seed, (long)h, index);
+        return (rng.Next() >> 11) * (1.0 / (1UL << 53)) < fraction;
+    }
+
+    private static Progress Fresh(PrepareOptions o, PrepareRecipe recipe)
+    {
+        // the generation names this preparation's shards apart from the dataset the folder may already hold; it is a
+        // function of the recipe and of that dataset, so the same preparation into the same folder state is identical
+        var existing = File.Exists(Path.Combine(o.OutDir, DatasetManifest.FileName)) ? File.ReadAllText(Path.Combine(o.OutDir, DatasetManifest.FileName)) : "";
+        var generation = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Json.Compact(recipe) + "\n" + existing)))[..8];
+        foreach (var stale in Directory.EnumerateFiles(o.OutDir, $"*-{generation}-*.tokens")) File.Delete(stale);
+        return new Progress(recipe, generation, new SplitProgress([], -1, 0), new SplitProgress([], -1, 0));
+    }
+
+    /// <summary>The progress of an interrupted preparation of the same recipe whose shards are all intact, or null.</summary>
+    private static Progress? Resume(PrepareOptions o, PrepareRecipe recipe, string progressPath)
+    {
+        if (!File.Exists(progressPath)) return null;
+        Progress p;
+        try { p = Json.ReadFile<Progress>(progressPath); }
+        catch (StrataException) { o.Log.WriteLine($"note: {progressPath} is not readable; starting again"); return null; }
+        if (o.Restart) { o.Log.WriteLine("note: --restart: the interrupted preparation's shards are dropped"); return null; }
+        if (Json.Compact(p.Recipe) != Json.Compact(recipe)) { o.Log.WriteLine("note: an interrupted preparation with other options is dropped; starting again"); return null; }
+        foreach (var shard in p.Train.Shards.Concat(p.Validation.Shards))
+        {
+            var path = Path.Combine(o.OutDir, shard.File);
+            bool intact = false;
+            if (File.Exists(path))
+            {
+                using var s = TokenShard.Open(path);
+                intact = s.Count == shard.Tokens && s.ContentHash() == shard.Sha256;
+            }
+            if (!intact) { o.Log.WriteLine($"note: {path} does not match the progress journal; starting again"); return null; }
+        }
+        o.Log.WriteLine($"resuming an interrupted preparation: {p.Train.Shards.Count + p.Validation.Shards.Count} finished shard(s) kept");
+        return p;
+    }
+
+    /// <summary>Reading on this thread's caller, encoding on <paramref name="threads"/> cores, in order: batches of units
+    /// with their ids (none for units whose tokens the progress says are written already).</summary>
+    private static IEnumerable<IReadOnlyList<Unit>> Pipeline(IEnumerable<Unit> units, Progress progress, ITokenizer tokenizer, int threads)
+    {
+        const int BatchChars = 4 << 20;
+        using var read = new BlockingCollection<List<Unit>>(boundedCapacity: 2);
+        using var encoded = new BlockingCollection<List<Unit>>(boundedCapacity: 2);
+        using var cancel = new CancellationTokenSource();
+        var reading = Task.Run(() =>
+        {
+            try
+            {
+                var batch = new List<Unit>();
+                long chars = 0;
+                foreach (var u in units)
+                {
+                    batch.Add(u);
+                    chars += u.Doc.Text.Length;
+                    if (chars < BatchChars) continue;
+                    read.Add(batch, cancel.Token);
+                    (batch, chars) = (new List<Unit>(), 0);
+                }
+                if (batch.Count > 0) read.Add(batch, cancel.Token);
+            }
+            finally { read.CompleteAdding(); }
+        });
+        var encoding = Task.Run(() =>
+        {
+            try
+            {
+                foreach (var batch in read.GetConsumingEnumerable(cancel.Token))
+                {
+                    var done = new Unit[batch.Count];
+                    Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancel.Token }, i =>
+                    {
+                        var u = batch[i];
+                        var cursor = u.Split == DatasetSplit.Train ? progress.Train : progress.Validation;
+                        done[i] = u.Seq < cursor.Unit ? u : u with { Ids = tokenizer.Encode(u.Doc.Text) };
+                    });
+                    encoded.Add(done.ToList(), cancel.Token);
+                }
+            }
+            finally { encoded.CompleteAdding(); }
+        });
+        try
+        {
+            foreach (var batch in encoded.GetConsumingEnumerable()) yield return batch;
+            Rethrow(reading, encoding);                                                 // a reader's error ends the preparation
+        }
+        finally
+        {
+            cancel.Cancel();
+            try { Task.WaitAll(reading, encoding); }
+            catch (AggregateException) { }
+        }
+    }
+
+    private static void Rethrow(params Task[] tasks)
+    {
+        try { Task.WaitAll(tasks); }
+        catch (AggregateException e)
+        {
+            var first = e.Flatten().InnerExceptions.FirstOrDefault(x => x is not OperationCanceledException) ?? e.Flatten().InnerExceptions[0];
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(first).Throw();
+        }
+    }
+
+    /// <summary>Writes the manifest (the commit), then removes what the new dataset does not use: the previous
+    /// dataset's shards, an older Strata's files, the progress journal.</summary>
+    private static void Commit(string dir, DatasetManifest manifest, string progressPath)
+    {
+        AtomicFile.WriteAllText(Path.Combine(dir, DatasetManifest.FileName), Json.Serialize(manifest));
+        KillPoint.Here("dataset.after-manifest");
+        var used = manifest.Train.Shards.Concat(manifest.Validation.Shards).Select(s => s.File).ToHashSet();
+        foreach (var f in Directory.EnumerateFiles(dir, "*.tokens"))
+            if (!used.Contains(Path.GetFileName(f))) File.Delete(f);
+        foreach (var legacy in new[] { PreparedData.MetaFile, progressPath })
+            if (File.Exists(Path.Combine(dir, legacy))) File.Delete(Path.Combine(dir, legacy));
+    }
+
+    /// <summary>The two splits' shard streams: tokens are appended in reading order, a shard is committed when full and
+    /// the progress journal updated.</summary>
+    private sealed class SplitWriters : IDisposable
+    {
+        private readonly PrepareOptions _o;
+        private readonly string _generation, _progressPath;
+        private readonly int _vocab;
+        private readonly Progress _resumed;
+        private readonly List<ShardInfo>[] _shards;
+        private readonly TokenShardWriter?[] _current = new TokenShardWriter?[2];
+        private readonly long[] _documents = new long[2], _bytes = new long[2], _tokens = new long[2];
+        // where each split's writing stands, and where its last committed shard ends (what the journal may promise)
+        private readonly (long Unit, long Offset)[] _cursor = new (long, long)[2], _committed = new (long, long)[2];
+
+        public SplitWriters(PrepareOptions o, Progress progress, int vocab, string progressPath)
+        {
+            (_o, _generation, _vocab, _resumed, _progressPath) = (o, progress.Generation, vocab, progress, progressPath);
+            _shards = [progress.Train.Shards.ToList(), progress.Validation.Shards.ToList()];
+            _cursor[0] = _committed[0] = (progress.Train.Unit, progress.Train.Offset);
+            _cursor[1] = _committed[1] = (progress.Validation.Unit, progress.Validation.Offset);
+            for (int s = 0; s < 2; s++) _tokens[s] = _shards[s].Sum(x => x.Tokens);
+        }
+
+        public long Tokens(DatasetSplit split) => _tokens[(int)split];
+
+        public SplitInfo Info(DatasetSplit split)
+        {
+            int s = (int)split;
+            return new SplitInfo(_documents[s], _bytes[s], _tokens[s], _shards[s].ToList());
+        }
+
+        /// <summary>One unit: its statistics always; its tokens (separator first) unless the shards hold them already.</summary>
+        public void Add(DatasetSplit split, long seq, bool newDocument, long bytes, int? separator, int[]? ids)
+        {
+            int s = (int)split;
+            if (newDocument) _documents[s]++;
+            _bytes[s] += bytes;
+            var resumed = split == DatasetSplit.Train ? _resumed.Train : _resumed.Validation;
+            if (seq < resumed.Unit) return;                                            // written before the interruption
+            int[] stream = separator is { } sep ? [sep, .. ids!] : ids!;
+            int skip = seq == resumed.Unit ? (int)resumed.Offset : 0;
+            for (int at = skip; at < stream.Length;)
+            {
+                var w = _current[s] ??= new TokenShardWriter(Path.Combine(_o.OutDir, $"{(split == DatasetSplit.Train ? "train" : "val")}-{_generation}-{_shards[s].Count:D5}.tokens"), _vocab);
+                int take = (int)Math.Min(stream.Length - at, _o.ShardTokens - w.Count);
+                w.Append(stream.AsSpan(at, take));
+                at += take;
+                _tokens[s] += take;
+                _cursor[s] = (seq, at);
+                if (w.Count == _o.ShardTokens) CommitShard(s);
+            }
+        }
+
+        private void CommitShard(int s)
+        {
+            var w = _current[s]!;
+            var hash = w.Commit();
+            _shards[s].Add(new ShardInfo(Path.GetFileName(w.Path), w.Count, hash));
+            w.Dispose();
+            _current[s] = null;
+            _committed[s] = _cursor[s];
+            var journal = new Progress(_resumed.Recipe, _generation,
+                new SplitProgress(_shards[0].ToList(), _committed[0].Unit, _committed[0].Offset), new SplitProgress(_shards[1].ToList(), _committed[1].Unit, _committed[1].Offset));
+            AtomicFile.WriteAllText(_progressPath, Json.Serialize(journal));
+            _o.Log.WriteLine($"  shard {Path.GetFileName(w.Path)}: {w.Count:N0} tokens");
+        }
+
+        public void Finish()
+        {
+            for (int s = 0; s < 2; s++)
+                if (_current[s] is { Count: > 0 }) CommitShard(s);
+        }
+
+        public void Dispose()
+        {
+            foreach (var w in _current) w?.Dispose();
+        }
     }
 }

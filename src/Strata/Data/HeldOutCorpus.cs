@@ -23,15 +23,16 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
 
     public static IReadOnlyList<HeldOutCorpus> All { get; } = [Sotu, FortunesRu, FortunesZh];
 
-    /// <summary>The shard folder for <paramref name="tokenizer"/>: data/NAME for the default vocabulary, data/NAME@TOKENIZER otherwise.</summary>
-    public string ShardDir(string home, string tokenizer) =>
+    /// <summary>The dataset folder for <paramref name="tokenizer"/>: data/NAME for the default vocabulary, data/NAME@TOKENIZER otherwise.</summary>
+    public string DatasetDir(string home, string tokenizer) =>
         Path.Combine(home, "data", tokenizer == Tokenizers.Default ? Name : $"{Name}@{Slug(tokenizer)}");
 
-    /// <summary>The prepared shards for <paramref name="tokenizer"/>, prepared first if missing or made with another tokenizer.</summary>
+    /// <summary>The dataset for <paramref name="tokenizer"/>, prepared first if missing or made with another tokenizer.</summary>
     public string Prepare(string home, string tokenizer, TextWriter log)
     {
-        var dir = ShardDir(home, tokenizer);
-        if (PreparedData.TryRead(Path.Combine(dir, PreparedData.TrainFile)) is { } meta && meta.Tokenizer == Tokenizers.ByName(tokenizer).Name) return dir;
+        var dir = DatasetDir(home, tokenizer);
+        if (File.Exists(Path.Combine(dir, DatasetManifest.FileName)) && Json.ReadFile<DatasetManifest>(Path.Combine(dir, DatasetManifest.FileName)).TokenizerHash == TokenizerIdentity.Of(tokenizer).Hash)
+            return dir;
         var inputs = Inputs(home);
         foreach (var i in inputs)
             if (!Directory.Exists(i) && !File.Exists(i)) throw new StrataException($"{i}: corpus '{Name}' is missing; it comes from {Provider} (scripts/bootstrap.sh installs it)");
@@ -39,7 +40,7 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
         DataPreparer.Prepare(new PrepareOptions
         {
             Inputs = inputs, OutDir = dir, Pattern = Pattern, Exclude = Exclude, ValidationMatch = ValidationMatch,
-            StripAnsiColour = StripAnsiColour, Tokenizer = tokenizer,
+            Read = new ReadOptions { StripAnsiColour = StripAnsiColour }, Tokenizer = tokenizer,
         });
         return dir;
     }

@@ -1,4 +1,5 @@
 using Strata.Data;
+using Strata.Tokenization;
 using Strata.Generation;
 using Strata.Util;
 
@@ -190,14 +191,13 @@ public sealed class PerplexityTask(string name, HeldOutCorpus corpus) : EvalTask
 
     public override IReadOnlyList<EvalScore> Run(Scorer scorer, EvalSettings s)
     {
-        var dir = Corpus.Prepare(s.Home, scorer.Tokenizer.Name, s.Log);
-        var shardPath = Path.Combine(dir, PreparedData.ValidationFile);
-        var meta = PreparedData.TryRead(shardPath) ?? throw new StrataException($"{dir}: meta.json is missing");
-        var (nats, tokens) = Perplexity.Measure(scorer.Model, shardPath, scorer.Tokenizer.Name, s.PerplexityTokens);
+        using var dataset = Dataset.Open(Corpus.Prepare(s.Home, scorer.Tokenizer.Name, s.Log));
+        var (nats, tokens) = Perplexity.Measure(scorer.Model, dataset, TokenizerIdentity.Of(scorer.Tokenizer), s.PerplexityTokens);
         double perToken = nats / tokens;
         // with a token limit, bytes are prorated by the share of tokens measured
-        double bytes = meta.ValidationBytes * (double)tokens / meta.ValidationTokens;
-        var how = $"non-overlapping context windows, {(tokens + 1 < meta.ValidationTokens ? $"first {tokens:N0} of {meta.ValidationTokens:N0} tokens" : "all tokens")}";
+        var split = dataset.Manifest.Validation;
+        double bytes = split.Bytes * (double)tokens / split.Tokens;
+        var how = $"non-overlapping context windows, {(tokens + split.Shards.Count < split.Tokens ? $"first {tokens:N0} of {split.Tokens:N0} tokens" : "all tokens")}";
         return
         [
             new(Name, Protocol.Perplexity, "nats_per_token", perToken, null, "none", (int)tokens, 1, null, how),

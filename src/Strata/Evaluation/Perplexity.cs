@@ -1,33 +1,34 @@
-using Strata.Formats;
 using Strata.Data;
 using Strata.Modeling;
+using Strata.Tokenization;
 using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Strata.Evaluation;
 
-/// <summary>Total cross-entropy of a token shard under a model: the shard is cut into consecutive windows of the
-/// context length (each token predicted from the tokens since its window began), every token after the first counted once.</summary>
+/// <summary>Total cross-entropy of a dataset's validation split under a model: each shard is cut into consecutive
+/// windows of the context length (each token predicted from the tokens since its window began), every token after a
+/// shard's first counted once.</summary>
 public static class Perplexity
 {
     public const int WindowsPerBatch = 8;
 
-    /// <summary>(total nats, tokens predicted) over the shard, or over its first <paramref name="maxTokens"/>.</summary>
-    public static (double Nats, long Tokens) Measure(ICausalLM model, string shardPath, string tokenizer, long? maxTokens = null)
+    /// <summary>(total nats, tokens predicted) over the validation split, or over its first <paramref name="maxTokens"/>.</summary>
+    public static (double Nats, long Tokens) Measure(ICausalLM model, Dataset dataset, TokenizerIdentity tokenizer, long? maxTokens = null)
     {
-        if (PreparedData.TryRead(shardPath) is { } meta && meta.Tokenizer != tokenizer)
-            throw new StrataException($"{shardPath} was encoded with tokenizer '{meta.Tokenizer}', the model uses '{tokenizer}'");
-        using var shard = TokenShard.Open(shardPath);
-        if (shard.VocabSize > model.Config.VocabSize)
-            throw new StrataException($"{shardPath}: vocabulary {shard.VocabSize} is larger than the model's {model.Config.VocabSize}");
-        long n = maxTokens is { } max ? Math.Min(shard.Count, max + 1) : shard.Count;
-        if (n < 2) throw new StrataException($"{shardPath}: fewer than 2 tokens to measure");
+        if (dataset.Tokenizer.Hash != tokenizer.Hash)
+            throw new StrataException($"{dataset.Path} was encoded with the tokenizer {dataset.Tokenizer}, the model uses {tokenizer}");
+        if (dataset.Manifest.VocabSize > model.Config.VocabSize)
+            throw new StrataException($"{dataset.Path}: vocabulary {dataset.Manifest.VocabSize} is larger than the model's {model.Config.VocabSize}");
         int ctx = model.Config.ContextLength;
+        long budget = maxTokens ?? long.MaxValue;
         double nats = 0;
         long counted = 0;
-        using (model.EvalScope())
+        using var evalMode = model.EvalScope();
+        foreach (var shard in dataset.Shards(DatasetSplit.Validation))
         {
+            long n = Math.Min(shard.Count, budget - counted == long.MaxValue ? long.MaxValue : budget - counted + 1);
             var windows = new List<(long Start, int Length)>();
             for (long start = 0; start + 1 < n; start += ctx) windows.Add((start, (int)Math.Min(ctx, n - 1 - start)));
             foreach (var group in windows.Chunk(WindowsPerBatch))
@@ -44,7 +45,9 @@ public static class Perplexity
                     nats += nn.functional.cross_entropy(logits.reshape(-1, model.Config.VocabSize), batch[.., 1..].reshape(-1), reduction: nn.Reduction.Sum).item<float>();
                     counted += ws.Length * (long)t;
                 }
+            if (counted >= budget) break;
         }
+        if (counted == 0) throw new StrataException($"{dataset.Path}: fewer than 2 validation tokens to measure");
         return (nats, counted);
     }
 }

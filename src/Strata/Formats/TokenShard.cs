@@ -35,37 +35,43 @@ public sealed class TokenShard : IDisposable
 
     public static void Write(string path, int vocabSize, IReadOnlyList<int> tokens)
     {
-        int width = WidthFor(vocabSize);
-        AtomicFile.Write(path, s =>
-        {
-            var header = new byte[HeaderSize];
-            Magic.CopyTo(header);
-            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), Version);
-            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), vocabSize);
-            BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(16), width);
-            BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), tokens.Count);
-            s.Write(header);
-            var buf = new byte[1 << 16];
-            int n = 0;
-            foreach (var t in tokens)
-            {
-                if ((uint)t >= (uint)vocabSize) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} outside vocab {vocabSize}");
-                if (width == 2) BinaryPrimitives.WriteUInt16LittleEndian(buf.AsSpan(n), (ushort)t);
-                else BinaryPrimitives.WriteUInt32LittleEndian(buf.AsSpan(n), (uint)t);
-                n += width;
-                if (n == buf.Length) { s.Write(buf, 0, n); n = 0; }
-            }
-            s.Write(buf, 0, n);
-        });
+        using var w = new TokenShardWriter(path, vocabSize);
+        w.Append(tokens as int[] ?? tokens.ToArray());
+        w.Commit();
+    }
+
+    /// <summary>The 32-byte header for <paramref name="count"/> tokens of a vocabulary of <paramref name="vocabSize"/>.</summary>
+    internal static byte[] Header(int vocabSize, long count)
+    {
+        var header = new byte[HeaderSize];
+        Magic.CopyTo(header);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), Version);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(12), vocabSize);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(16), WidthFor(vocabSize));
+        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), count);
+        return header;
+    }
+
+    /// <summary>sha256 (hex) of a shard's tokens as stored (the bytes after the header), read back from the file.</summary>
+    public string ContentHash()
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        fs.Seek(HeaderSize, SeekOrigin.Begin);
+        var buffer = new byte[1 << 20];
+        int n;
+        while ((n = fs.Read(buffer)) > 0) sha.AppendData(buffer, 0, n);
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 
     public static TokenShard Open(string path)
     {
         if (!File.Exists(path)) throw new StrataException($"{path}: token shard not found (make it with 'strata data prepare')");
-        long length = new FileInfo(path).Length;
+        long length;
         var header = new byte[HeaderSize];
         using (var fs = File.OpenRead(path))
         {
+            length = fs.Length;                                                  // the file's, also through a link
             if (fs.Read(header) != HeaderSize || !header.AsSpan(0, 8).SequenceEqual(Magic))
                 throw new StrataException($"{path}: not a Strata token shard (bad magic); re-run 'strata data prepare'");
         }
@@ -105,5 +111,73 @@ public sealed class TokenShard : IDisposable
     {
         _view?.Dispose();
         _map?.Dispose();
+    }
+}
+
+/// <summary>Writes a shard as tokens arrive: into a temporary sibling (AtomicFile's naming, so a crash leaves nothing
+/// that looks like a shard), hashing the token bytes as they go; <see cref="Commit"/> writes the final count into the
+/// header and renames the file into place.</summary>
+public sealed class TokenShardWriter : IDisposable
+{
+    private readonly FileStream _stream;
+    private readonly System.Security.Cryptography.IncrementalHash _sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+    private readonly int _vocab, _width;
+    private readonly byte[] _buffer = new byte[1 << 20];
+    private int _fill;
+    private bool _committed;
+
+    public TokenShardWriter(string path, int vocabSize)
+    {
+        Path = System.IO.Path.GetFullPath(path);
+        TempPath = Path + AtomicFile.TempMarker + $"{Environment.ProcessId}-{Guid.NewGuid():N}";
+        (_vocab, _width) = (vocabSize, TokenShard.WidthFor(vocabSize));
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        _stream = new FileStream(TempPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+        _stream.Write(TokenShard.Header(vocabSize, 0));
+    }
+
+    public string Path { get; }
+    private string TempPath { get; }
+    public long Count { get; private set; }
+
+    public void Append(ReadOnlySpan<int> tokens)
+    {
+        foreach (var t in tokens)
+        {
+            if ((uint)t >= (uint)_vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} outside vocab {_vocab}");
+            if (_width == 2) BinaryPrimitives.WriteUInt16LittleEndian(_buffer.AsSpan(_fill), (ushort)t);
+            else BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(_fill), (uint)t);
+            _fill += _width;
+            if (_fill == _buffer.Length) Flush();
+        }
+        Count += tokens.Length;
+    }
+
+    private void Flush()
+    {
+        _stream.Write(_buffer, 0, _fill);
+        _sha.AppendData(_buffer, 0, _fill);
+        _fill = 0;
+    }
+
+    /// <summary>Finishes the shard (count in the header, flushed to disk, renamed into place); returns the sha256 of its tokens.</summary>
+    public string Commit()
+    {
+        Flush();
+        _stream.Seek(0, SeekOrigin.Begin);
+        _stream.Write(TokenShard.Header(_vocab, Count));
+        _stream.Flush(flushToDisk: true);
+        _stream.Dispose();
+        KillPoint.Here("shard.before-rename");
+        File.Move(TempPath, Path, overwrite: true);
+        _committed = true;
+        return Convert.ToHexStringLower(_sha.GetHashAndReset());
+    }
+
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _sha.Dispose();
+        if (!_committed && File.Exists(TempPath)) File.Delete(TempPath);
     }
 }

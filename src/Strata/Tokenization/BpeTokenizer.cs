@@ -69,6 +69,9 @@ public sealed class BpeTokenizer : ITokenizer
     public IReadOnlyList<(string Left, string Right)> Merges { get; }
     public IReadOnlyList<string> SpecialTokens { get; }
 
+    /// <summary>True for a character in no merge and in no special token: BPE never joins it to a neighbour.</summary>
+    public bool NeverMergesAcross(char c) => _barrier[c] && !_specials.Any(s => s.Text.Contains(c));
+
     public int? IdOf(string token) => _ids.TryGetValue(token, out var id) ? id : null;
     public string TokenOf(int id) => _tokens[id];
 

@@ -10,6 +10,7 @@ namespace Strata.Tokenization;
 public sealed class CodePointTokenizer : ITokenizer
 {
     public string Name => "codepoint";
+    public bool NeverMergesAcross(char c) => true;
     public int VocabSize => 65536;
     public int? EndOfText => Bvv241Builder.Eos;
 

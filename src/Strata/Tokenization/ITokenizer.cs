@@ -10,4 +10,7 @@ public interface ITokenizer
     int? EndOfText { get; }
     int[] Encode(string text);
     string Decode(IEnumerable<int> ids);
+    /// <summary>Whether no id ever spans <paramref name="c"/> together with other characters, so text cut right after
+    /// it encodes to the same ids piece by piece as whole (long files are read in such pieces).</summary>
+    bool NeverMergesAcross(char c) => false;
 }

@@ -12,8 +12,8 @@ namespace Strata.Training;
 /// </summary>
 public sealed record GrowthPlan
 {
-    /// <summary>1: the first format.</summary>
-    public const int CurrentFormat = 1;
+    /// <summary>1: the first format (data.train / data.validation shard paths); 2: data.datasets and mixtures.</summary>
+    public const int CurrentFormat = 2;
 
     public int FormatVersion { get; init; } = CurrentFormat;
     public string Name { get; init; } = "run";
@@ -39,23 +39,16 @@ public sealed record GrowthPlan
     public static GrowthPlan Parse(string json, string source, string baseDir)
     {
         var plan = Json.Parse<GrowthPlan>(json, source).Validate(source);
-        if (string.IsNullOrWhiteSpace(plan.Data.Train)) throw new StrataException($"{source}: data.train: a token shard path is required");
-        if (string.IsNullOrWhiteSpace(plan.Data.Validation)) throw new StrataException($"{source}: data.validation: a token shard path is required");
+        plan.Data.Require(source);
         GrowthStage.Budgets(plan, source);                 // refuses a stage over training.max_active_parameters
-        return plan with
-        {
-            Data = plan.Data with
-            {
-                Train = System.IO.Path.GetFullPath(plan.Data.Train, baseDir),
-                Validation = System.IO.Path.GetFullPath(plan.Data.Validation, baseDir),
-            },
-        };
+        return plan with { Data = plan.Data.Rooted(baseDir) };
     }
 
     public GrowthPlan Validate(string source)
     {
         string F(string field) => $"{source}: {field}";
-        if (FormatVersion != CurrentFormat) throw new StrataException($"{F("format_version")}: {FormatVersion} is not supported (this Strata reads {CurrentFormat})");
+        if (FormatVersion is < 1 or > CurrentFormat) throw new StrataException($"{F("format_version")}: {FormatVersion} is not supported (this Strata reads 1 to {CurrentFormat})");
+        Data.Validate(source, "data");
         try
         {
             Model.Validate("model");
@@ -73,6 +66,7 @@ public sealed record GrowthPlan
             if (s.LearningRate is { } lr && !(lr > 0 && lr <= TrainingConfig.MaxLearningRate))
                 throw new StrataException($"{F(at + ".learning_rate")}: must be in (0, {TrainingConfig.MaxLearningRate}], got {lr}");
             if (s.WarmupSteps is < 0) throw new StrataException($"{F(at + ".warmup_steps")}: must be >= 0, got {s.WarmupSteps}");
+            if (s.Mixture is { } mixture) DataSpec.ValidateMixture(mixture, Data, source, at + ".mixture");
             if (s.Lora is { } lora)
             {
                 if (lora.Rank <= 0) throw new StrataException($"{F(at + ".lora.rank")}: must be positive, got {lora.Rank}");
@@ -104,30 +98,116 @@ public sealed record GrowthPlan
     }
 }
 
-/// <summary>Token shards written by <c>strata data prepare</c>, and the tokenizer that encoded them.</summary>
+/// <summary>The training data: datasets from <c>strata data prepare</c> by name, mixed by weight (format 2), or one pair
+/// of token shards (format 1); and the tokenizer that encoded them.</summary>
 public sealed record DataSpec
 {
-    public string Train { get; init; } = "";
-    public string Validation { get; init; } = "";
-    /// <summary>The tokenizer (a name or the path of a tokenizer.json); null takes the one the shards' meta.json records.
-    /// Either way the shards must have been encoded with it (compared by content hash).</summary>
+    /// <summary>Dataset folders by name (relative to the plan file).</summary>
+    public IReadOnlyDictionary<string, string>? Datasets { get; init; }
+    /// <summary>Sampling weights by dataset name (normalised); null gives every dataset the same weight. A stage may
+    /// give its own.</summary>
+    public IReadOnlyDictionary<string, double>? Mixture { get; init; }
+    /// <summary>Format 1: a training shard and a validation shard (each with an older meta.json beside it).</summary>
+    public string? Train { get; init; }
+    public string? Validation { get; init; }
+    /// <summary>The tokenizer (a name or the path of a tokenizer.json); null takes the one the datasets record. Either
+    /// way every dataset must have been encoded with it (compared by content hash).</summary>
     public string? Tokenizer { get; init; }
     /// <summary>sha256 of the tokenizer's content (<see cref="TokenizerIdentity"/>); null accepts whatever
     /// <see cref="Tokenizer"/> names today. A run records both.</summary>
     public string? TokenizerHash { get; init; }
 
-    /// <summary>This spec with the tokenizer the training data was encoded with, by name and hash, checked against
-    /// what the spec names.</summary>
+    /// <summary>The datasets by name (format 1 data is one dataset named "data").</summary>
+    public IReadOnlyList<(string Name, string Path)> Named() =>
+        Datasets is { } d ? d.Select(kv => (kv.Key, kv.Value)).ToList() : Train is null ? [] : [("data", Train)];
+
+    /// <summary>Field rules that need no files.</summary>
+    public void Validate(string source, string at)
+    {
+        if (Datasets is { } d)
+        {
+            if (Train is not null || Validation is not null) throw new StrataException($"{source}: {at}: give either datasets or train/validation, not both");
+            if (d.Count == 0) throw new StrataException($"{source}: {at}.datasets: name at least one dataset");
+            foreach (var name in d.Keys)
+                if (name.Length == 0 || name.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+                    throw new StrataException($"{source}: {at}.datasets: '{name}' is not a name (letters, digits, '-', '_', '.')");
+        }
+        else if (Mixture is not null) throw new StrataException($"{source}: {at}.mixture: a mixture needs data.datasets");
+        if (Mixture is { } m) ValidateMixture(m, this, source, at + ".mixture");
+    }
+
+    /// <summary>Refuses a mixture that names unknown datasets, has a negative or non-finite weight, or weighs nothing.</summary>
+    public static void ValidateMixture(IReadOnlyDictionary<string, double> mixture, DataSpec data, string source, string at)
+    {
+        var names = data.Named().Select(n => n.Name).ToHashSet();
+        foreach (var (name, w) in mixture)
+        {
+            if (!names.Contains(name)) throw new StrataException($"{source}: {at}: '{name}' is not one of data.datasets ({string.Join(", ", names)})");
+            if (!(w >= 0 && double.IsFinite(w))) throw new StrataException($"{source}: {at}.{name}: a weight must be >= 0 and finite, got {w}");
+        }
+        if (!(mixture.Values.Sum() > 0)) throw new StrataException($"{source}: {at}: the weights add up to 0; give one dataset a positive weight");
+    }
+
+    /// <summary>Refuses data that names nothing to train on (a plan file must; an imported model's plan need not).</summary>
+    public void Require(string source)
+    {
+        if (Datasets is null && (string.IsNullOrWhiteSpace(Train) || string.IsNullOrWhiteSpace(Validation)))
+            throw new StrataException($"{source}: data: name datasets (data.datasets) or a train and a validation shard (data.train, data.validation)");
+    }
+
+    /// <summary>This spec with relative paths made absolute from <paramref name="baseDir"/>.</summary>
+    public DataSpec Rooted(string baseDir) => this with
+    {
+        Datasets = Datasets?.ToDictionary(kv => kv.Key, kv => System.IO.Path.GetFullPath(kv.Value, baseDir)),
+        Train = Train is null ? null : System.IO.Path.GetFullPath(Train, baseDir),
+        Validation = Validation is null ? null : System.IO.Path.GetFullPath(Validation, baseDir),
+    };
+
+    /// <summary>The stage's mixture (or the plan's), as (name, weight) for every dataset, normalised.</summary>
+    public IReadOnlyList<(string Name, double Weight)> MixtureFor(StageConfig stage)
+    {
+        var named = Named();
+        var weights = stage.Mixture ?? Mixture;
+        var list = named.Select(n => (n.Name, weights is null ? 1.0 : weights.GetValueOrDefault(n.Name))).ToList();
+        double total = list.Sum(x => x.Item2);
+        return list.Select(x => (x.Name, x.Item2 / total)).ToList();
+    }
+
+    /// <summary>Opens every dataset (format 1 shards as one dataset named "data").</summary>
+    public IReadOnlyList<(string Name, Dataset Dataset)> Open()
+    {
+        var opened = new List<(string, Dataset)>();
+        try
+        {
+            foreach (var (name, path) in Named())
+                opened.Add((name, Datasets is null ? Dataset.FromShards(Train!, Validation!) : Dataset.Open(path)));
+            return opened;
+        }
+        catch
+        {
+            foreach (var (_, d) in opened) d.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>This spec with the tokenizer every dataset was encoded with, by name and hash, checked against what the
+    /// spec names: a dataset of another tokenizer is refused naming both.</summary>
     public DataSpec WithTokenizerResolved()
     {
-        var meta = PreparedData.TryRead(Train);
-        var recorded = meta is null ? null : meta.TokenizerHash is { } h ? new TokenizerIdentity(meta.Tokenizer, h) : TokenizerIdentity.Of(meta.Tokenizer);
-        var named = Tokenizer is null ? null : TokenizerHash is { } pinned ? new TokenizerIdentity(Tokenizer, pinned) : TokenizerIdentity.Of(Tokenizer);
-        var id = named ?? recorded
-            ?? throw new StrataException($"{Train}: no {PreparedData.MetaFile} beside it says which tokenizer encoded it: name it in data.tokenizer");
-        if (recorded is not null && recorded.Hash != id.Hash)
-            throw new StrataException($"{Train} was encoded with the tokenizer {recorded}, the plan's data.tokenizer is {id}");
-        return this with { Tokenizer = id.Name, TokenizerHash = id.Hash };
+        TokenizerIdentity? named = Tokenizer is null ? null : TokenizerHash is { } pinned ? new TokenizerIdentity(Tokenizer, pinned) : TokenizerIdentity.Of(Tokenizer);
+        var datasets = Open();
+        try
+        {
+            var id = named ?? datasets.FirstOrDefault().Dataset?.Tokenizer ?? throw new StrataException("data: no dataset to take the tokenizer from");
+            foreach (var (name, d) in datasets)
+                if (d.Tokenizer.Hash != id.Hash)
+                    throw new StrataException($"{d.Path}: dataset '{name}' was encoded with the tokenizer {d.Tokenizer}, the plan's tokenizer is {id}");
+            return this with { Tokenizer = id.Name, TokenizerHash = id.Hash };
+        }
+        finally
+        {
+            foreach (var (_, d) in datasets) d.Dispose();
+        }
     }
 }
 
@@ -159,6 +239,9 @@ public sealed record StageConfig
     /// <summary>Peak learning rate of this stage; null takes training.learning_rate.</summary>
     public double? LearningRate { get; init; }
     public int? WarmupSteps { get; init; }
+    /// <summary>This stage's sampling weights by dataset name (the paper's later runs change the mixture across stages);
+    /// null takes data.mixture.</summary>
+    public IReadOnlyDictionary<string, double>? Mixture { get; init; }
 }
 
 /// <summary>Which blocks a LoRA phase adapts.</summary>

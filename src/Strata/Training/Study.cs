@@ -23,7 +23,7 @@ public static class Study
         var first = plans[0];
         foreach (var (p, path) in plans.Zip(planPaths).Skip(1))
         {
-            if (p.Data != first.Data) throw new StrataException($"{path}: a study compares regimes on identical data, but its data {Json.Compact(p.Data)} differs from {planPaths[0]}'s {Json.Compact(first.Data)}");
+            if (Json.Compact(p.Data) != Json.Compact(first.Data)) throw new StrataException($"{path}: a study compares regimes on identical data, but its data {Json.Compact(p.Data)} differs from {planPaths[0]}'s {Json.Compact(first.Data)}");
             if (p.Model.ContextLength != first.Model.ContextLength || p.Training.EvalBatches != first.Training.EvalBatches || p.Training.BatchSize != first.Training.BatchSize)
                 throw new StrataException($"{path}: context_length, batch_size and eval_batches must equal {planPaths[0]}'s, so that every regime is evaluated on the same windows");
         }
@@ -68,8 +68,11 @@ public static class Study
         double seconds = stages.Sum(s => s["seconds"]!.GetValue<double>());
         long tokens = info.TokensSeen;
         double loss = info.ValidationLoss ?? double.NaN;
-        var meta = Data.PreparedData.TryRead(plan.Data.Validation);
-        double? bpb = meta is { ValidationBytes: > 0 } m ? Evaluation.ValidationLoss.BitsPerByte(loss, (double)m.ValidationTokens / m.ValidationBytes) : null;
+        double? tokensPerByte;
+        var datasets = plan.Data.Open();
+        try { tokensPerByte = datasets.Count == 1 ? datasets[0].Dataset.ValidationTokensPerByte : null; }
+        finally { foreach (var (_, d) in datasets) d.Dispose(); }
+        double? bpb = tokensPerByte is { } r ? Evaluation.ValidationLoss.BitsPerByte(loss, r) : null;
         return new StudyRow(plan.Name, plan.Substrate.Describe(), stages.Select(s => s["active"]!.GetValue<long>()).ToList(),
             stages.Count > 0 ? stages[^1]["total"]!.GetValue<long>() : 0, loss, bpb, seconds > 0 ? tokens / seconds : 0,
             stages.Count > 0 ? stages.Max(s => s["peak_rss_mib"]!.GetValue<double>()) : 0, seconds, tokens);
@@ -84,7 +87,7 @@ public static class Study
         foreach (var r in rows)
             sb.AppendLine(string.Create(c, $"| {r.Name} | {r.Substrate} | {string.Join(" / ", r.ActivePerStage.Select(a => a.ToString("N0", c)))} | {r.TotalParameters:N0} | {r.Tokens:N0} | {r.FinalValidationLoss:F4} | {(r.BitsPerByte is { } b ? b.ToString("F4", c) : "-")} | {r.TokensPerSecond:F0} | {r.PeakMemoryMib:F0} | {r.Seconds / 60:F1} |"));
         sb.AppendLine();
-        sb.AppendLine($"Data: `{plans[0].Data.Train}` / `{plans[0].Data.Validation}`; validation loss = mean over the same {plans[0].Training.EvalBatches} fixed batches of {plans[0].Training.BatchSize} x {plans[0].Model.ContextLength} tokens for every regime. Bits per byte = loss x validation tokens / validation UTF-8 bytes / ln 2. Peak memory is the process's resident high-water mark during the run (reset at each stage); freed tensor memory is kept by the allocator, so it shows the largest step rather than what a stage needs.");
+        sb.AppendLine($"Data: {string.Join(", ", plans[0].Data.Named().Select(n => $"`{n.Path}`"))}; validation loss = mean over the same {plans[0].Training.EvalBatches} fixed batches of {plans[0].Training.BatchSize} x {plans[0].Model.ContextLength} tokens for every regime. Bits per byte = loss x validation tokens / validation UTF-8 bytes / ln 2. Peak memory is the process's resident high-water mark during the run (reset at each stage); freed tensor memory is kept by the allocator, so it shows the largest step rather than what a stage needs.");
         return sb.ToString();
     }
 

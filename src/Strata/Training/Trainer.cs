@@ -75,9 +75,8 @@ public sealed class Trainer : IDisposable
     private readonly RunDirectory _run;
     private readonly FolderLock _lock;
     private readonly List<IDisposable> _owned = new();
-    private readonly TokenizerIdentity _tokenizer;
-    private readonly TokenShard _trainShard, _valShard;
-    private readonly BatchSampler _sampler, _valSampler;
+    private readonly TrainingData _data;
+    private BatchSampler? _sampler;
     private readonly LanguageModel _model;
     private readonly MetricsLog _metrics;
     private readonly TensorBoardWriter _tb;
@@ -193,16 +192,9 @@ public sealed class Trainer : IDisposable
             var t = plan.Training;
             _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
             if (_lock.TakenOver is { } dead) o.Log.WriteLine($"note: {_run.Path} was locked by {dead}, which is no longer running");
-            _trainShard = Own(TokenShard.Open(plan.Data.Train));
-            _valShard = Own(TokenShard.Open(plan.Data.Validation));
-            foreach (var s in new[] { _trainShard, _valShard })
-                if (s.VocabSize > plan.Model.VocabSize)
-                    throw new StrataException($"{s.Path}: tokens from a vocabulary of {s.VocabSize}, the model's head has {plan.Model.VocabSize}");
-            _tokenizer = new TokenizerIdentity(plan.Data.Tokenizer!, plan.Data.TokenizerHash!);
-            if (plan.Substrate.Kind == SubstrateKind.Visual && TokenizerIdentity.Of(plan.Substrate.Tokenizer).Hash != _tokenizer.Hash)
-                throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but {plan.Data.Train} was encoded with {_tokenizer}");
-            _sampler = new BatchSampler(_trainShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
-            _valSampler = new BatchSampler(_valShard, t.BatchSize, plan.Model.ContextLength, t.Seed);
+            _data = Own(new TrainingData(plan));
+            if (plan.Substrate.Kind == SubstrateKind.Visual && TokenizerIdentity.Of(plan.Substrate.Tokenizer).Hash != _data.Tokenizer.Hash)
+                throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but the data was encoded with {_data.Tokenizer}");
             _tokensPerStep = (long)t.BatchSize * plan.Model.ContextLength * t.GradAccumulation;
 
             if (_resumed is { } r)
@@ -259,6 +251,7 @@ public sealed class Trainer : IDisposable
     {
         var t = _plan.Training;
         stage.SetTrainable(_model);
+        _sampler = _data.SamplerFor(stage.Config);
         var optimizer = new AdamW(TrainableParameters(_model), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
         if (_stageStep > 0) Checkpoint.LoadOptimizer(optimizer, _run.Checkpoint, _resumed!.OptimizerStep);
         _budget = ParameterBudget.Of(_model);
@@ -278,7 +271,7 @@ public sealed class Trainer : IDisposable
     private IEnumerable<Tensor> NextBatches()
     {
         int accumulation = _plan.Training.GradAccumulation;
-        return Enumerable.Range(0, accumulation).Select(micro => _sampler.Batch(_globalStep * accumulation + micro, _o.Device));
+        return Enumerable.Range(0, accumulation).Select(micro => _sampler!.Batch(_globalStep * accumulation + micro, _o.Device));
     }
 
     private void LogStep(double loss, double lr, double stepSeconds, GrowthStage stage)
@@ -305,11 +298,16 @@ public sealed class Trainer : IDisposable
             frozen = _budget.Frozen, total = _budget.Total, peak_rss_mib = PeakMemory.Mib(), seconds = _stageClock.Elapsed.TotalSeconds });
     }
 
+    /// <summary>Validation loss on each dataset's fixed batches; the run's validation loss is their mean.</summary>
     private void Evaluate()
     {
-        _lastVal = ValidationLoss.Measure(_model, _valSampler, _plan.Training.EvalBatches);
-        _metrics.Write(new { kind = "eval", step = _globalStep, stage = _stageIndex, val_loss = _lastVal });
+        var each = _data.Validation.ToDictionary(v => v.Name, v => ValidationLoss.Measure(_model, v.Sampler, _plan.Training.EvalBatches));
+        _lastVal = each.Values.Average();
+        if (each.Count == 1) _metrics.Write(new { kind = "eval", step = _globalStep, stage = _stageIndex, val_loss = _lastVal });
+        else _metrics.Write(new { kind = "eval", step = _globalStep, stage = _stageIndex, val_loss = _lastVal, val = each });
         _tb.Scalar("val/loss", _globalStep, (float)_lastVal.Value);
+        if (each.Count > 1)
+            foreach (var (name, loss) in each) _tb.Scalar($"val/{name}", _globalStep, (float)loss);
         if (_globalStep > 0) _bar.Message($"step {_globalStep}: validation loss {_lastVal:F4}");
     }
 
@@ -319,7 +317,7 @@ public sealed class Trainer : IDisposable
         bool completed = stageEnd && stage.IsLast;
         var info = new CheckpointInfo
         {
-            Plan = _plan, Tokenizer = _tokenizer.Name, TokenizerHash = _tokenizer.Hash, Depth = _model.Depth, StageIndex = stage.Index, StageStep = _stageStep,
+            Plan = _plan, Tokenizer = _data.Tokenizer.Name, TokenizerHash = _data.Tokenizer.Hash, Depth = _model.Depth, StageIndex = stage.Index, StageStep = _stageStep,
             GlobalStep = _globalStep, OptimizerStep = optimizer.StepCount, Completed = completed,
             ElapsedSeconds = Elapsed, TokensSeen = _tokensSeen, ValidationLoss = _lastVal,
         };
@@ -340,8 +338,7 @@ public sealed class Trainer : IDisposable
     private TrainResult Result(bool completed) =>
         new(_run, _globalStep, _initialVal, _lastVal, _tokensPerSecond, completed, _budget) { TokensPerByte = TokensPerByte() };
 
-    private double? TokensPerByte() =>
-        PreparedData.TryRead(_plan.Data.Validation) is { ValidationBytes: > 0 } m ? (double)m.ValidationTokens / m.ValidationBytes : null;
+    private double? TokensPerByte() => _data.TokensPerByte;
 
     /// <summary>The mean loss of a step and the global norm of its gradients (before clipping).</summary>
     public readonly record struct StepResult(double Loss, double GradNorm)

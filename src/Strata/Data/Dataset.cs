@@ -1,0 +1,158 @@
+// A dataset is a folder of token shards and a manifest (format 1):
+//   manifest.json          what follows; the dataset's commit point (written last, atomically)
+//   train-G-00000.tokens   the training split, in shards of a bounded size (G: the preparation's generation)
+//   val-G-00000.tokens     the validation split
+// The manifest names the tokenizer and its content hash, and per split the documents, UTF-8 bytes and tokens and every
+// shard with its token count and the sha256 of its tokens; it also records the inputs and the options that made it.
+// A folder from an older Strata (train.tokens, val.tokens, meta.json) opens as a dataset of one shard per split.
+using Strata.Formats;
+using Strata.Tokenization;
+using Strata.Util;
+
+namespace Strata.Data;
+
+public sealed record ShardInfo(string File, long Tokens, string? Sha256);
+
+public sealed record SplitInfo(long Documents, long Bytes, long Tokens, IReadOnlyList<ShardInfo> Shards)
+{
+    public static SplitInfo Empty { get; } = new(0, 0, 0, []);
+}
+
+/// <summary>One input of a preparation: what it was, how it was read, and what it gave.</summary>
+public sealed record InputInfo(string Path, string Kind, string Compression, string? Field, long Documents, long Bytes, long ValidationDocuments = 0);
+
+public sealed record DatasetManifest
+{
+    public const string FileName = "manifest.json", FormatName = "strata-dataset";
+    public const int CurrentFormat = 1;
+
+    public string Format { get; init; } = FormatName;
+    public int FormatVersion { get; init; } = CurrentFormat;
+    public required string Tokenizer { get; init; }
+    public required string TokenizerHash { get; init; }
+    public required int VocabSize { get; init; }
+    public required SplitInfo Train { get; init; }
+    public required SplitInfo Validation { get; init; }
+    public IReadOnlyList<InputInfo> Inputs { get; init; } = [];
+    /// <summary>The preparation's options, as given (for the record and for resuming it).</summary>
+    public PrepareRecipe? Recipe { get; init; }
+    /// <summary>Invalid UTF-8 sequences replaced by U+FFFD (only with --replace-invalid; otherwise they are refused).</summary>
+    public long Replacements { get; init; }
+
+    public SplitInfo Split(DatasetSplit split) => split == DatasetSplit.Train ? Train : Validation;
+}
+
+public enum DatasetSplit { Train, Validation }
+
+/// <summary>An opened dataset: its manifest and its shards (memory-mapped on first use).</summary>
+public sealed class Dataset : IDisposable
+{
+    private readonly Dictionary<DatasetSplit, IReadOnlyList<TokenShard>> _open = new();
+    private readonly Func<DatasetSplit, IReadOnlyList<string>> _files;
+
+    private Dataset(string path, DatasetManifest manifest, Func<DatasetSplit, IReadOnlyList<string>> files)
+    {
+        (Path, Manifest, _files) = (path, manifest, files);
+    }
+
+    public string Path { get; }
+    public DatasetManifest Manifest { get; }
+    public TokenizerIdentity Tokenizer => new(Manifest.Tokenizer, Manifest.TokenizerHash);
+    /// <summary>Validation tokens per UTF-8 byte of validation text (bits per byte = nats per token x this / ln 2).</summary>
+    public double? ValidationTokensPerByte => Manifest.Validation.Bytes > 0 ? (double)Manifest.Validation.Tokens / Manifest.Validation.Bytes : null;
+
+    public static bool Exists(string dir) =>
+        File.Exists(System.IO.Path.Combine(dir, DatasetManifest.FileName)) || File.Exists(System.IO.Path.Combine(dir, PreparedData.MetaFile));
+
+    /// <summary>Opens the dataset in <paramref name="dir"/>: its manifest (checked against the shard files present:
+    /// names, sizes and headers; hashes are checked by <see cref="Verify"/>), or an older folder's meta.json.</summary>
+    public static Dataset Open(string dir)
+    {
+        var manifestPath = System.IO.Path.Combine(dir, DatasetManifest.FileName);
+        if (File.Exists(manifestPath))
+        {
+            var m = Json.ReadFile<DatasetManifest>(manifestPath);
+            if (m.Format != DatasetManifest.FormatName) throw new StrataException($"{manifestPath}: format: expected '{DatasetManifest.FormatName}', got '{m.Format}'");
+            if (m.FormatVersion != DatasetManifest.CurrentFormat) throw new StrataException($"{manifestPath}: dataset format {m.FormatVersion}, this Strata reads {DatasetManifest.CurrentFormat}");
+            foreach (var split in new[] { m.Train, m.Validation })
+                foreach (var shard in split.Shards)
+                    if (System.IO.Path.GetFileName(shard.File) != shard.File || shard.File is "." or "..")
+                        throw new StrataException($"{manifestPath}: shard '{shard.File}' is not a file name inside the dataset");
+            return new Dataset(dir, m, s => m.Split(s).Shards.Select(x => System.IO.Path.Combine(dir, x.File)).ToList());
+        }
+        if (PreparedData.TryRead(System.IO.Path.Combine(dir, PreparedData.TrainFile)) is { } meta)
+            return FromShards(System.IO.Path.Combine(dir, PreparedData.TrainFile), System.IO.Path.Combine(dir, PreparedData.ValidationFile), meta);
+        throw new StrataException($"{dir}: not a dataset (no {DatasetManifest.FileName}; make one with 'strata data prepare')");
+    }
+
+    /// <summary>A dataset of one training and one validation shard given by path (plans of format 1, older folders).</summary>
+    public static Dataset FromShards(string train, string validation, PreparedData? meta = null)
+    {
+        meta ??= PreparedData.TryRead(train);
+        TokenizerIdentity id = meta is null
+            ? throw new StrataException($"{train}: no {PreparedData.MetaFile} beside it says which tokenizer encoded it: name it in data.tokenizer")
+            : meta.TokenizerHash is { } h ? new(meta.Tokenizer, h) : TokenizerIdentity.Of(meta.Tokenizer);
+        SplitInfo Info(string path, long docs, long bytes, long tokens) => new(docs, bytes, tokens, [new ShardInfo(path, tokens, null)]);
+        var manifest = new DatasetManifest
+        {
+            Tokenizer = id.Name, TokenizerHash = id.Hash, VocabSize = meta.VocabSize,
+            Train = Info(train, meta.TrainDocuments, meta.TrainBytes, meta.TrainTokens),
+            Validation = Info(validation, meta.ValidationDocuments, meta.ValidationBytes, meta.ValidationTokens),
+        };
+        return new Dataset(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(train))!, manifest, s => [s == DatasetSplit.Train ? train : validation]);
+    }
+
+    /// <summary>The split's shards, opened; each is checked against the manifest's token count.</summary>
+    public IReadOnlyList<TokenShard> Shards(DatasetSplit split)
+    {
+        if (_open.TryGetValue(split, out var shards)) return shards;
+        var files = _files(split);
+        var infos = Manifest.Split(split).Shards;
+        var opened = new List<TokenShard>();
+        try
+        {
+            for (int i = 0; i < files.Count; i++)
+            {
+                var shard = TokenShard.Open(files[i]);
+                opened.Add(shard);
+                if (shard.Count != infos[i].Tokens)
+                    throw new StrataException($"{files[i]}: holds {shard.Count:N0} tokens, the dataset's manifest says {infos[i].Tokens:N0} (re-run 'strata data prepare')");
+                if (shard.VocabSize != Manifest.VocabSize)
+                    throw new StrataException($"{files[i]}: tokens of a vocabulary of {shard.VocabSize:N0}, the manifest says {Manifest.VocabSize:N0}");
+            }
+        }
+        catch
+        {
+            foreach (var s in opened) s.Dispose();
+            throw;
+        }
+        _open[split] = opened;
+        return opened;
+    }
+
+    /// <summary>Re-hashes every shard and compares with the manifest; returns the shards checked.</summary>
+    public int Verify()
+    {
+        int n = 0;
+        foreach (var split in new[] { DatasetSplit.Train, DatasetSplit.Validation })
+        {
+            var shards = Shards(split);
+            var infos = Manifest.Split(split).Shards;
+            for (int i = 0; i < shards.Count; i++)
+            {
+                if (infos[i].Sha256 is not { } recorded) continue;
+                var hash = shards[i].ContentHash();
+                if (hash != recorded) throw new StrataException($"{shards[i].Path}: its tokens hash to sha256:{hash}, the manifest records sha256:{recorded} (the shard is damaged: re-run 'strata data prepare')");
+                n++;
+            }
+        }
+        return n;
+    }
+
+    public void Dispose()
+    {
+        foreach (var shards in _open.Values)
+            foreach (var s in shards) s.Dispose();
+        _open.Clear();
+    }
+}
