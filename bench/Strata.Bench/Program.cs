@@ -4,6 +4,7 @@
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll growth [--d 512] [--steps 3]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll eval [--questions 100]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll substrate
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll data [--gb 1,5] [--dir DIR]
 // Results and the commands behind them: docs/BENCHMARKS.md.
 using Strata.Bench;
 using Strata.Util;
@@ -24,11 +25,14 @@ switch (which)
     case "eval":
         EvalThroughput.Run(args.Skip(1).ToArray());
         break;
+    case "data":
+        DataThroughput.Run(args.Skip(1).ToArray());
+        break;
     case "tokenizer":
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer, eval, substrate)");
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer, data, eval, substrate)");
         return 2;
 }
 return 0;

@@ -242,14 +242,16 @@ public static class DataPreparer
             }
             finally { read.CompleteAdding(); }
         });
-        var encoding = Task.Run(() =>
+        var encoding = Task.Factory.StartNew(() =>
         {
+            // dedicated threads, so the tokenizer keeps one piece cache per thread for the whole run
+            using var workers = new Workers(threads);
             try
             {
                 foreach (var batch in read.GetConsumingEnumerable(cancel.Token))
                 {
                     var done = new Unit[batch.Count];
-                    Parallel.For(0, batch.Count, new ParallelOptions { MaxDegreeOfParallelism = threads, CancellationToken = cancel.Token }, i =>
+                    workers.For(batch.Count, i =>
                     {
                         var u = batch[i];
                         var cursor = u.Split == DatasetSplit.Train ? progress.Train : progress.Validation;
@@ -259,7 +261,7 @@ public static class DataPreparer
                 }
             }
             finally { encoded.CompleteAdding(); }
-        });
+        }, TaskCreationOptions.LongRunning);
         try
         {
             foreach (var batch in encoded.GetConsumingEnumerable()) yield return batch;
@@ -270,6 +272,55 @@ public static class DataPreparer
             cancel.Cancel();
             try { Task.WaitAll(reading, encoding); }
             catch (AggregateException) { }
+        }
+    }
+
+    /// <summary>A fixed set of threads that run the iterations of a loop between them.</summary>
+    private sealed class Workers : IDisposable
+    {
+        private readonly Thread[] _threads;
+        private readonly SemaphoreSlim _start = new(0);
+        private CountdownEvent _done = new(0);
+        private Action<int>? _body;
+        private int _next, _count;
+        private Exception? _error;
+        private volatile bool _stop;
+
+        public Workers(int n)
+        {
+            _threads = Enumerable.Range(0, n).Select(i => new Thread(Work) { IsBackground = true, Name = $"encode-{i}" }).ToArray();
+            foreach (var t in _threads) t.Start();
+        }
+
+        public void For(int count, Action<int> body)
+        {
+            (_body, _next, _count, _error) = (body, 0, count, null);
+            _done = new CountdownEvent(_threads.Length);
+            _start.Release(_threads.Length);
+            _done.Wait();
+            if (_error is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
+        }
+
+        private void Work()
+        {
+            while (true)
+            {
+                _start.Wait();
+                if (_stop) return;
+                try
+                {
+                    for (int i; (i = Interlocked.Increment(ref _next) - 1) < _count;) _body!(i);
+                }
+                catch (Exception e) { _error ??= e; }
+                finally { _done.Signal(); }
+            }
+        }
+
+        public void Dispose()
+        {
+            _stop = true;
+            _start.Release(_threads.Length);
+            foreach (var t in _threads) t.Join();
         }
     }
 

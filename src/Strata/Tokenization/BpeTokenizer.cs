@@ -5,7 +5,9 @@
 //  4. merges are applied as transformers' Word::merge_all does: a priority queue on (rank, position), expired
 //     entries skipped, new pairs queued after each merge.
 // Speed-ups that keep the ids identical: a merge can never span a character that occurs in no merge, so the word is
-// cut at such characters and the pieces are merged separately (cached per piece).
+// cut at such characters and the pieces are merged separately; pieces are cached (two generations, so frequent pieces
+// survive a flood of rare ones); merges are looked up in an open-addressing table; a piece of up to 64 characters is
+// merged in stack arrays by repeatedly taking the leftmost lowest-rank pair (the same order as the priority queue).
 using System.Text;
 using Strata.Util;
 
@@ -15,13 +17,12 @@ public sealed class BpeTokenizer : ITokenizer
 {
     private readonly string[] _tokens;                                  // id -> string
     private readonly Dictionary<string, int> _ids;                      // string -> id
-    private readonly Dictionary<long, (int Rank, int NewId)> _merges;   // (left id, right id) -> (rank, merged id)
+    private readonly MergeTable _merges;                                // (left id, right id) -> (rank, merged id)
     private readonly int[] _bmpIds;                                     // BMP scalar -> single-character id, or -1
     private readonly bool[] _barrier;                                   // BMP scalar never part of a merge
     private readonly (string Text, int Id)[] _specials;                 // longest first
     private readonly bool[] _specialStart = new bool[65536];            // first characters of the special tokens
-    private readonly ThreadLocal<Dictionary<string, int[]>> _cache = new(() => new Dictionary<string, int[]>());
-    private const int CacheLimit = 200_000;
+    private readonly ThreadLocal<PieceCache> _cache = new(() => new PieceCache());
 
     public BpeTokenizer(string name, IReadOnlyList<string> tokens, IReadOnlyList<(string Left, string Right)> merges,
         IReadOnlyList<string> specialTokens, string unkToken, int? endOfText = null)
@@ -34,12 +35,12 @@ public sealed class BpeTokenizer : ITokenizer
         Unk = _ids.TryGetValue(unkToken, out var u) ? u : throw new StrataException($"unk token '{unkToken}' is not in the vocabulary");
         UnkToken = unkToken;
         Merges = merges.ToList();
-        _merges = new Dictionary<long, (int, int)>(merges.Count);
+        _merges = new MergeTable(merges.Count);
         for (int rank = 0; rank < merges.Count; rank++)
         {
             var (l, r) = merges[rank];
             int li = Id(l, rank), ri = Id(r, rank), ni = Id(l + r, rank);
-            _merges.TryAdd(Key(li, ri), (rank, ni));
+            _merges.TryAdd(li, ri, rank, ni);
         }
         SpecialTokens = specialTokens.ToList();
         _specials = specialTokens.Select(s => (s, _ids.TryGetValue(s, out var id) ? id : throw new StrataException($"special token '{s}' is not in the vocabulary")))
@@ -75,7 +76,6 @@ public sealed class BpeTokenizer : ITokenizer
     public int? IdOf(string token) => _ids.TryGetValue(token, out var id) ? id : null;
     public string TokenOf(int id) => _tokens[id];
 
-    private static long Key(int left, int right) => (long)left << 32 | (uint)right;
 
     public int[] Encode(string text)
     {
@@ -137,12 +137,39 @@ public sealed class BpeTokenizer : ITokenizer
         pieceStart = -1;
         if (piece.Length == 1) { ids.Add(_bmpIds[piece[0]] is var one and >= 0 ? one : Unk); return; }
         var cache = _cache.Value!;
-        var alt = cache.GetAlternateLookup<ReadOnlySpan<char>>();
-        if (alt.TryGetValue(piece, out var cached)) { ids.AddRange(cached); return; }
-        var result = MergeAll(piece);
-        if (cache.Count >= CacheLimit) cache.Clear();
-        cache[piece.ToString()] = result;
+        if (cache.TryGet(piece, out var cached)) { ids.AddRange(cached); return; }
+        var result = piece.Length <= ShortPiece ? MergeShort(piece) : MergeAll(piece);
+        cache.Add(piece, result);
         ids.AddRange(result);
+    }
+
+    private const int ShortPiece = 64;
+
+    /// <summary>Word::merge_all on a short piece: the symbols in an array, each adjacent pair's merge rank beside it; the
+    /// leftmost lowest rank is merged and only its neighbours' ranks change.</summary>
+    private int[] MergeShort(ReadOnlySpan<char> piece)
+    {
+        int n = piece.Length;
+        Span<int> c = stackalloc int[n], rank = stackalloc int[n], merged = stackalloc int[n];
+        for (int i = 0; i < n; i++) c[i] = _bmpIds[piece[i]] is var id and >= 0 ? id : Unk;
+        for (int i = 0; i + 1 < n; i++) (rank[i], merged[i]) = _merges.Find(c[i], c[i + 1]);
+        int count = n;
+        while (count > 1)
+        {
+            int best = -1, bestRank = int.MaxValue;
+            for (int i = 0; i + 1 < count; i++)
+                if (rank[i] < bestRank) (best, bestRank) = (i, rank[i]);
+            if (best < 0) break;
+            c[best] = merged[best];
+            int tail = count - best - 2;
+            c.Slice(best + 2, tail).CopyTo(c.Slice(best + 1));
+            rank.Slice(best + 2, tail).CopyTo(rank.Slice(best + 1));
+            merged.Slice(best + 2, tail).CopyTo(merged.Slice(best + 1));
+            count--;
+            if (best > 0) (rank[best - 1], merged[best - 1]) = _merges.Find(c[best - 1], c[best]);
+            if (best + 1 < count) (rank[best], merged[best]) = _merges.Find(c[best], c[best + 1]);
+        }
+        return c[..count].ToArray();
     }
 
     /// <summary>transformers' Word::merge_all on one piece of BMP characters.</summary>
@@ -163,26 +190,88 @@ public sealed class BpeTokenizer : ITokenizer
         }
         var queue = new PriorityQueue<(int Pos, int NewId), long>();
         for (int i = 0; i + 1 < n; i++)
-            if (_merges.TryGetValue(Key(c[i], c[i + 1]), out var m)) queue.Enqueue((i, m.NewId), (long)m.Rank << 32 | (uint)i);
+            if (_merges.Find(c[i], c[i + 1]) is (var r, var m) && r != int.MaxValue) queue.Enqueue((i, m), (long)r << 32 | (uint)i);
         while (queue.TryDequeue(out var top, out _))
         {
             int pos = top.Pos;
             if (len[pos] == 0 || next[pos] == -1) continue;
             int right = next[pos];
-            if (!_merges.TryGetValue(Key(c[pos], c[right]), out var current) || current.NewId != top.NewId) continue;
+            if (_merges.Find(c[pos], c[right]).NewId != top.NewId) continue;
             c[pos] = top.NewId;
             len[pos] += len[right];
             next[pos] = next[right];
             len[right] = 0;
             if (next[pos] != -1) prev[next[pos]] = pos;
-            if (prev[pos] >= 0 && _merges.TryGetValue(Key(c[prev[pos]], c[pos]), out var left))
-                queue.Enqueue((prev[pos], left.NewId), (long)left.Rank << 32 | (uint)prev[pos]);
-            if (next[pos] != -1 && _merges.TryGetValue(Key(c[pos], c[next[pos]]), out var after))
-                queue.Enqueue((pos, after.NewId), (long)after.Rank << 32 | (uint)pos);
+            if (prev[pos] >= 0 && _merges.Find(c[prev[pos]], c[pos]) is (var lr, var left) && lr != int.MaxValue)
+                queue.Enqueue((prev[pos], left), (long)lr << 32 | (uint)prev[pos]);
+            if (next[pos] != -1 && _merges.Find(c[pos], c[next[pos]]) is (var ar, var after) && ar != int.MaxValue)
+                queue.Enqueue((pos, after), (long)ar << 32 | (uint)pos);
         }
         var result = new List<int>();
         for (int i = 0; i != -1 && i < n; i = next[i]) result.Add(c[i]);
         return result.ToArray();
+    }
+
+    /// <summary>Merges by (left id, right id): open addressing over a power-of-two table, keys packed in one long.</summary>
+    private sealed class MergeTable
+    {
+        private readonly long[] _keys;
+        private readonly long[] _values;                                   // rank << 32 | new id
+        private readonly int _mask;
+
+        public MergeTable(int count)
+        {
+            int size = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(16, count * 2));
+            (_keys, _values, _mask) = (new long[size], new long[size], size - 1);
+            Array.Fill(_keys, -1L);
+        }
+
+        private int Slot(long key) => (int)((ulong)key * 0x9E3779B97F4A7C15UL >> 40) & _mask;
+
+        /// <summary>Adds a merge unless the pair has one already (the first, lowest rank, wins, as a dictionary's TryAdd).</summary>
+        public void TryAdd(int left, int right, int rank, int newId)
+        {
+            long key = (long)left << 32 | (uint)right;
+            int i = Slot(key);
+            while (_keys[i] != -1) { if (_keys[i] == key) return; i = (i + 1) & _mask; }
+            _keys[i] = key;
+            _values[i] = (long)rank << 32 | (uint)newId;
+        }
+
+        /// <summary>(rank, merged id) of the pair, or (int.MaxValue, -1) when it does not merge.</summary>
+        public (int Rank, int NewId) Find(int left, int right)
+        {
+            long key = (long)left << 32 | (uint)right;
+            for (int i = Slot(key); ; i = (i + 1) & _mask)
+            {
+                long k = _keys[i];
+                if (k == key) return ((int)(_values[i] >> 32), (int)_values[i]);
+                if (k == -1) return (int.MaxValue, -1);
+            }
+        }
+    }
+
+    /// <summary>Ids of pieces seen before, per thread: two generations of at most <see cref="Generation"/> pieces each.
+    /// When the young one fills it becomes the old one, and a piece found in the old one is copied back to the young:
+    /// frequent pieces stay, a stream of rare ones cannot flush them.</summary>
+    private sealed class PieceCache
+    {
+        private const int Generation = 100_000;
+        private Dictionary<string, int[]> _young = new(), _old = new();
+
+        public bool TryGet(ReadOnlySpan<char> piece, out int[] ids)
+        {
+            if (_young.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(piece, out ids!)) return true;
+            if (!_old.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(piece, out ids!)) return false;
+            Add(piece, ids);
+            return true;
+        }
+
+        public void Add(ReadOnlySpan<char> piece, int[] ids)
+        {
+            if (_young.Count >= Generation) (_old, _young) = (_young, new Dictionary<string, int[]>(Generation));
+            _young[piece.ToString()] = ids;
+        }
     }
 
     /// <summary>Concatenation of the tokens' strings (the empty Sequence decoder); special tokens included.</summary>

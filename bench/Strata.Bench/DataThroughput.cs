@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Serialization;
+using Strata.Data;
+using Strata.Tokenization;
+using Strata.Util;
+
+namespace Strata.Bench;
+
+/// <summary>
+/// `data prepare` at corpus scale: builds a corpus of real text (State of the Union paragraphs, Russian and Chinese
+/// fortunes; every copy of a document has about one word in ten changed by a seeded letter substitution, so no two
+/// copies tokenize from the same cache entries) as a third each of Parquet (row groups of 10,000 rows), JSON lines
+/// compressed with zstd, and plain text files; then prepares it with bvv241-2-3 on all cores and reports MB/s of UTF-8
+/// text end to end (read, decompress, parse, encode, write, hash) and the process's peak resident memory during the
+/// preparation. Each size runs in a process of its own (so no size inherits another's heap), and the sizes side by side
+/// show whether the peak grows with the corpus. The first documents of the result are checked against encoding each
+/// document alone.
+///   Strata.Bench data [--gb 1,5] [--dir DIR]
+/// </summary>
+public static class DataThroughput
+{
+    private sealed class Row
+    {
+        [JsonPropertyName("text")] public string? Text { get; set; }
+    }
+
+    public static void Run(string[] args)
+    {
+        var sizes = (args.SkipWhile(a => a != "--gb").Skip(1).FirstOrDefault() ?? "1,5").Split(',').Select(double.Parse).ToList();
+        var root = args.SkipWhile(a => a != "--dir").Skip(1).FirstOrDefault() ?? Path.Combine(StrataHome.Root, "data", "bench-corpus");
+        if (!args.Contains("--one"))
+        {
+            Console.WriteLine($"{Environment.ProcessorCount} cores; each size prepared in a process of its own");
+            Console.WriteLine("| corpus | files | text MB | seconds | MB/s | tokens | peak RSS (MiB) | first 2,000 documents equal to encoding each alone |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|");
+            foreach (var gb in sizes)
+            {
+                var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
+                foreach (var a in new[] { typeof(DataThroughput).Assembly.Location, "data", "--one", "--gb", gb.ToString(System.Globalization.CultureInfo.InvariantCulture), "--dir", root }) psi.ArgumentList.Add(a);
+                using var child = Process.Start(psi)!;
+                Console.Write(child.StandardOutput.ReadToEnd());
+                child.WaitForExit();
+            }
+            return;
+        }
+        var baseDocs = BaseDocuments();
+        foreach (var gb in sizes)
+        {
+            var corpus = Path.Combine(root, $"{gb}gb");
+            var fileCount = Generate(corpus, (long)(gb * 1e9), baseDocs);
+            var outDir = Path.Combine(root, $"{gb}gb-dataset");
+            if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+            GC.Collect();
+            PeakMemory.Reset();
+            var clock = Stopwatch.StartNew();
+            var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = outDir, Pattern = "*", ValidationFraction = 0.001 });
+            double seconds = clock.Elapsed.TotalSeconds, peak = PeakMemory.Mib();
+            double mb = (m.Train.Bytes + m.Validation.Bytes) / 1e6;
+            bool exact = FirstDocumentsExact(corpus, outDir, 2000);
+            Console.WriteLine($"| {gb} GB | {fileCount} | {mb:N0} | {seconds:F0} | {mb / seconds:F1} | {m.Train.Tokens + m.Validation.Tokens:N0} | {peak:F0} | {(exact ? "yes" : "NO")} |");
+            Directory.Delete(outDir, recursive: true);
+        }
+    }
+
+    /// <summary>Paragraphs of the State of the Union, Russian fortunes, Chinese fortunes and poems.</summary>
+    private static List<string> BaseDocuments()
+    {
+        var docs = new List<string>();
+        foreach (var f in Directory.GetFiles(Path.Combine(StrataHome.Root, "data", "raw", "sotu", "data"), "*.txt").Order(StringComparer.Ordinal))
+            docs.AddRange(Corpus.ReadText(f).Split("\n\n").Where(p => p.Length > 40));
+        foreach (var f in Directory.GetFiles("/usr/share/games/fortunes/ru").Where(f => !f.EndsWith(".dat") && !f.EndsWith(".u8")).Order(StringComparer.Ordinal))
+            docs.AddRange(Corpus.ReadText(f).Split("\n%\n").Where(p => p.Length > 20));
+        foreach (var f in new[] { "chinese", "tang300", "song100" })
+            docs.AddRange(Corpus.StripAnsiColour(Corpus.ReadText("/usr/share/games/fortunes/" + f)).Split("\n%\n").Where(p => p.Length > 10));
+        return docs;
+    }
+
+    /// <summary>Copy <paramref name="copy"/> of a document: about one word in ten has one letter replaced by a letter of
+    /// the same script, seeded by (copy, document).</summary>
+    private static string Vary(string doc, int copy, int index)
+    {
+        if (copy == 0) return doc;
+        var rng = SplitMix64.For(copy, 11, index);
+        var chars = doc.ToCharArray();
+        for (int i = 0; i < chars.Length; i++)
+        {
+            char c = chars[i];
+            bool wordStart = char.IsLetter(c) && (i == 0 || !char.IsLetter(chars[i - 1]));
+            if (!wordStart || rng.NextBelow(10) != 0) continue;
+            int len = 0;
+            while (i + len < chars.Length && char.IsLetter(chars[i + len])) len++;
+            int at = i + (int)rng.NextBelow(len);
+            char x = chars[at];
+            chars[at] = x switch
+            {
+                >= 'a' and <= 'z' => (char)('a' + rng.NextBelow(26)),
+                >= 'A' and <= 'Z' => (char)('A' + rng.NextBelow(26)),
+                >= 'а' and <= 'я' => (char)('а' + rng.NextBelow(32)),
+                >= '\u4E00' and <= '\u9FFF' => (char)('\u4E00' + rng.NextBelow(0x5200)),
+                _ => x,
+            };
+        }
+        return new string(chars);
+    }
+
+    /// <summary>Writes the corpus once (kept for later runs): files of about 64 MB of text, in turn Parquet, JSONL.zst, text.</summary>
+    private static int Generate(string dir, long bytes, List<string> baseDocs)
+    {
+        var done = dir + ".complete";                                                    // beside the corpus, not in it
+        if (File.Exists(done)) return Directory.GetFiles(dir).Length;
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        Directory.CreateDirectory(dir);
+        var clock = Stopwatch.StartNew();
+        long written = 0;
+        int file = 0, copy = 0, next = 0;
+        IEnumerable<string> Docs()
+        {
+            for (; ; copy++)
+                for (int i = 0; i < baseDocs.Count; i++) yield return Vary(baseDocs[i], copy, i);
+        }
+        using var docs = Docs().GetEnumerator();
+        while (written < bytes)
+        {
+            var batch = new List<string>();
+            long size = 0;
+            while (size < 64_000_000 && written + size < bytes && docs.MoveNext()) { batch.Add(docs.Current); size += Encoding.UTF8.GetByteCount(docs.Current); }
+            var name = Path.Combine(dir, $"part-{file:D4}");
+            switch (next++ % 3)
+            {
+                case 0:
+                    Parquet.Serialization.ParquetSerializer.SerializeAsync(batch.Select(t => new Row { Text = t }), name + ".parquet",
+                        new Parquet.ParquetOptions { RowGroupSize = 10_000 }).GetAwaiter().GetResult();
+                    break;
+                case 1:
+                    using (var f = File.Create(name + ".jsonl.zst"))
+                    using (var z = new ZstdSharp.CompressionStream(f, 3))
+                    using (var w = new StreamWriter(z, new UTF8Encoding(false)))
+                        foreach (var t in batch) w.Write(System.Text.Json.JsonSerializer.Serialize(new Row { Text = t }) + "\n");
+                    break;
+                default:
+                    // text files are documents: a few hundred documents per file
+                    for (int k = 0; k < batch.Count; k += 400)
+                        File.WriteAllText($"{name}-{k / 400:D4}.txt", string.Join("\n\n", batch.Skip(k).Take(400)), new UTF8Encoding(false));
+                    break;
+            }
+            written += size;
+            file++;
+        }
+        File.WriteAllText(done, "");
+        Console.WriteLine($"generated {dir}: {written / 1e9:F2} GB of text in {Directory.GetFiles(dir).Length} files, {clock.Elapsed.TotalSeconds:F0} s");
+        return Directory.GetFiles(dir).Length;
+    }
+
+    /// <summary>The training stream's first documents against encoding each of them alone (in reading order; documents
+    /// held out for validation are skipped as the preparation skipped them).</summary>
+    private static bool FirstDocumentsExact(string corpus, string datasetDir, int count)
+    {
+        var tokenizer = Bvv241Builder.Get(Bvv241Builder.TwoThree);
+        var files = Corpus.Find([corpus], "*");
+        var reader = new DocumentReader(new ReadOptions());
+        var expected = new List<int>();
+        int taken = 0;
+        bool first = true;
+        foreach (var (path, name) in files)
+        {
+            foreach (var d in reader.Read(0, path, name, tokenizer.NeverMergesAcross('\n')))
+            {
+                if (DataPreparer.HeldOut(1337, d.Source, d.Index, 0.001)) continue;
+                if (!first && !d.Continues) expected.Add(tokenizer.EndOfText!.Value);
+                first = false;
+                expected.AddRange(tokenizer.Encode(d.Text));
+                if (!d.Continues && ++taken >= count) break;
+            }
+            if (taken >= count) break;
+        }
+        using var dataset = Dataset.Open(datasetDir);
+        var stream = new List<int>();
+        foreach (var shard in dataset.Shards(DatasetSplit.Train))
+        {
+            var n = (int)Math.Min(shard.Count, expected.Count - stream.Count);
+            var part = new long[n];
+            shard.Read(0, part);
+            stream.AddRange(part.Select(x => (int)x));
+            if (stream.Count >= expected.Count) break;
+        }
+        int at = Enumerable.Range(0, Math.Min(stream.Count, expected.Count)).FirstOrDefault(i => stream[i] != expected[i], -1);
+        if (at >= 0 || stream.Count != expected.Count)
+            Console.WriteLine($"  first difference at token {at} of {expected.Count} (stream has {stream.Count}): dataset {string.Join(",", stream.Skip(Math.Max(0, at - 3)).Take(8))} vs alone {string.Join(",", expected.Skip(Math.Max(0, at - 3)).Take(8))}");
+        return stream.SequenceEqual(expected);
+    }
+}
