@@ -1,10 +1,12 @@
 // Benchmarks that print ratios measured side by side in one run (these machines are noisy): never timed assertions.
-//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll train [--steps N] [--device cpu|cuda]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll train [--steps N] [--rounds N] [--device cpu|cuda]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll precision
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll tokenizer
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll growth [--d 512] [--steps 3]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll eval [--questions 100]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll substrate
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll data [--gb 1,5] [--dir DIR]
+//   bench/gpu-check.sh (gpu, gpu-report: the GPU check's Strata half and its report)
 // Results and the commands behind them: docs/BENCHMARKS.md.
 using Strata.Bench;
 using Strata.Util;
@@ -28,11 +30,20 @@ switch (which)
     case "data":
         DataThroughput.Run(args.Skip(1).ToArray());
         break;
+    case "precision":
+        PrecisionRuns.Run(args.Skip(1).ToArray());
+        break;
+    case "gpu":
+        GpuCheck.Run(args.Skip(1).ToArray());
+        break;
+    case "gpu-report":
+        GpuCheck.Report(args.Skip(1).ToArray());
+        break;
     case "tokenizer":
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, growth, tokenizer, data, eval, substrate)");
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, precision, growth, tokenizer, data, eval, substrate, gpu, gpu-report)");
         return 2;
 }
 return 0;

@@ -2,52 +2,121 @@ using System.Diagnostics;
 using Strata.Modeling;
 using Strata.Substrates;
 using Strata.Training;
+using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Strata.Bench;
 
 /// <summary>
-/// Training tokens/s of the real training step (Trainer.Step: forward, backward, clip, AdamW) for d = 256 and 512, and
-/// the model FLOP utilisation: achieved model GFLOP/s over the faster of two torch.mm measurements in the same run
-/// (one before the models, one after).
+/// The real training step (Trainer.Step: forward, backward, clip, AdamW; 4 blocks, T 256, B 8, V 65,536, 16-bit
+/// substrate) at d = 256 and 512, in fp32 and bf16, with the model FLOP utilisation against torch.mm of the same dtype
+/// (square 2048 matrices) measured between them: every reading (one torch.mm reading of each dtype, then each model
+/// for a few steps) alternates, the rounds repeat, and each figure is the median of its readings.
 /// Model FLOPs per token = 6 x (matmul weights: 12 d^2 per block + d V head) + 12 L T d (attention scores and mixing,
 /// counted as non-causal, as in PaLM appendix B and nanoGPT's estimate_mfu). The frozen 16-bit substrate costs a lookup.
+/// Then the demo's shape (d 128, 4 blocks, T 128, B 16): seconds and peak resident memory of one step with the head's
+/// cross-entropy over the whole [B*T, V] logits (the path before the chunked head) and with the chunked head.
 /// </summary>
 public static class TrainingThroughput
 {
     public static void Run(string[] args)
     {
-        int steps = args.SkipWhile(a => a != "--steps").Skip(1).Select(int.Parse).FirstOrDefault(4);
+        int steps = args.SkipWhile(a => a != "--steps").Skip(1).Select(int.Parse).FirstOrDefault(2);
+        int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(3);
         var device = args.SkipWhile(a => a != "--device").Skip(1).FirstOrDefault() == "cuda" ? InitCuda() : CPU;
-        Console.WriteLine($"threads {torch.get_num_threads()}, device {device.type}, {steps} timed steps per model (+1 warm-up)");
-        double mmBefore = MatmulGflops(device);
-        Console.WriteLine($"torch.mm fp32: {mmBefore:F1} GFLOP/s");
-        var rows = new List<(int D, double TokS, double Gflops)>();
+        Console.WriteLine($"threads {torch.get_num_threads()}, device {device.type}, {rounds} alternating rounds of {steps} timed steps per model (after a warm-up step)");
+        var precisions = new[] { Precision.Fp32, Precision.Bf16 };
+        var mm = precisions.ToDictionary(p => p, _ => new List<double>());
+        var models = new List<(int D, Precision P, LanguageModel Model, AdamW Opt, Tensor Batch, List<double> TokS)>();
+        const int L = 4, T = 256, B = 8, V = 65536;
         foreach (var d in new[] { 256, 512 })
+            foreach (var p in precisions)
+            {
+                var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
+                torch.manual_seed(0);
+                var model = new LanguageModel(cfg, new SubstrateSpec(), L, device);
+                model.SetPrecision(p);
+                var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
+                var batch = torch.randint(0, V, [B, T + 1], device: device);
+                Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                               // warm-up
+                models.Add((d, p, model, opt, batch, new List<double>()));
+            }
+        for (int round = 0; round < rounds; round++)
         {
-            const int L = 4, T = 256, B = 8, V = 65536;
-            var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
-            torch.manual_seed(0);
-            using var model = new LanguageModel(cfg, new SubstrateSpec(), L, device);
-            using var opt = new AdamW(model.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.95, 1e-8, 0.1);
-            using var batch = torch.randint(0, V, [B, T + 1], device: device);
-            Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                                  // warm-up
-            var sw = Stopwatch.StartNew();
-            for (int i = 0; i < steps; i++) Trainer.Step(model, opt, 1e-4, 1.0, [batch]);
-            if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
-            double tokS = (double)B * T * steps / sw.Elapsed.TotalSeconds;
-            double flopsPerToken = 6.0 * (12.0 * L * d * d + (double)d * V) + 12.0 * L * T * d;
-            rows.Add((d, tokS, tokS * flopsPerToken / 1e9));
-            Console.WriteLine($"d={d}: {tokS:F0} tokens/s, {tokS * flopsPerToken / 1e9:F1} model GFLOP/s");
+            foreach (var p in precisions) mm[p].Add(MatmulGflops(device, p.ComputeType()));
+            foreach (var m in models)
+            {
+                var sw = Stopwatch.StartNew();
+                for (int i = 0; i < steps; i++) Trainer.Step(m.Model, m.Opt, 1e-4, 1.0, [m.Batch]);
+                if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
+                m.TokS.Add((double)B * T * steps / sw.Elapsed.TotalSeconds);
+            }
+            Console.WriteLine($"round {round + 1}: torch.mm {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s; " +
+                string.Join(", ", models.Select(m => $"d={m.D} {m.P} {m.TokS[^1]:F0} tok/s")));
         }
-        double mmAfter = MatmulGflops(device);
-        double mm = Math.Max(mmBefore, mmAfter);     // the faster of the two: the conservative reference
-        Console.WriteLine($"torch.mm fp32 again: {mmAfter:F1} GFLOP/s; reference = the faster, {mm:F1}");
         Console.WriteLine();
-        Console.WriteLine("| model (4 layers, T 256, B 8, V 65,536, 16-bit substrate) | tokens/s | model GFLOP/s | MFU vs torch.mm |");
-        Console.WriteLine("|---|---|---|---|");
-        foreach (var (d, tokS, g) in rows) Console.WriteLine($"| d = {d} | {tokS:F0} | {g:F1} | {100 * g / mm:F0}% |");
+        Console.WriteLine($"| model ({L} blocks, T {T}, B {B}, V 65,536, 16-bit substrate) | precision | tokens/s | model GFLOP/s | torch.mm GFLOP/s | MFU vs torch.mm | tokens/s vs fp32 |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (var m in models)
+        {
+            double tokS = Readings.Median(m.TokS), flopsPerToken = 6.0 * (12.0 * L * m.D * m.D + (double)m.D * V) + 12.0 * L * T * m.D;
+            double gflops = tokS * flopsPerToken / 1e9, reference = Readings.Median(mm[m.P]);
+            double fp32 = Readings.Median(models.Single(x => x.D == m.D && x.P == Precision.Fp32).TokS);
+            Console.WriteLine($"| d = {m.D} | {m.P.ToString().ToLowerInvariant()} | {tokS:F0} | {gflops:F1} | {reference:F1} | {100 * gflops / reference:F0}% | {tokS / fp32:F2}x |");
+        }
+        foreach (var m in models) { m.Model.Dispose(); m.Opt.Dispose(); m.Batch.Dispose(); }
+        if (device.type == DeviceType.CPU) HeadMemory(rounds);
+    }
+
+    /// <summary>Seconds and peak resident memory of one demo-shape step, whole-logits cross-entropy against the chunked
+    /// head, alternating; freed memory is returned to the kernel before each reading so each peak is the step's own.</summary>
+    private static void HeadMemory(int rounds)
+    {
+        const int B = 16, T = 128, V = 65536;
+        var cfg = new ModelConfig { DModel = 128, NHead = 4, ContextLength = T, VocabSize = V };
+        torch.manual_seed(0);
+        using var model = new LanguageModel(cfg, new SubstrateSpec(), 4);
+        using var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
+        using var batch = torch.randint(0, V, [B, T + 1]);
+        var paths = new (string Name, Action Step)[]
+        {
+            ("cross-entropy of the whole [B*T, V] logits", () => WholeLogitsStep(model, opt, batch)),
+            ("chunked head (ChunkedCrossEntropy)", () => Trainer.Step(model, opt, 1e-4, 1.0, [batch])),
+        };
+        var seconds = paths.Select(_ => new List<double>()).ToArray();
+        var peaks = paths.Select(_ => new List<double>()).ToArray();
+        foreach (var p in paths) p.Step();                                                  // warm-up
+        for (int round = 0; round < rounds; round++)
+            for (int k = 0; k < paths.Length; k++)
+            {
+                GC.Collect();
+                NativeAllocator.Trim();
+                PeakMemory.Reset();
+                double before = PeakMemory.CurrentMib();
+                var sw = Stopwatch.StartNew();
+                paths[k].Step();
+                seconds[k].Add(sw.Elapsed.TotalSeconds);
+                peaks[k].Add(PeakMemory.Mib() - before);
+            }
+        Console.WriteLine();
+        Console.WriteLine($"demo shape (d 128, 4 blocks, T {T}, B {B}, V 65,536), one training step, median of {rounds} alternating readings:");
+        Console.WriteLine("| head and loss | s/step | step's peak resident memory above the model and optimizer (MiB) |");
+        Console.WriteLine("|---|---|---|");
+        for (int k = 0; k < paths.Length; k++) Console.WriteLine($"| {paths[k].Name} | {Readings.Median(seconds[k]):F3} | {Readings.Median(peaks[k]):F0} |");
+        Console.WriteLine($"peak memory of the step: {100 * (1 - Readings.Median(peaks[1]) / Readings.Median(peaks[0])):F0}% lower; time {Readings.Median(seconds[0]) / Readings.Median(seconds[1]):F2}x faster");
+    }
+
+    /// <summary>Trainer.Step with the loss taken from the whole logits, as before the chunked head.</summary>
+    private static void WholeLogitsStep(LanguageModel model, AdamW opt, Tensor batch)
+    {
+        using var scope = torch.NewDisposeScope();
+        var logits = model.Logits(batch[.., ..^1]);                                          // [B, T, V]
+        var loss = nn.functional.cross_entropy(logits.view(-1, model.Config.VocabSize), batch[.., 1..].reshape(-1));
+        loss.backward();
+        nn.utils.clip_grad_norm_(opt.Parameters, 1.0);
+        opt.Step(1e-4);
+        opt.ZeroGrad();
     }
 
     private static Device InitCuda()
@@ -56,20 +125,18 @@ public static class TrainingThroughput
         return CUDA;
     }
 
-    /// <summary>Best of several fp32 square matmuls (n = 1024 and 2048), in GFLOP/s.</summary>
-    public static double MatmulGflops(Device device)
+    /// <summary>Best of three square matmuls of 2048 (after one untimed), in GFLOP/s.</summary>
+    public static double MatmulGflops(Device device, ScalarType dtype = ScalarType.Float32)
     {
+        const int n = 2048;
         double best = 0;
-        foreach (var n in new[] { 1024, 2048 })
+        using var a = torch.randn(n, n, device: device).to(dtype);
+        using var b = torch.randn(n, n, device: device).to(dtype);
+        for (int rep = 0; rep < 4; rep++)
         {
-            using var a = torch.randn(n, n, device: device);
-            using var b = torch.randn(n, n, device: device);
-            for (int rep = 0; rep < 4; rep++)
-            {
-                var sw = Stopwatch.StartNew();
-                using (var c = torch.mm(a, b)) { if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); }
-                if (rep > 0) best = Math.Max(best, 2.0 * n * n * n / sw.Elapsed.TotalSeconds / 1e9);
-            }
+            var sw = Stopwatch.StartNew();
+            using (var c = torch.mm(a, b)) { if (device.type == DeviceType.CUDA) torch.cuda.synchronize(); }
+            if (rep > 0) best = Math.Max(best, 2.0 * n * n * n / sw.Elapsed.TotalSeconds / 1e9);
         }
         return best;
     }

@@ -242,6 +242,25 @@ public class ScorerTests
     }
 
     [Fact]
+    public void Long_batched_generation_with_left_padding_equals_one_at_a_time()
+    {
+        torch.manual_seed(12);
+        var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 96, VocabSize = 65536 };
+        using var model = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize, cfg.DModel), 3);
+        var tokenizer = new CodePointTokenizer();
+        // lengths 1 to 40: up to 39 positions of left padding; 24 new tokens each (SQuAD and translation generate more than 4)
+        string[] prompts = ["Question: What is the capital of France?\nAnswer:", "Q:", "x", "Translate to German: the house is red.", "Жизнь"];
+        var greedy = prompts.Select(_ => Strata.Generation.SamplingOptions.Greedy).ToList();
+        var batched = new Scorer(model, tokenizer).ContinueAll(prompts, 24, greedy);
+        var single = prompts.Select(p => new Scorer(model, tokenizer).Continue(p, 24, Strata.Generation.SamplingOptions.Greedy)).ToList();
+        Assert.Equal(single, batched);
+        Assert.Contains(batched, c => c.EnumerateRunes().Count() >= 12);                   // long generations, not early stops
+        // rows in batches of two (the cache bound): the same again
+        var small = new Scorer(model, tokenizer) { MaxCacheBytesPerBatch = 2 * model.CacheBytesPerPosition * (prompts.Max(p => p.Length) + 24) };
+        Assert.Equal(single, small.ContinueAll(prompts, 24, greedy));
+    }
+
+    [Fact]
     public void Perplexity_counts_every_token_once_and_refuses_another_tokenizer()
     {
         var (model, _) = Model();

@@ -15,9 +15,10 @@ public static class TrainCommand
         var stopAfter = Opt.OptionalLong("--stop-after", "stop with a checkpoint after this many optimizer steps (resume later)");
         var lrScale = new Option<double?>("--lr-scale") { Description = "with --resume: multiply every learning rate of the plan by this from now on (after a non-finite loss, e.g. 0.5)" };
         var rewind = Opt.Flag("--rewind", "with --resume: continue from the checkpoint before the latest one (the latest is dropped)");
+        var precision = new Option<Modeling.Precision?>("--precision") { Description = "fp32, tf32 (CUDA tensor cores) or bf16 matrix products, instead of the plan's training.precision (weights and checkpoints stay fp32)", HelpName = "fp32|tf32|bf16" };
         var device = Opt.Device();
         var command = new Command("train", "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png; SIGINT/SIGTERM stop with a checkpoint")
-            { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, device };
+            { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, precision, device };
         command.SetAction(p =>
         {
             var run = new RunDirectory(p.GetValue(outDir)!);
@@ -29,6 +30,7 @@ public static class TrainCommand
             {
                 OutDir = run.Path, Resume = p.GetValue(resume), InitFrom = p.GetValue(initFrom),
                 StopAfterStep = p.GetValue(stopAfter) is > 0 and var n ? n : null, LearningRateScale = p.GetValue(lrScale), Rewind = p.GetValue(rewind),
+                Precision = p.GetValue(precision),
                 Device = Devices.Parse(p.GetValue(device)), Log = output, Interactive = Devices.IsTerminal(output), Stop = Signals.Stop,
             });
             output.WriteLine(r.Summary());

@@ -101,14 +101,14 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     public Device Device => _experts[0].Device;
 
     /// <summary>The mean of the experts' logits [B, T, V] (or the adapter's combination of them).</summary>
-    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null)
+    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null, Tensor? padding = null)
     {
         var caches = (ExpertCaches?)cache;
         if (Adapter is not null)
         {
             var each = new List<Tensor>();
             using (torch.no_grad())                                                        // the experts stay frozen
-                for (int k = 0; k < _experts.Count; k++) each.Add(_experts[k].Logits(idx, caches?.Caches[k], positions));
+                for (int k = 0; k < _experts.Count; k++) each.Add(_experts[k].Logits(idx, caches?.Caches[k], positions, padding));
             using var stacked = torch.stack(each);                                          // [K, B, T, V]
             foreach (var t in each) t.Dispose();
             return Adapter.call(stacked);
@@ -116,14 +116,22 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         Tensor? sum = null;
         for (int k = 0; k < _experts.Count; k++)
         {
-            using var logits = _experts[k].Logits(idx, caches?.Caches[k], positions);
+            using var logits = _experts[k].Logits(idx, caches?.Caches[k], positions, padding);
             if (sum is null) sum = logits.clone();
             else sum.add_(logits);
         }
         return sum!.div_(_experts.Count);
     }
 
-    public IDisposable NewCache(long batch) => new ExpertCaches(_experts.Select(e => (KvCache)e.NewCache(batch)).ToList());
+    /// <summary>Cross-entropy of the combined logits (they are the ensemble's prediction, so they exist whole).</summary>
+    public Tensor Loss(Tensor idx, Tensor targets)
+    {
+        using var logits = Logits(idx);                                                   // [B, T, V]
+        return nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), targets.reshape(-1));
+    }
+
+    public IDisposable NewCache(long batch, long? capacity = null) => new ExpertCaches(_experts.Select(e => (KvCache)e.NewCache(batch, capacity)).ToList());
+    public long CacheBytesPerPosition => _experts.Sum(e => e.CacheBytesPerPosition);
     public void ResetCache(IDisposable cache) { foreach (var c in ((ExpertCaches)cache).Caches) c.Reset(); }
     public long CacheLength(IDisposable cache) => ((ExpertCaches)cache).Caches[0].Length;
     public bool Training => _experts[0].training;
@@ -150,8 +158,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         {
             using var scope = torch.NewDisposeScope();
             var batch = sampler.Batch(step, Device);                                        // [B, T+1]
-            var logits = Logits(batch[.., ..^1]);
-            var loss = nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), batch[.., 1..].reshape(-1));
+            var loss = Loss(batch[.., ..^1], batch[.., 1..]);
             loss.backward();
             opt.Step(lr);
             opt.ZeroGrad();

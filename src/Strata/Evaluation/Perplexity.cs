@@ -41,8 +41,7 @@ public static class Perplexity
                     var ids = new long[ws.Length * (t + 1)];
                     for (int i = 0; i < ws.Length; i++) shard.Read(ws[i].Start, ids.AsSpan(i * (t + 1), t + 1));
                     var batch = torch.tensor(ids, [ws.Length, t + 1], device: model.Device);
-                    var logits = model.Logits(batch[.., ..^1]).to(ScalarType.Float32);
-                    nats += nn.functional.cross_entropy(logits.reshape(-1, model.Config.VocabSize), batch[.., 1..].reshape(-1), reduction: nn.Reduction.Sum).item<float>();
+                    nats += model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>() * (ws.Length * (double)t);
                     counted += ws.Length * (long)t;
                 }
             if (counted >= budget) break;

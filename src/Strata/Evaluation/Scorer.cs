@@ -95,13 +95,11 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         return ContinuationText(prompt, ids, TextGenerator.Generate(Model, ids, maxNewTokens, decoding, Tokenizer.EndOfText).ToList());
     }
 
-    /// <summary>Generations this short run batched: every step is one right-padded forward pass over all prompts still
-    /// going (no cache; each row reads its logits at its own last position), each row drawing from its own generator
-    /// seeded as <see cref="Continue"/> seeds it, so the tokens are those <see cref="Continue"/> chooses.</summary>
-    public const int BatchedGenerationMaxTokens = 4;
+    /// <summary>Upper bound on the bytes of the KV cache of one batch of generations.</summary>
+    public long MaxCacheBytesPerBatch { get; init; } = 512L << 20;
 
-    /// <summary><see cref="Continue"/> for many prompts; short generations (up to <see cref="BatchedGenerationMaxTokens"/>
-    /// new tokens) that fit the context are batched, the rest decoded one by one with the KV cache.</summary>
+    /// <summary><see cref="Continue"/> for many prompts: generations that fit the context without the cache restarting
+    /// are batched (<see cref="GenerateBatch"/>), the rest decoded one by one.</summary>
     public IReadOnlyList<string> ContinueAll(IReadOnlyList<string> prompts, int maxNewTokens, IReadOnlyList<SamplingOptions> decodings)
     {
         var results = new string[prompts.Count];
@@ -109,11 +107,11 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         var batched = new List<int>();
         for (int i = 0; i < prompts.Count; i++)
         {
-            if (BatchGeneration && maxNewTokens <= BatchedGenerationMaxTokens && encoded[i].Length > 0 && encoded[i].Length + maxNewTokens <= Model.Config.ContextLength) batched.Add(i);
+            if (BatchGeneration && maxNewTokens > 0 && encoded[i].Length > 0 && encoded[i].Length + maxNewTokens <= Model.Config.ContextLength) batched.Add(i);
             else results[i] = Continue(prompts[i], maxNewTokens, decodings[i]);
         }
-        int rows = (int)Math.Clamp(MaxLogitsPerBatch / Model.Config.VocabSize, 1, MaxBatchRows);   // one scored position per row
-        foreach (var chunk in batched.OrderByDescending(i => encoded[i].Length).Chunk(rows))
+        // similar lengths together (little padding); rows bounded by the logits of one step and by the cache
+        foreach (var chunk in Chunks(batched.OrderByDescending(i => encoded[i].Length).ToList(), i => encoded[i].Length + maxNewTokens))
         {
             var generated = GenerateBatch(chunk.Select(i => encoded[i]).ToArray(), maxNewTokens, chunk.Select(i => decodings[i]).ToArray());
             for (int k = 0; k < chunk.Length; k++) results[chunk[k]] = ContinuationText(prompts[chunk[k]], encoded[chunk[k]], generated[k]);
@@ -121,40 +119,66 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
         return results;
     }
 
+    /// <summary>Batches of the items (longest first), each within <see cref="MaxBatchRows"/>, the logits bound (one scored
+    /// position per row) and the cache bound (rows x the first item's positions).</summary>
+    private IEnumerable<int[]> Chunks(List<int> items, Func<int, int> positions)
+    {
+        long logitRows = Math.Max(1, MaxLogitsPerBatch / Model.Config.VocabSize);
+        for (int start = 0; start < items.Count;)
+        {
+            long cacheRows = Math.Max(1, MaxCacheBytesPerBatch / Math.Max(1, Model.CacheBytesPerPosition * positions(items[start])));
+            int rows = (int)Math.Min(Math.Min(logitRows, cacheRows), MaxBatchRows);
+            var chunk = items.Skip(start).Take(rows).ToArray();
+            start += chunk.Length;
+            yield return chunk;
+        }
+    }
+
+    /// <summary>Generations batched with the KV cache: the prompts left-padded to the longest and read in one pass, then
+    /// one position per row and step (a row that has stopped feeds a placeholder that is never read). Row b's tokens are
+    /// numbered from 0 after its padding and no position attends to the padding, so each row computes what it computes
+    /// alone; each row draws from its own generator seeded as <see cref="Continue"/> seeds it, so the tokens are those
+    /// <see cref="Continue"/> chooses.</summary>
     private List<int>[] GenerateBatch(int[][] prompts, int maxNewTokens, SamplingOptions[] decodings)
     {
+        int rows = prompts.Length, longest = prompts.Max(p => p.Length);
         var generators = decodings.Select(d => new torch.Generator((ulong)d.Seed, Model.Device)).ToArray();
         var output = prompts.Select(_ => new List<int>()).ToArray();
-        var done = new bool[prompts.Length];
+        var done = new bool[rows];
+        var ids = new long[rows * longest];
+        var pad = new long[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            pad[r] = longest - prompts[r].Length;
+            for (int k = 0; k < prompts[r].Length; k++) ids[r * longest + pad[r] + k] = prompts[r][k];
+        }
         using var evalMode = Model.EvalScope();
+        using var cache = Model.NewCache(rows, longest + maxNewTokens);
+        using var padding = torch.tensor(pad, device: Model.Device);
+        var input = torch.tensor(ids, [rows, longest], device: Model.Device);                     // [B, T]: the prompts, then one new id per row
         try
         {
-            for (int step = 0; step < maxNewTokens; step++)
+            for (int step = 0; step < maxNewTokens && done.Contains(false); step++)
             {
-                var live = Enumerable.Range(0, prompts.Length).Where(r => !done[r]).ToArray();
-                if (live.Length == 0) break;
-                int t = live.Max(r => prompts[r].Length + output[r].Count);
-                var ids = new long[live.Length * t];
-                for (int k = 0; k < live.Length; k++)
-                {
-                    int at = k * t;
-                    foreach (var id in prompts[live[k]].Concat(output[live[k]])) ids[at++] = id;
-                }
                 using var scope = torch.NewDisposeScope();
                 using var _ = torch.no_grad();
-                var last = live.Select(r => (long)(prompts[r].Length + output[r].Count - 1)).ToArray();
-                var logits = Model.Logits(torch.tensor(ids, [live.Length, t], device: Model.Device), positions: torch.tensor(last, [live.Length, 1], device: Model.Device));
-                for (int k = 0; k < live.Length; k++)
+                using var last = torch.full([rows, 1], input.shape[1] - 1, dtype: ScalarType.Int64, device: Model.Device);
+                var logits = Model.Logits(input, cache, last, padding);                            // [B, 1, V]
+                var next = new long[rows];
+                for (int r = 0; r < rows; r++)
                 {
-                    int r = live[k];
-                    int next = TextGenerator.Choose(logits[k, 0], decodings[r], generators[r]);
-                    if (next == Tokenizer.EndOfText) done[r] = true;
-                    else output[r].Add(next);
+                    if (done[r]) continue;
+                    int id = TextGenerator.Choose(logits[r, 0], decodings[r], generators[r]);
+                    if (id == Tokenizer.EndOfText) done[r] = true;
+                    else { output[r].Add(id); next[r] = id; }
                 }
+                input.Dispose();
+                input = torch.tensor(next, [rows, 1], device: Model.Device).DetachFromDisposeScope();
             }
         }
         finally
         {
+            input.Dispose();
             foreach (var g in generators) g.Dispose();
         }
         return output;

@@ -19,8 +19,7 @@ public static class ValidationLoss
         {
             using var scope = torch.NewDisposeScope();
             var batch = sampler.EvalBatch(i, batches, model.Device);                  // [B, T+1]
-            var logits = model.Logits(batch[.., ..^1]);                              // [B, T, V]
-            sum += nn.functional.cross_entropy(logits.view(-1, model.Config.VocabSize), batch[.., 1..].reshape(-1)).item<float>();
+            sum += model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>();
         }
         return sum / batches;
     }

@@ -28,11 +28,11 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     /// <summary>The output projection onto the residual stream (GPT-2's c_proj).</summary>
     public LoraLinear Dense => _dense;
 
-    public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward(x, cos, sin, cache, layer)");
+    public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward(x, attention, cache, layer)");
 
     /// <param name="x">[B, T, C]</param>
-    /// <param name="cos">[T, hs] rotary table for the new positions; <paramref name="sin"/> likewise.</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache, int layer)
+    /// <param name="attention">rotary tables of the new positions and which keys each may see</param>
+    public Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
     {
         var (B, T, C) = (x.shape[0], x.shape[1], x.shape[2]);
         using var qkv3 = _qkv.call(x);
@@ -42,26 +42,15 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         using var k0 = parts[1].transpose(1, 2);
         using var v0 = parts[2].transpose(1, 2);
         foreach (var p in parts) p.Dispose();
-        using var q = Rotary.Apply(q0, cos, sin);
-        using var kNew = Rotary.Apply(k0, cos, sin);
+        using var q = Rotary.Apply(q0, attention.Cos, attention.Sin);
+        using var kNew = Rotary.Apply(k0, attention.Cos, attention.Sin);
 
-        long past = cache?.Length ?? 0;
         Tensor k = kNew, v = v0;
         if (cache is not null) (k, v) = cache.Append(layer, kNew, v0);              // [B, nh, S, hs]
         try
         {
-            Tensor y;                                                                  // [B, nh, T, hs]
-            if (past == 0 || T == 1)
-            {
-                // no past: plain causal; one new position: it may see everything stored
-                y = nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, T > 1);
-            }
-            else
-            {
-                // T new positions after `past` cached ones: position i sees keys 0..past+i
-                using var mask = torch.ones([T, past + T], dtype: ScalarType.Bool, device: x.device).tril(past);
-                y = nn.functional.scaled_dot_product_attention(q, k, v, mask, 0.0, false);
-            }
+            // causal without a cache; after P cached positions query i sees keys 0..P+i; with padding, not the padding
+            var y = nn.functional.scaled_dot_product_attention(q, k, v, attention.Mask, 0.0, attention.IsCausal);   // [B, nh, T, hs]
             using (y)
             using (var merged = y.transpose(1, 2).contiguous().view(B, T, C))           // [B, T, C]
                 return _dense.call(merged);

@@ -1,8 +1,12 @@
 // The LM head and its cross-entropy in one autograd function, over chunks of rows: the [N, V] logits of a 65,536-word
-// head never exist whole, only [chunk, V] at a time (forward: logits -> log-sum-exp -> loss; backward: the logits
-// again -> softmax - one-hot -> the gradients of the hidden states, of the head's weight and of its bias). Peak memory
-// of the head falls from N x V x (logits + their gradient) to chunk x V, at the price of computing the logits twice.
-// The loss is the mean over rows, in fp32 whatever the dtype of the inputs.
+// head never exist whole, only [chunk, V] at a time. The loss is the last operation of a training step, so its
+// gradient is a scalar: when gradients are wanted, each chunk's logits turn straight into their gradient
+// (softmax - one-hot) and from it the gradients of the hidden states and of the head's weight and bias, during the
+// forward pass; backward only scales them. Three matrix products per chunk as in the plain path (no recomputation),
+// three passes over the chunk's logits in place (max; subtract and exp; sum), and the head's peak memory falls from
+// N x V x (logits + their gradient + softmax) to one chunk x V. The loss is the mean over rows, accumulated in fp64 and returned in fp32 whatever the
+// dtype of the inputs. (The same idea as the fused linear cross-entropy of Liger-Kernel and of Wijmans et al. 2024,
+// "Cut Your Losses in Large-Vocabulary Language Models".)
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -10,74 +14,104 @@ namespace Strata.Modeling;
 
 public sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<ChunkedCrossEntropy>
 {
-    /// <summary>Logit entries per chunk (rows x V): 16 Mi floats, 64 MiB.</summary>
+    /// <summary>Logit entries per chunk (rows x V): 16 Mi, 64 MiB in fp32.</summary>
     public const long ChunkElements = 16L << 20;
 
     public override string Name => nameof(ChunkedCrossEntropy);
 
     /// <summary>Mean cross-entropy of <c>hidden @ weight^T (+ bias)</c> against <paramref name="targets"/>.</summary>
-    /// <param name="hidden">[N, C] (after the final LayerNorm)</param>
-    /// <param name="weight">[V, C]</param>
+    /// <param name="hidden">[N, C] (after the final LayerNorm), in the compute dtype</param>
+    /// <param name="weight">[V, C], the master weight (fp32): the products use a copy in the dtype of
+    /// <paramref name="hidden"/>, its gradient comes back in the weight's own dtype</param>
     /// <param name="bias">[V] or null</param>
     /// <param name="targets">[N] int64</param>
-    public static Tensor Loss(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets) =>
-        bias is null ? apply(hidden, weight, targets) : apply(hidden, weight, targets, bias);
+    /// <param name="rows">rows per chunk; by default as many as fit <see cref="ChunkElements"/> logits</param>
+    public static Tensor Loss(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, long? rows = null)
+    {
+        long r = rows ?? Rows(weight.shape[0]);
+        if (r <= 0) throw new ArgumentOutOfRangeException(nameof(rows), r, "rows per chunk must be positive");
+        var wants = new Wants(torch.is_grad_enabled() && hidden.requires_grad, torch.is_grad_enabled() && weight.requires_grad,
+            torch.is_grad_enabled() && bias?.requires_grad == true);
+        return bias is null ? apply(hidden, weight, targets, r, wants) : apply(hidden, weight, targets, r, wants, bias);
+    }
 
     /// <summary>Rows per chunk for a vocabulary of <paramref name="vocab"/>.</summary>
     public static long Rows(long vocab) => Math.Max(1, ChunkElements / vocab);
 
-    private static Tensor Logits(Tensor h, Tensor weight, Tensor? bias)
+    /// <summary>Which gradients the forward pass prepares.</summary>
+    private readonly record struct Wants(bool Hidden, bool Weight, bool Bias)
     {
-        var logits = h.matmul(weight.t());                                           // [rows, V]
-        if (bias is not null) logits.add_(bias);
-        return logits;
+        public bool Any => Hidden || Weight || Bias;
     }
 
     public override Tensor forward(torch.autograd.AutogradContext ctx, params object[] vars)
     {
-        var (hidden, weight, targets) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2]);
-        var bias = vars.Length > 3 ? (Tensor)vars[3] : null;
-        long n = hidden.shape[0], rows = Rows(weight.shape[0]);
-        var lse = torch.empty([n], dtype: ScalarType.Float32, device: hidden.device);       // log-sum-exp per row, for backward
+        var (hidden, weight, targets, rows, wants) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (long)vars[3], (Wants)vars[4]);
+        var bias = vars.Length > 5 ? (Tensor)vars[5] : null;
+        long n = hidden.shape[0];
+        using var wc = weight.to(hidden.dtype);                                               // the weight in the compute dtype
+        using var bc = bias?.to(hidden.dtype);
         using var total = torch.zeros([], dtype: ScalarType.Float64, device: hidden.device);
+        // the gradients of the mean loss (upstream gradient 1), in fp32 until the end
+        Tensor? dHidden = wants.Hidden ? torch.empty_like(hidden) : null;
+        Tensor? dWeight = wants.Weight ? torch.zeros(weight.shape, dtype: ScalarType.Float32, device: weight.device) : null;
+        Tensor? dBias = wants.Bias ? torch.zeros(bias!.shape, dtype: ScalarType.Float32, device: bias.device) : null;
         for (long start = 0; start < n; start += rows)
         {
             long count = Math.Min(rows, n - start);
             using var scope = torch.NewDisposeScope();
-            var logits = Logits(hidden.narrow(0, start, count), weight, bias).to(ScalarType.Float32);   // [count, V]
-            var rowLse = logits.logsumexp(1);                                                 // [count]
-            lse.narrow(0, start, count).copy_(rowLse);
-            var picked = logits.gather(1, targets.narrow(0, start, count).unsqueeze(1)).squeeze(1);
-            total.add_((rowLse - picked).sum().to(ScalarType.Float64));
+            var h = hidden.narrow(0, start, count);                                            // [count, C]
+            var t = targets.narrow(0, start, count);                                            // [count]
+            var logits = torch.mm(h, wc.t());                                                   // [count, V]
+            if (bc is not null) logits.add_(bc);
+            // in place, so the chunk is one buffer: e = exp(x - max), s = sum(e), lse = max + log s (exact, no underflow)
+            var e = logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
+            var xt = e.gather(1, t.unsqueeze(1));                                               // [count, 1]
+            var max = e.amax([1], keepdim: true);
+            e.sub_(max).exp_();
+            var sum = e.sum(1, keepdim: true);
+            total.add_((max + sum.log() - xt).sum().to(ScalarType.Float64));
+            if (!wants.Any) continue;
+            // d(mean loss)/d(logits) = (softmax - one-hot) / N = e diag(1/(s N)) - Y / N: the row scale rides on the
+            // small operands and the one-hot part is a gather (dH) and an index_add (dW), so no pass over [count, V] more
+            var scale = sum.reciprocal().div_(n);                                               // [count, 1]
+            var g = e.to(hidden.dtype);
+            dHidden?.narrow(0, start, count).copy_(torch.mm(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));   // [count, C]
+            if (dWeight is not null)
+            {
+                var hs = h.mul(scale.to(h.dtype));
+                if (g.dtype == ScalarType.Float32) dWeight.addmm_(g.t(), hs);                   // [V, C], accumulated in place
+                else dWeight.add_(torch.mm(g.t(), hs));
+                dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n);
+            }
+            if (dBias is not null)
+            {
+                dBias.add_(torch.mm(scale.t(), e).squeeze(0));
+                dBias.index_add_(0, t, torch.full([count], -1.0f / n, device: dBias.device), 1);
+            }
         }
-        ctx.save_for_backward([hidden, weight, targets, lse, .. bias is null ? Array.Empty<Tensor>() : [bias]]);
+        var saved = new List<Tensor>();
+        foreach (var (name, grad, dtype) in new[] { ("hidden", dHidden, hidden.dtype), ("weight", dWeight, weight.dtype), ("bias", dBias, bias?.dtype ?? ScalarType.Float32) })
+        {
+            if (grad is null) continue;
+            ctx.save_data(name, saved.Count);
+            saved.Add(grad.dtype == dtype ? grad : Cast(grad, dtype));
+        }
+        ctx.save_for_backward(saved);
         return (total / n).to(ScalarType.Float32);
+    }
+
+    private static Tensor Cast(Tensor t, ScalarType dtype)
+    {
+        using (t) return t.to(dtype);
     }
 
     public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad)
     {
         var saved = ctx.get_saved_variables();
-        var (hidden, weight, targets, lse) = (saved[0], saved[1], saved[2], saved[3]);
-        var bias = saved.Count > 4 ? saved[4] : null;
-        long n = hidden.shape[0], rows = Rows(weight.shape[0]);
-        var dHidden = torch.empty_like(hidden);
-        var dWeight = torch.zeros(weight.shape, dtype: ScalarType.Float32, device: weight.device);
-        var dBias = bias is null ? null : torch.zeros(bias.shape, dtype: ScalarType.Float32, device: bias.device);
-        using var scale = (grad.to(ScalarType.Float32) / n);                                  // d(mean)/d(row loss)
-        for (long start = 0; start < n; start += rows)
-        {
-            long count = Math.Min(rows, n - start);
-            using var scope = torch.NewDisposeScope();
-            var h = hidden.narrow(0, start, count);
-            // softmax - one-hot, times the upstream gradient: the gradient of the chunk's logits
-            var g = Logits(h, weight, bias).to(ScalarType.Float32).sub_(lse.narrow(0, start, count).unsqueeze(1)).exp_();
-            g.scatter_add_(1, targets.narrow(0, start, count).unsqueeze(1), torch.full([count, 1], -1f, device: g.device));
-            g.mul_(scale);
-            var gc = g.to(weight.dtype);
-            dHidden.narrow(0, start, count).copy_(gc.matmul(weight));                          // [count, C]
-            dWeight.add_(gc.t().matmul(h).to(ScalarType.Float32));                            // [V, C]
-            dBias?.add_(g.sum(0));
-        }
-        return [dHidden, dWeight.to(weight.dtype), null!, null!, .. dBias is null ? Array.Empty<Tensor>() : [dBias.to(bias!.dtype)]];
+        Tensor? Scaled(string name) => ctx.get_data(name) is int i ? saved[i].mul(grad.to(saved[i].dtype)) : null;
+        // one gradient per input, in order: hidden, weight, targets (none), rows and wants (not tensors), bias (a null
+        // past the inputs is dropped when there is no bias)
+        return [Scaled("hidden")!, Scaled("weight")!, null!, null!, null!, Scaled("bias")!];
     }
 }

@@ -28,13 +28,13 @@ public sealed class DecoderBlock : Module<Tensor, Tensor>
     public CausalSelfAttention Attention => _attention;
     public Mlp Mlp => _mlp;
 
-    public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward(x, cos, sin, cache, layer)");
+    public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward(x, attention, cache, layer)");
 
-    /// <param name="x">[B, T, C]</param>
-    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, KvCache? cache, int layer)
+    /// <param name="x">[B, T, C], the residual stream (fp32; the projections compute in the model's compute dtype)</param>
+    public Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
     {
         using var h1 = _ln1.call(x);
-        using var a = _attention.Forward(h1, cos, sin, cache, layer);
+        using var a = _attention.Forward(h1, attention, cache, layer);
         using var x1 = x.add(a);
         using var h2 = _ln2.call(x1);
         using var m = _mlp.call(h2);

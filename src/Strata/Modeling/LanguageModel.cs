@@ -16,7 +16,7 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
     [ComponentName(Name = "embed_in")] private readonly Substrate _substrate;
     [ComponentName(Name = "layers")] private readonly ModuleList<DecoderBlock> _layers;
     [ComponentName(Name = "final_layer_norm")] private readonly LayerNorm _finalNorm;
-    [ComponentName(Name = "embed_out")] private readonly Linear _head;
+    [ComponentName(Name = "embed_out")] private readonly LoraLinear _head;
     private readonly Device _device;
 
     /// <summary>A model with <paramref name="depth"/> GPT-2-initialised blocks on the substrate <paramref name="spec"/> describes.</summary>
@@ -31,13 +31,13 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
         _substrate = substrate;
         _layers = new ModuleList<DecoderBlock>();
         _finalNorm = LayerNorm(config.DModel, config.LayerNormEps, device: _device);
-        _head = Linear(config.DModel, config.VocabSize, hasBias: config.HeadBias, device: _device);
+        _head = new LoraLinear(config.DModel, config.VocabSize, hasBias: config.HeadBias, device: _device);
         RegisterComponents();
         if (_device.type != DeviceType.META)
         {
             using var _ = torch.no_grad();
-            nn.init.normal_(_head.weight!, 0, 0.02);
-            if (_head.bias is not null) nn.init.zeros_(_head.bias);
+            nn.init.normal_(_head.Weight, 0, 0.02);
+            if (_head.Bias is not null) nn.init.zeros_(_head.Bias);
         }
         for (int i = 0; i < depth; i++) AddBlock(depth);
     }
@@ -46,7 +46,21 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
     public Substrate Substrate => _substrate;
     public IReadOnlyList<DecoderBlock> Blocks => _layers.ToList();
     public LayerNorm FinalNorm => _finalNorm;
-    public Linear Head => _head;
+    public LoraLinear Head => _head;
+
+    /// <summary>The dtype of the matrix products: Float32, or BFloat16 with fp32 weights (master copies), an fp32
+    /// residual stream, LayerNorms, softmax statistics and loss in fp32 (<see cref="Modeling.Precision"/>).</summary>
+    public ScalarType ComputeType => Precision.ComputeType();
+    public Precision Precision { get; private set; } = Precision.Fp32;
+
+    /// <summary>Sets the arithmetic of every projection (the blocks' and the head's) and, on CUDA, the TF32 switch.
+    /// Blocks stacked later take it too.</summary>
+    public void SetPrecision(Precision precision)
+    {
+        Precision = precision;
+        precision.ApplyMatmulMode(_device);
+        foreach (var m in modules().OfType<LoraLinear>()) m.ComputeType = ComputeType;
+    }
     public Device Device => _device;
     public int Depth => _layers.Count;
 
@@ -57,6 +71,7 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
     {
         var block = new DecoderBlock(Config, _device);
         if (_device.type != DeviceType.META) block.InitializeGpt2(initDepth);
+        foreach (var m in block.modules().OfType<LoraLinear>()) m.ComputeType = ComputeType;
         _layers.Add(block);
         _layers.register_module($"{_layers.Count - 1}", block);
         return block;
@@ -64,25 +79,37 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
 
     public override Tensor forward(Tensor idx) => Forward(idx);
 
-    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null) => Forward(idx, (KvCache?)cache, positions);
-    public IDisposable NewCache(long batch) => new KvCache(batch, Config.NHead, Config.ContextLength, Config.HeadSize, _device, ScalarType.Float32);
+    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null, Tensor? padding = null) => Forward(idx, (KvCache?)cache, positions, padding);
+    public IDisposable NewCache(long batch, long? capacity = null) =>
+        new KvCache(batch, Config.NHead, Math.Min(capacity ?? Config.ContextLength, Config.ContextLength), Config.HeadSize, _device, ComputeType);
+    public long CacheBytesPerPosition => 2L * Depth * Config.DModel * (ComputeType == ScalarType.Float32 ? 4 : 2);
     public void ResetCache(IDisposable cache) => ((KvCache)cache).Reset();
     public long CacheLength(IDisposable cache) => ((KvCache)cache).Length;
     public bool Training => training;
     public void SetTraining(bool training) => train(training);
 
     /// <summary>Logits [B, T, V] for token ids <paramref name="idx"/> [B, T] (or [B, P, V] at <paramref name="positions"/>
-    /// [B, P] only). With a cache, idx are the positions after those already cached. The frozen substrate and the
+    /// [B, P] only), in fp32. With a cache, idx are the positions after those already cached; with
+    /// <paramref name="padding"/> [B] (int64), row b's first padding[b] positions are left padding, which no position
+    /// attends to and which do not count as positions (rotary numbering starts after them).</summary>
+    public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null)
+    {
+        using var x = Hidden(idx, cache, padding);
+        using var picked = positions is null ? x.alias()
+            : x.gather(1, positions.unsqueeze(-1).expand(positions.shape[0], positions.shape[1], x.shape[2]));   // [B, P, C]
+        using var logits = _head.call(picked);                                           // [B, T or P, V]
+        return logits.to(ScalarType.Float32);
+    }
+
+    /// <summary>The final hidden states [B, T, C] (after the final LayerNorm, fp32). The frozen substrate and the
     /// leading frozen blocks run under no_grad, so they keep no activations for backward.</summary>
-    public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null)
+    public Tensor Hidden(Tensor idx, KvCache? cache = null, Tensor? padding = null)
     {
         var (B, T) = (idx.shape[0], idx.shape[1]);
         long past = cache?.Length ?? 0;
         if (past + T > Config.ContextLength)
             throw new ArgumentException($"sequence of {past + T} positions exceeds the context length {Config.ContextLength}");
-        var (cos, sin) = Rotary.Tables(past, T, Config.HeadSize, Config.RopeTheta, _device);
-        using var cosD = cos;
-        using var sinD = sin;
+        using var attention = AttentionContext.Create(past, T, padding, Config, ComputeType, _device);
 
         int frozen = _substrate.IsFrozen ? FrozenPrefix() : -1;
         Tensor x;
@@ -93,29 +120,24 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
         }
         for (int i = Math.Max(frozen, 0); i < _layers.Count; i++) x = Step(x, i);
         cache?.Advance(T);
-        if (positions is not null)
-        {
-            using var all = x;
-            using var index = positions.unsqueeze(-1).expand(positions.shape[0], positions.shape[1], all.shape[2]);
-            x = all.gather(1, index);                                                   // [B, P, C]
-        }
-        using (x)
-        using (var h = _finalNorm.call(x))
-            return _head.call(h);                                                     // [B, T or P, V]
+        using (x) return _finalNorm.call(x);                                          // [B, T, C]
 
         Tensor Step(Tensor input, int i)
         {
-            using (input) return _layers[i].Forward(input, cosD, sinD, cache, i);
+            using (input) return _layers[i].Forward(input, attention, cache, i);
         }
     }
 
-    /// <summary>Mean next-token cross-entropy (nats) of <paramref name="idx"/> [B, T] against <paramref name="targets"/> [B, T].</summary>
+    /// <summary>Mean next-token cross-entropy (nats) of <paramref name="idx"/> [B, T] against <paramref name="targets"/>
+    /// [B, T], with the head and its cross-entropy over chunks of rows (ChunkedCrossEntropy): the [B*T, V] logits are
+    /// never held whole.</summary>
     public Tensor Loss(Tensor idx, Tensor targets)
     {
-        using var logits = Forward(idx);                                               // [B, T, V]
-        using var flat = logits.view(-1, Config.VocabSize);                             // [B*T, V]
+        using var h = Hidden(idx);                                                     // [B, T, C]
+        using var flat = h.reshape(-1, Config.DModel);                                  // [B*T, C]
         using var t = targets.reshape(-1);
-        return nn.functional.cross_entropy(flat, t);
+        using var hc = flat.to(ComputeType);
+        return ChunkedCrossEntropy.Loss(hc, _head.Weight, _head.Bias, t);
     }
 
     /// <summary>Whether any block carries LoRA adapters (their parameters are named "layers.{i}.{projection}.lora_A|lora_B").</summary>

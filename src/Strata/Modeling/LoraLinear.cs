@@ -63,6 +63,43 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public Parameter? LoraA => _loraA;
     public Parameter? LoraB => _loraB;
 
+    /// <summary>The dtype the product is computed in (the weight itself stays fp32, the master copy). A frozen weight's
+    /// compute copy is made once and kept while it stays frozen.</summary>
+    public ScalarType ComputeType
+    {
+        get => _computeType;
+        set { _computeType = value; DropComputeCopy(); }
+    }
+
+    private ScalarType _computeType = ScalarType.Float32;
+    private Tensor? _frozenWeight, _frozenBias;
+
+    private void DropComputeCopy()
+    {
+        _frozenWeight?.Dispose();
+        _frozenBias?.Dispose();
+        _frozenWeight = _frozenBias = null;
+    }
+
+    /// <summary>The weight and bias in the compute dtype: casts that autograd sees for a trained weight, a kept copy
+    /// for a frozen one (it never changes while frozen; a weight that trains drops its copy).</summary>
+    private (Tensor Weight, Tensor? Bias, bool Owned) ComputeParameters()
+    {
+        if (_computeType == _weight.dtype) return (_weight, _bias, false);
+        if (_weight.requires_grad || _bias?.requires_grad == true)
+        {
+            DropComputeCopy();
+            return (_weight.to(_computeType), _bias?.to(_computeType), true);
+        }
+        if (_frozenWeight is null)
+            using (torch.no_grad())
+            {
+                _frozenWeight = _weight.to(_computeType).DetachFromDisposeScope();
+                _frozenBias = _bias?.to(_computeType).DetachFromDisposeScope();
+            }
+        return (_frozenWeight, _frozenBias, false);
+    }
+
     /// <summary>Attaches an adapter of rank <paramref name="rank"/>: A Kaiming-uniform as nn.Linear's weight (and litgpt's
     /// lora_A), B zero.</summary>
     public void Attach(int rank, double alpha)
@@ -85,6 +122,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         using (torch.no_grad())
         using (var ba = _loraB.matmul(_loraA))                                             // [out, in]
             _weight.add_(ba, alpha: Scaling);
+        DropComputeCopy();
         ConditionallyRegisterParameter(AName, (Parameter?)null);
         ConditionallyRegisterParameter(BName, (Parameter?)null);
         _loraA.Dispose();
@@ -93,13 +131,19 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         Scaling = 0;
     }
 
-    /// <param name="x">[..., in]</param>
+    /// <param name="x">[..., in] in any float dtype; the result is [..., out] in <see cref="ComputeType"/></param>
     public override Tensor forward(Tensor x)
     {
-        var y = nn.functional.linear(x, _weight, _bias);                                   // [..., out]
+        var (w, b, owned) = ComputeParameters();
+        using var xc = x.dtype == _computeType ? x.alias() : x.to(_computeType);
+        Tensor y;
+        try { y = nn.functional.linear(xc, w, b); }                                            // [..., out]
+        finally { if (owned) { w.Dispose(); b?.Dispose(); } }
         if (_loraA is null) return y;
-        using var down = x.matmul(_loraA.t());                                               // [..., r]
-        using var up = down.matmul(_loraB!.t());                                             // [..., out]
+        using var a = _loraA.to(_computeType);
+        using var bm = _loraB!.to(_computeType);
+        using var down = xc.matmul(a.t());                                                     // [..., r]
+        using var up = down.matmul(bm.t());                                                    // [..., out]
         using var scaled = up.mul(Scaling);
         using (y) return y.add(scaled);
     }
@@ -108,6 +152,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         if (disposing)
         {
+            DropComputeCopy();
             _weight.Dispose();
             _bias?.Dispose();
             _loraA?.Dispose();

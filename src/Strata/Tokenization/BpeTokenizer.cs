@@ -73,6 +73,10 @@ public sealed class BpeTokenizer : ITokenizer
     /// <summary>True for a character in no merge and in no special token: BPE never joins it to a neighbour.</summary>
     public bool NeverMergesAcross(char c) => _barrier[c] && !_specials.Any(s => s.Text.Contains(c));
 
+    /// <summary>Empties this thread's piece cache: the next encodings run as on a tokenizer just loaded (the cold
+    /// case the benchmark measures).</summary>
+    public void ClearCache() => _cache.Value = new PieceCache();
+
     public int? IdOf(string token) => _ids.TryGetValue(token, out var id) ? id : null;
     public string TokenOf(int id) => _tokens[id];
 
@@ -136,18 +140,22 @@ public sealed class BpeTokenizer : ITokenizer
         var piece = word[pieceStart..end];
         pieceStart = -1;
         if (piece.Length == 1) { ids.Add(_bmpIds[piece[0]] is var one and >= 0 ? one : Unk); return; }
+        if (piece.Length <= UncachedPiece) { MergeShort(piece, ids); return; }
         var cache = _cache.Value!;
         if (cache.TryGet(piece, out var cached)) { ids.AddRange(cached); return; }
-        var result = piece.Length <= ShortPiece ? MergeShort(piece) : MergeAll(piece);
-        cache.Add(piece, result);
-        ids.AddRange(result);
+        int before = ids.Count;
+        if (piece.Length <= ShortPiece) MergeShort(piece, ids);
+        else ids.AddRange(MergeAll(piece));
+        cache.Add(piece, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids)[before..].ToArray());
     }
 
+    /// <summary>Pieces up to this long are merged afresh each time: cheaper than hashing them into the cache.</summary>
+    private const int UncachedPiece = 8;
     private const int ShortPiece = 64;
 
     /// <summary>Word::merge_all on a short piece: the symbols in an array, each adjacent pair's merge rank beside it; the
     /// leftmost lowest rank is merged and only its neighbours' ranks change.</summary>
-    private int[] MergeShort(ReadOnlySpan<char> piece)
+    private void MergeShort(ReadOnlySpan<char> piece, List<int> ids)
     {
         int n = piece.Length;
         Span<int> c = stackalloc int[n], rank = stackalloc int[n], merged = stackalloc int[n];
@@ -169,7 +177,7 @@ public sealed class BpeTokenizer : ITokenizer
             if (best > 0) (rank[best - 1], merged[best - 1]) = _merges.Find(c[best - 1], c[best]);
             if (best + 1 < count) (rank[best], merged[best]) = _merges.Find(c[best], c[best + 1]);
         }
-        return c[..count].ToArray();
+        foreach (var id in c[..count]) ids.Add(id);
     }
 
     /// <summary>transformers' Word::merge_all on one piece of BMP characters.</summary>

@@ -288,6 +288,8 @@ public sealed record TrainingConfig
     /// <summary>If set, a stage whose active (trainable) parameters exceed this is refused before training starts.</summary>
     public long? MaxActiveParameters { get; init; }
     public long Seed { get; init; } = 1337;
+    /// <summary>fp32, tf32 (CUDA tensor cores) or bf16 matrix products; weights, checkpoints and AdamW stay fp32.</summary>
+    public Strata.Modeling.Precision Precision { get; init; } = Strata.Modeling.Precision.Fp32;
     public int EvalEvery { get; init; } = 100;
     public int EvalBatches { get; init; } = 8;
     public int CheckpointEvery { get; init; } = 100;

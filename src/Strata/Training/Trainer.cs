@@ -31,6 +31,9 @@ public sealed record TrainOptions
     /// <summary>On resume: continue from the checkpoint before the latest one (the latest is dropped), e.g. when the
     /// latest already gives a non-finite loss.</summary>
     public bool Rewind { get; init; }
+    /// <summary>The arithmetic, replacing the plan's training.precision (recorded in the checkpoint's plan; a resumed
+    /// run may change it, since checkpoints are fp32 in every precision).</summary>
+    public Precision? Precision { get; init; }
     /// <summary>Cancelled by SIGINT / SIGTERM: the step in progress finishes, a checkpoint is written, the run returns.</summary>
     public CancellationToken Stop { get; init; }
     public Device Device { get; init; } = CPU;
@@ -185,9 +188,12 @@ public sealed class Trainer : IDisposable
                     plan = plan.WithLearningRatesScaled(f, _run.Checkpoint);
                     o.Log.WriteLine($"note: every learning rate of the plan scaled by {f} from step {_resumed.GlobalStep}");
                 }
+                if (o.Precision is { } p && p != plan.Training.Precision)
+                    o.Log.WriteLine($"note: continuing in {p.ToString().ToLowerInvariant()} (the run was in {plan.Training.Precision.ToString().ToLowerInvariant()})");
             }
             else if (_run.HasCheckpoint)
                 throw new StrataException($"{_run.Path} already holds a checkpoint: pass --resume to continue it, or choose another --out");
+            if (plan is not null && o.Precision is { } precision) plan = plan with { Training = plan.Training with { Precision = precision } };
             _plan = plan ?? throw new InvalidOperationException("a resumed run takes the checkpoint's plan");
             var t = plan.Training;
             _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
@@ -212,6 +218,7 @@ public sealed class Trainer : IDisposable
                 torch.manual_seed(t.Seed);
                 _model = Own(new LanguageModel(plan.Model, plan.Substrate, 0, o.Device));
             }
+            _model.SetPrecision(t.Precision);
             // the first stage to run gets its blocks (and --init-from weights) before anything is written
             if (!_completed && _stageIndex < plan.Stages.Count && _stageStep == 0)
                 new GrowthStage(plan, _stageIndex).Enter(_model, _stageIndex == 0 ? o.InitFrom : null);
