@@ -60,7 +60,10 @@ run() {
         export LD_LIBRARY_PATH="$($python -c 'import torch,os;print(os.path.dirname(torch.__file__)+"/lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
         gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 || true)
         echo "== $gpu; torch $($python -c 'import torch;print(torch.__version__, torch.version.cuda)')"
-        echo "== NCCL: $($python -c 'import nvidia.nccl,os;print(os.path.dirname(nvidia.nccl.__file__)+"/lib")' 2>/dev/null || echo 'not found under site-packages')"
+        # NCCL for the world-size-1 all-reduce: the nvidia-nccl wheel beside PyTorch, else what the loader finds
+        local nccl; nccl=$($python -c 'import nvidia.nccl,os;print(os.path.dirname(nvidia.nccl.__file__)+"/lib")' 2>/dev/null || true)
+        if [ -n "$nccl" ] && [ -f "$nccl/libnccl.so.2" ]; then export STRATA_NCCL="$nccl/libnccl.so.2"; fi
+        echo "== NCCL: ${STRATA_NCCL:-libnccl.so.2 on the library path}"
     fi
     echo "== Strata: training step, memory, export"
     STRATA_HOME="$root" "${app[@]}" gpu --device "$device" $tiny --out "$out"

@@ -37,7 +37,12 @@ public static class GpuCheck
 
     public sealed record Row(string Config, string Precision, int Frozen, double TokensPerSecond, double FlopsPerToken);
 
-    public sealed record Result(string Device, Shape Shape, List<Row> Rows, double MemoryFirstMib, double MemoryLastMib, int MemorySteps, string MemoryMeasure);
+    /// <summary>The data-parallel path at world size 1: the step's gradients through GradientBuckets and the
+    /// collective (NCCL on CUDA), compared with the gradients before it, and the step's speed with it.</summary>
+    public sealed record AllReduceCheck(string Library, long BytesPerStep, double MaxDifference, double TokensPerSecond);
+
+    public sealed record Result(string Device, Shape Shape, List<Row> Rows, double MemoryFirstMib, double MemoryLastMib, int MemorySteps, string MemoryMeasure,
+        AllReduceCheck? AllReduce = null);
 
     public static void Run(string[] args)
     {
@@ -81,6 +86,8 @@ public static class GpuCheck
                 Console.WriteLine($"strata {name,-10} {precision,-4}: {tokS,10:F0} tokens/s");
             }
 
+        var allReduce = CheckAllReduce(model, configs[1].Stage, batch, steps, shape, device);
+
         // memory over many bf16 steps of the monolithic model: a leak shows as growth between the readings
         model.SetPrecision(Precision.Bf16);
         configs[0].Stage.SetTrainable(model);
@@ -96,8 +103,39 @@ public static class GpuCheck
         Console.WriteLine($"memory after step 10: {first:F0} MiB, after step {memorySteps}: {last:F0} MiB ({MemoryMeasure(device)})");
 
         Export(model, plan, Path.Combine(outDir, "export"), device);
-        var result = new Result(device.type == DeviceType.CUDA ? "cuda" : "cpu", shape, rows, first, last, memorySteps, MemoryMeasure(device));
+        var result = new Result(device.type == DeviceType.CUDA ? "cuda" : "cpu", shape, rows, first, last, memorySteps, MemoryMeasure(device), allReduce);
         AtomicFile.WriteAllText(Path.Combine(outDir, "strata.json"), Json.Serialize(result));
+    }
+
+    /// <summary>Stage 3 in bf16 with its gradients averaged over a world of one rank, as data-parallel training does
+    /// (ProcessGroup.SingleWithCollectives: NCCL's ncclAllReduce on CUDA; on the CPU the buckets alone, with no MPI).</summary>
+    private static AllReduceCheck CheckAllReduce(LanguageModel model, GrowthStage stage, Tensor batch, int steps, Shape shape, Device device)
+    {
+        model.SetPrecision(Precision.Bf16);
+        stage.SetTrainable(model);
+        using var group = Distributed.ProcessGroup.SingleWithCollectives();
+        using var opt = new AdamW(Trainer.TrainableParameters(model), 0.9, 0.95, 1e-8, 0.1);
+        using var buckets = new Distributed.GradientBuckets(group, opt.Parameters);
+        double difference;
+        using (var scope = torch.NewDisposeScope())
+        {
+            model.Loss(batch[.., ..^1], batch[.., 1..]).backward();
+            var before = opt.Parameters.Select(p => p.grad!.clone()).ToList();
+            buckets.Reduce();
+            difference = opt.Parameters.Zip(before).Max(x => (x.First.grad! - x.Second).abs().max().item<float>());
+            opt.ZeroGrad();
+        }
+        Trainer.Step(model, opt, 1e-5, 1.0, [batch], buckets, group);                            // warm-up
+        Sync(device);
+        long bytes = group.BytesReduced;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < steps; i++) Trainer.Step(model, opt, 1e-5, 1.0, [batch], buckets, group);
+        Sync(device);
+        double tokS = (double)shape.Batch * shape.Context * steps / clock.Elapsed.TotalSeconds;
+        var library = device.type == DeviceType.CUDA ? Distributed.ProcessGroup.NcclDescription ?? "NCCL" : "none (CPU, one rank: buckets only)";
+        var check = new AllReduceCheck(library, (group.BytesReduced - bytes) / steps, difference, tokS);
+        Console.WriteLine($"all-reduce at world size 1 ({library}): {check.BytesPerStep / 1048576.0:F1} MiB per step, gradients changed by {difference:E1}, stage 3 bf16 {tokS:F0} tokens/s");
+        return check;
     }
 
     /// <summary>The model as `strata export --format hf` writes it, plus Strata's fp32 logits on fixed ids
@@ -201,6 +239,8 @@ public static class GpuCheck
         }
         double growth = strata.MemoryLastMib - strata.MemoryFirstMib;
         Console.WriteLine($"memory ({strata.MemoryMeasure}): {strata.MemoryFirstMib:F0} MiB after step 10, {strata.MemoryLastMib:F0} MiB after step {strata.MemorySteps} ({growth:+0;-0;0} MiB)");
+        if (strata.AllReduce is { } ar)
+            Console.WriteLine($"all-reduce at world size 1 ({ar.Library}): {ar.BytesPerStep / 1048576.0:F1} MiB per step, gradients changed by {ar.MaxDifference:E1} ({(ar.MaxDifference == 0 ? "unchanged, as they must be" : "CHANGED")}), stage 3 bf16 {ar.TokensPerSecond:F0} tokens/s");
         double? exportDiff = export?.RootElement.GetProperty("max_abs_diff").GetDouble();
         Console.WriteLine(export is null ? "transformers export check: not run (no transformers here)"
             : $"transformers export check: max |logits difference| {exportDiff:E2} ({(exportDiff <= 1e-4 ? "within" : "OUTSIDE")} 1e-4), {export.RootElement.GetProperty("detail").GetString()}");
@@ -209,7 +249,7 @@ public static class GpuCheck
         {
             ["device"] = strata.Device, ["gpu"] = gpu, ["shape"] = strata.Shape, ["rows"] = table, ["stage3_speedup"] = speedups,
             ["memory"] = new { first_mib = strata.MemoryFirstMib, last_mib = strata.MemoryLastMib, steps = strata.MemorySteps, measure = strata.MemoryMeasure },
-            ["export_max_abs_diff"] = exportDiff,
+            ["export_max_abs_diff"] = exportDiff, ["all_reduce"] = strata.AllReduce,
         }, new JsonSerializerOptions { WriteIndented = true }));
     }
 

@@ -6,6 +6,7 @@
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll eval [--questions 100]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll substrate
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll data [--gb 1,5] [--dir DIR]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll distributed [--rounds 3]   (needs mpirun)
 //   bench/gpu-check.sh (gpu, gpu-report: the GPU check's Strata half and its report)
 // Results and the commands behind them: docs/BENCHMARKS.md.
 using Strata.Bench;
@@ -39,11 +40,17 @@ switch (which)
     case "gpu-report":
         GpuCheck.Report(args.Skip(1).ToArray());
         break;
+    case "distributed":
+        DataParallel.Run(args.Skip(1).ToArray());
+        break;
+    case "distributed-worker":
+        DataParallel.RunWorker(args.Skip(1).ToArray());
+        break;
     case "tokenizer":
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, precision, growth, tokenizer, data, eval, substrate, gpu, gpu-report)");
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, precision, growth, tokenizer, data, eval, substrate, distributed, gpu, gpu-report)");
         return 2;
 }
 return 0;

@@ -23,7 +23,9 @@ public static class Signals
                 if (Volatile.Read(ref _graceful) > 0 && !Source.IsCancellationRequested)
                 {
                     context.Cancel = true;                                                   // keep running: the trainer stops cleanly
-                    Console.Error.WriteLine($"\n{context.Signal}: finishing the step and writing a checkpoint (again to stop at once)");
+                    Console.Error.WriteLine(Distributed.ProcessGroup.Launched
+                        ? $"\n{context.Signal}: this rank stops with the others after the step in progress (with a checkpoint if they all get there)"
+                        : $"\n{context.Signal}: finishing the step and writing a checkpoint (again to stop at once)");
                     Source.Cancel();
                     return;
                 }

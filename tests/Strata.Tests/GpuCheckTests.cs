@@ -37,6 +37,7 @@ public class GpuCheckTests
         }
         Assert.Contains("| stage 3 | bf16 |", stdout);
         Assert.Contains("after step 20", stdout);
+        Assert.Contains("unchanged, as they must be", stdout);                             // the world-size-1 all-reduce path ran
 
         // the export: Strata reads it back and computes the logits the check hands to transformers
         var export = Path.Combine(outDir, "export");

@@ -17,10 +17,19 @@ public static class TrainCommand
         var rewind = Opt.Flag("--rewind", "with --resume: continue from the checkpoint before the latest one (the latest is dropped)");
         var precision = new Option<Modeling.Precision?>("--precision") { Description = "fp32, tf32 (CUDA tensor cores) or bf16 matrix products, instead of the plan's training.precision (weights and checkpoints stay fp32)", HelpName = "fp32|tf32|bf16" };
         var device = Opt.Device();
+        var ranks = Opt.OptionalInt("--ranks", "data-parallel: start this many ranks on this machine with mpirun (each takes batch_size / N rows); under mpirun or srun leave it out");
         var command = new Command("train", "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png; SIGINT/SIGTERM stop with a checkpoint")
-            { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, precision, device };
+            { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, precision, device, ranks };
         command.SetAction(p =>
         {
+            if (p.GetValue(ranks) is { } count)
+            {
+                if (count < 1) throw new StrataException($"--ranks: at least 1, got {count}");
+                if (count > 1) return LocalLaunch.Run(count, WithoutRanks(p), output, p.InvocationConfiguration.Error);
+            }
+            var group = Distributed.ProcessGroup.Start();
+            var log = group.IsMain ? output : TextWriter.Null;                                 // rank 0 speaks for the job
+            using var stopping = Signals.Stop.Register(group.StopRequested);
             var run = new RunDirectory(p.GetValue(outDir)!);
             var growthPlan = p.GetValue(plan) is { } path ? GrowthPlan.Load(path)
                 : p.GetValue(resume) ? null                                                    // the plan stored in the checkpoint
@@ -31,12 +40,25 @@ public static class TrainCommand
                 OutDir = run.Path, Resume = p.GetValue(resume), InitFrom = p.GetValue(initFrom),
                 StopAfterStep = p.GetValue(stopAfter) is > 0 and var n ? n : null, LearningRateScale = p.GetValue(lrScale), Rewind = p.GetValue(rewind),
                 Precision = p.GetValue(precision),
-                Device = Devices.Parse(p.GetValue(device)), Log = output, Interactive = Devices.IsTerminal(output), Stop = Signals.Stop,
+                Device = Devices.Parse(p.GetValue(device)), Log = log, Interactive = Devices.IsTerminal(output), Stop = Signals.Stop, Group = group,
             });
-            output.WriteLine(r.Summary());
+            log.WriteLine(r.Summary());
             r.ThrowIfInterrupted();
+            group.Dispose();                                      // MPI_Finalize on success only: it waits for every rank
             return 0;
         });
         return command;
+    }
+
+    /// <summary>The command line as given, less --ranks and its value (what each rank runs).</summary>
+    private static IEnumerable<string> WithoutRanks(ParseResult p)
+    {
+        var tokens = p.Tokens.Select(t => t.Value).ToList();
+        for (int i = 0; i < tokens.Count; i++)
+        {
+            if (tokens[i] == "--ranks") { i++; continue; }
+            if (tokens[i].StartsWith("--ranks=", StringComparison.Ordinal)) continue;
+            yield return tokens[i];
+        }
     }
 }

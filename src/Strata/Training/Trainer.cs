@@ -4,6 +4,7 @@
 // checkpointed, so a resumed run repeats an uninterrupted one exactly.
 using System.Diagnostics;
 using Strata.Data;
+using Strata.Distributed;
 using Strata.Evaluation;
 using Strata.Formats;
 using Strata.Modeling;
@@ -36,6 +37,9 @@ public sealed record TrainOptions
     public Precision? Precision { get; init; }
     /// <summary>Cancelled by SIGINT / SIGTERM: the step in progress finishes, a checkpoint is written, the run returns.</summary>
     public CancellationToken Stop { get; init; }
+    /// <summary>The ranks of a data-parallel job (<see cref="ProcessGroup.Start"/>): each takes its share of every
+    /// batch's rows, gradients are averaged over the ranks, rank 0 alone writes. One process by default.</summary>
+    public ProcessGroup Group { get; init; } = ProcessGroup.Single;
     public Device Device { get; init; } = CPU;
     public TextWriter Log { get; init; } = Console.Out;
     /// <summary>Draw the progress bar in place (a terminal); otherwise print a line every log_every steps.</summary>
@@ -76,13 +80,15 @@ public sealed class Trainer : IDisposable
     private readonly GrowthPlan _plan;
     private readonly TrainOptions _o;
     private readonly RunDirectory _run;
-    private readonly FolderLock _lock;
+    private readonly FolderLock? _lock;                               // rank 0's
+    private readonly ProcessGroup _group;
     private readonly List<IDisposable> _owned = new();
     private readonly TrainingData _data;
     private BatchSampler? _sampler;
     private readonly LanguageModel _model;
-    private readonly MetricsLog _metrics;
-    private readonly TensorBoardWriter _tb;
+    private readonly MetricsLog? _metrics;                            // rank 0's
+    private readonly TensorBoardWriter? _tb;
+    private GradientBuckets? _buckets;
     private readonly ProgressBar _bar;
     private readonly Stopwatch _clock = Stopwatch.StartNew(), _stageClock = new();
     private readonly double _elapsedBase;
@@ -122,14 +128,14 @@ public sealed class Trainer : IDisposable
             {
                 var clock = Stopwatch.StartNew();
                 double lr = stage.LearningRate(_stageStep);
-                var step = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches());
+                var step = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches(), _buckets, _group);
                 if (!step.IsFinite) throw NonFinite(step, stage);
                 KillPoint.Here("step.after-optimizer");
                 _stageStep++;
                 _globalStep++;
                 _tokensSeen += _tokensPerStep;
                 LogStep(step.Loss, lr, clock.Elapsed.TotalSeconds, stage);
-                bool stageEnd = _stageStep == stage.Steps, stopping = _globalStep == _o.StopAfterStep, interrupted = _o.Stop.IsCancellationRequested;
+                bool stageEnd = _stageStep == stage.Steps, stopping = _globalStep == _o.StopAfterStep, interrupted = _group.Any(_o.Stop.IsCancellationRequested);
                 if (stageEnd) EndStage(stage);
                 if (_globalStep % _plan.Training.EvalEvery == 0 || stageEnd) Evaluate();
                 if (_globalStep % _plan.Training.CheckpointEvery == 0 || stageEnd || stopping || interrupted) SaveCheckpoint(stage, optimizer, stageEnd);
@@ -160,6 +166,7 @@ public sealed class Trainer : IDisposable
     private Trainer(GrowthPlan? given, TrainOptions o)
     {
         _o = o;
+        _group = o.Group;
         _run = new RunDirectory(o.OutDir);
         if (given is null && !o.Resume) throw new StrataException("a plan is required (or --resume with --out of an existing run)");
         var plan = given is null ? null : given with { Data = given.Data.WithTokenizerResolved() };
@@ -167,18 +174,22 @@ public sealed class Trainer : IDisposable
             throw new StrataException("--lr-scale and --rewind apply when resuming a run (--resume); for a new run set the plan's learning rates");
         bool created = !Directory.Exists(_run.Path);
         if (o.Resume && created) throw new StrataException($"{_run.Path}: no such run folder to resume");
-        _lock = FolderLock.Acquire(_run.Path, "strata train");
+        _lock = _group.IsMain ? FolderLock.Acquire(_run.Path, "strata train") : null;            // rank 0 alone writes
         try
         {
             if (o.Resume)
             {
-                _run.Recover();
-                if (!_run.HasCheckpoint) throw new StrataException($"{_run.Path}: no {RunDirectory.CheckpointName} to resume from");
-                if (o.Rewind)
+                if (_group.IsMain)
                 {
-                    _run.Rewind();
-                    o.Log.WriteLine($"note: rewound to {_run.Checkpoint} (the latest checkpoint is dropped)");
+                    _run.Recover();
+                    if (!_run.HasCheckpoint) throw new StrataException($"{_run.Path}: no {RunDirectory.CheckpointName} to resume from");
+                    if (o.Rewind)
+                    {
+                        _run.Rewind();
+                        o.Log.WriteLine($"note: rewound to {_run.Checkpoint} (the latest checkpoint is dropped)");
+                    }
                 }
+                _group.Barrier("rank 0 prepares the run folder");
                 _resumed = Checkpoint.ReadInfo(_run.Checkpoint);
                 if (plan is not null && Json.Serialize(_resumed.Plan) != Json.Serialize(plan))
                     o.Log.WriteLine($"note: resuming with the plan stored in {_run.Checkpoint}; the plan given differs and is ignored");
@@ -191,17 +202,21 @@ public sealed class Trainer : IDisposable
                 if (o.Precision is { } p && p != plan.Training.Precision)
                     o.Log.WriteLine($"note: continuing in {p.ToString().ToLowerInvariant()} (the run was in {plan.Training.Precision.ToString().ToLowerInvariant()})");
             }
-            else if (_run.HasCheckpoint)
+            else if (_group.IsMain && _run.HasCheckpoint)
                 throw new StrataException($"{_run.Path} already holds a checkpoint: pass --resume to continue it, or choose another --out");
             if (plan is not null && o.Precision is { } precision) plan = plan with { Training = plan.Training with { Precision = precision } };
             _plan = plan ?? throw new InvalidOperationException("a resumed run takes the checkpoint's plan");
             var t = plan.Training;
             _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
-            if (_lock.TakenOver is { } dead) o.Log.WriteLine($"note: {_run.Path} was locked by {dead}, which is no longer running");
+            if (_lock?.TakenOver is { } dead) o.Log.WriteLine($"note: {_run.Path} was locked by {dead}, which is no longer running");
             _data = Own(new TrainingData(plan));
             if (plan.Substrate.Kind == SubstrateKind.Visual && TokenizerIdentity.Of(plan.Substrate.Tokenizer).Hash != _data.Tokenizer.Hash)
                 throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but the data was encoded with {_data.Tokenizer}");
             _tokensPerStep = (long)t.BatchSize * plan.Model.ContextLength * t.GradAccumulation;
+            if (t.BatchSize % _group.Size != 0)
+                throw new StrataException($"training.batch_size {t.BatchSize} does not split into {_group.Size} ranks: use a multiple of {_group.Size} (each rank takes batch_size / ranks rows of every batch)");
+            _group.RequireSame(("plan", plan.Name, Json.Serialize(plan)), ("program", Path.GetFileName(typeof(Trainer).Assembly.Location), typeof(Trainer).Assembly.ManifestModule.ModuleVersionId.ToString()),
+                ("data", string.Join(", ", plan.Data.Named().Select(d => d.Path)), _data.Identity));
 
             if (_resumed is { } r)
             {
@@ -210,11 +225,11 @@ public sealed class Trainer : IDisposable
                 _completed = r.Completed;
                 if (r.StageFinished) { _stageIndex++; _stageStep = 0; }
                 _model = Own(Checkpoint.LoadModel(_run.Checkpoint, o.Device).Model);
-                RepairStageFile(r);
+                if (_group.IsMain) RepairStageFile(r);
             }
             else
             {
-                if (Directory.Exists(_run.TensorBoard)) Directory.Delete(_run.TensorBoard, recursive: true);   // events of a run that never saved
+                if (_group.IsMain && Directory.Exists(_run.TensorBoard)) Directory.Delete(_run.TensorBoard, recursive: true);   // events of a run that never saved
                 torch.manual_seed(t.Seed);
                 _model = Own(new LanguageModel(plan.Model, plan.Substrate, 0, o.Device));
             }
@@ -222,15 +237,19 @@ public sealed class Trainer : IDisposable
             // the first stage to run gets its blocks (and --init-from weights) before anything is written
             if (!_completed && _stageIndex < plan.Stages.Count && _stageStep == 0)
                 new GrowthStage(plan, _stageIndex).Enter(_model, _stageIndex == 0 ? o.InitFrom : null);
-            _metrics = Own(new MetricsLog(_run.Metrics, _resumed?.GlobalStep ?? -1, o.Log));
-            _tb = Own(new TensorBoardWriter(_run.TensorBoard));
-            _bar = new ProgressBar(o.Log, plan.TotalSteps, t.LogEvery, o.Interactive);
-            if (_completed && !File.Exists(_run.LossCurve)) SaveLossCurve();
+            if (_group.IsMain)
+            {
+                _metrics = Own(new MetricsLog(_run.Metrics, _resumed?.GlobalStep ?? -1, o.Log));
+                _tb = Own(new TensorBoardWriter(_run.TensorBoard));
+                if (_completed && !File.Exists(_run.LossCurve)) SaveLossCurve();
+            }
+            _bar = new ProgressBar(_group.IsMain ? o.Log : TextWriter.Null, plan.TotalSteps, t.LogEvery, o.Interactive);
+            if (_group.Size > 1) _bar.Message($"data parallel: {_group.Size} ranks of {t.BatchSize / _group.Size} rows each, {torch.get_num_threads()} threads per rank");
         }
         catch
         {
             Dispose();
-            if (created && Directory.EnumerateFileSystemEntries(_run.Path).All(f => Path.GetFileName(f) == FolderLock.FileName))
+            if (created && _group.IsMain && Directory.EnumerateFileSystemEntries(_run.Path).All(f => Path.GetFileName(f) == FolderLock.FileName))
                 Directory.Delete(_run.Path, recursive: true);
             throw;
         }
@@ -261,6 +280,8 @@ public sealed class Trainer : IDisposable
         _sampler = _data.SamplerFor(stage.Config);
         var optimizer = new AdamW(TrainableParameters(_model), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
         if (_stageStep > 0) Checkpoint.LoadOptimizer(optimizer, _run.Checkpoint, _resumed!.OptimizerStep);
+        _buckets?.Dispose();
+        _buckets = new GradientBuckets(_group, optimizer.Parameters);
         _budget = ParameterBudget.Of(_model);
         _bar.Message($"stage {stage.Number}/{_plan.Stages.Count} '{stage.Name}': depth {_model.Depth}, parameters {_budget}");
         PeakMemory.Reset();
@@ -274,19 +295,21 @@ public sealed class Trainer : IDisposable
         return optimizer;
     }
 
-    /// <summary>The micro-batches of the next optimizer step: [B, T+1] each, drawn by (seed, step).</summary>
+    /// <summary>The micro-batches of the next optimizer step: [B, T+1] each (this rank's B / ranks rows), drawn by (seed, step).</summary>
     private IEnumerable<Tensor> NextBatches()
     {
         int accumulation = _plan.Training.GradAccumulation;
-        return Enumerable.Range(0, accumulation).Select(micro => _sampler!.Batch(_globalStep * accumulation + micro, _o.Device));
+        int rows = _plan.Training.BatchSize / _group.Size;                                 // this rank's share of each batch
+        return Enumerable.Range(0, accumulation).Select(micro => _sampler!.Batch(_globalStep * accumulation + micro, _o.Device, _group.Rank * rows, rows));
     }
 
     private void LogStep(double loss, double lr, double stepSeconds, GrowthStage stage)
     {
         if (_globalStep % TrimEvery == 0) NativeAllocator.Trim();
         _tokensPerSecond = _tokensPerSecond == 0 ? _tokensPerStep / stepSeconds : 0.9 * _tokensPerSecond + 0.1 * _tokensPerStep / stepSeconds;
-        _metrics.Write(new { kind = "train", step = _globalStep, stage = stage.Index, loss, lr, tokens_per_s = _tokensPerStep / stepSeconds, elapsed_s = Elapsed });
-        _tb.Scalar("train/loss", _globalStep, (float)loss);
+        if (!_group.IsMain) return;
+        _metrics!.Write(new { kind = "train", step = _globalStep, stage = stage.Index, loss, lr, tokens_per_s = _tokensPerStep / stepSeconds, elapsed_s = Elapsed });
+        _tb!.Scalar("train/loss", _globalStep, (float)loss);
         _tb.Scalar("train/lr", _globalStep, (float)lr);
         _bar.Report(_globalStep, $"loss {loss:F4} lr {lr:E2} {_tokensPerSecond:F0} tok/s");
     }
@@ -301,15 +324,16 @@ public sealed class Trainer : IDisposable
             stage.Leave(_model);
             _bar.Message($"stage {stage.Number}: LoRA adapters merged into the weights");
         }
-        _metrics.Write(new { kind = "stage", step = _globalStep, stage = stage.Index, name = stage.Name, depth = _model.Depth, active = _budget.Active,
+        _metrics?.Write(new { kind = "stage", step = _globalStep, stage = stage.Index, name = stage.Name, depth = _model.Depth, active = _budget.Active,
             frozen = _budget.Frozen, total = _budget.Total, peak_rss_mib = PeakMemory.Mib(), seconds = _stageClock.Elapsed.TotalSeconds });
     }
 
     /// <summary>Validation loss on each dataset's fixed batches; the run's validation loss is their mean.</summary>
     private void Evaluate()
     {
-        var each = _data.Validation.ToDictionary(v => v.Name, v => ValidationLoss.Measure(_model, v.Sampler, _plan.Training.EvalBatches));
+        var each = _data.Validation.ToDictionary(v => v.Name, v => ValidationLoss.Measure(_model, v.Sampler, _plan.Training.EvalBatches, _group));
         _lastVal = each.Values.Average();
+        if (_metrics is null || _tb is null) return;
         if (each.Count == 1) _metrics.Write(new { kind = "eval", step = _globalStep, stage = _stageIndex, val_loss = _lastVal });
         else _metrics.Write(new { kind = "eval", step = _globalStep, stage = _stageIndex, val_loss = _lastVal, val = each });
         _tb.Scalar("val/loss", _globalStep, (float)_lastVal.Value);
@@ -328,7 +352,9 @@ public sealed class Trainer : IDisposable
             GlobalStep = _globalStep, OptimizerStep = optimizer.StepCount, Completed = completed,
             ElapsedSeconds = Elapsed, TokensSeen = _tokensSeen, ValidationLoss = _lastVal,
         };
-        _tb.Flush();
+        _lastSavedStep = _globalStep;
+        if (!_group.IsMain) return;                                                  // rank 0 writes; the weights are the same everywhere
+        _tb!.Flush();
         if (stageEnd)
         {
             // the stage file first: a crash before the checkpoint is replaced resumes earlier and writes both again
@@ -338,7 +364,6 @@ public sealed class Trainer : IDisposable
             SaveLossCurve();
         }
         else _run.Promote(next => Checkpoint.Save(next, _model, optimizer, info));
-        _lastSavedStep = _globalStep;
         KillPoint.Here("checkpoint.after");
     }
 
@@ -353,10 +378,13 @@ public sealed class Trainer : IDisposable
         public bool IsFinite => double.IsFinite(Loss) && double.IsFinite(GradNorm);
     }
 
-    /// <summary>One optimizer step over micro-batches [B, T+1] (inputs [:, :-1], targets [:, 1:]), gradients averaged,
+    /// <summary>One optimizer step over micro-batches [B, T+1] (inputs [:, :-1], targets [:, 1:]), gradients averaged
+    /// (over the micro-batches, then over the ranks of <paramref name="group"/> through <paramref name="buckets"/>),
     /// clipped to <paramref name="clip"/> (0 = off); all of it inside one dispose scope. A step whose loss or gradient
-    /// norm is not finite is not applied (the gradients are dropped), so a diverging run never saves broken weights.</summary>
-    public static StepResult Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches)
+    /// norm is not finite is not applied (the gradients are dropped), so a diverging run never saves broken weights.
+    /// Every rank ends with the same gradients, so the same update keeps the weights equal everywhere.</summary>
+    public static StepResult Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches,
+        GradientBuckets? buckets = null, ProcessGroup? group = null)
     {
         using var scope = torch.NewDisposeScope();
         var batches = microBatches.ToList();
@@ -366,6 +394,13 @@ public sealed class Trainer : IDisposable
             var loss = model.Loss(batch[.., ..^1], batch[.., 1..]);
             (loss / batches.Count).backward();
             lossSum += loss.item<float>();
+        }
+        buckets?.Reduce();
+        if (group is { Size: > 1 })
+        {
+            Span<double> sum = [lossSum];
+            group.AllReduceSum(sum);
+            lossSum = sum[0] / group.Size;
         }
         // the norm is measured either way (clipping at +inf leaves every gradient as it is)
         double norm = nn.utils.clip_grad_norm_(optimizer.Parameters, clip > 0 ? clip : double.PositiveInfinity);
@@ -384,6 +419,7 @@ public sealed class Trainer : IDisposable
     {
         for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
         _owned.Clear();
-        _lock.Dispose();
+        _buckets?.Dispose();
+        _lock?.Dispose();
     }
 }

@@ -41,6 +41,10 @@ public sealed class TrainingData : IDisposable
 
     public TokenizerIdentity Tokenizer { get; }
 
+    /// <summary>What the datasets hold, as their manifests say (token counts and the sha256 of every shard): equal on
+    /// every rank of a job that reads the same data.</summary>
+    public string Identity => string.Join("\n", _datasets.Select(d => $"{d.Name}={Json.Serialize(d.Dataset.Manifest)}"));
+
     /// <summary>Fixed validation batches, per dataset that has a validation split.</summary>
     public IReadOnlyList<(string Name, BatchSampler Sampler)> Validation { get; }
 
