@@ -67,6 +67,9 @@ public sealed record GrowthPlan
                 throw new StrataException($"{F(at + ".learning_rate")}: must be in (0, {TrainingConfig.MaxLearningRate}], got {lr}");
             if (s.WarmupSteps is < 0) throw new StrataException($"{F(at + ".warmup_steps")}: must be >= 0, got {s.WarmupSteps}");
             if (s.Mixture is { } mixture) DataSpec.ValidateMixture(mixture, Data, source, at + ".mixture");
+            int below = Stages.Take(i).Sum(x => x.AddBlocks);
+            if (s.Init == BlockInit.CopyTop && below < s.AddBlocks)
+                throw new StrataException($"{F(at + ".init")}: copy_top copies the top {s.AddBlocks} trained blocks, but the model has {below} below this stage");
             if (s.Lora is { } lora)
             {
                 if (lora.Rank <= 0) throw new StrataException($"{F(at + ".lora.rank")}: must be positive, got {lora.Rank}");
@@ -229,6 +232,8 @@ public sealed record StageConfig
     public int AddBlocks { get; init; }
     /// <summary>Optimizer steps in the stage.</summary>
     public int Steps { get; init; }
+    /// <summary>How the stage's new blocks start (<see cref="BlockInit"/>).</summary>
+    public BlockInit Init { get; init; } = BlockInit.Random;
     public StageTrains Trains { get; init; } = StageTrains.New;
     /// <summary>Also train a trainable substrate in this stage (the paper's "trainable in stage 1, then frozen" variant);
     /// a frozen substrate (the binary code) never trains.</summary>
@@ -242,6 +247,21 @@ public sealed record StageConfig
     /// <summary>This stage's sampling weights by dataset name (the paper's later runs change the mixture across stages);
     /// null takes data.mixture.</summary>
     public IReadOnlyDictionary<string, double>? Mixture { get; init; }
+}
+
+/// <summary>How a stage's new blocks start.</summary>
+public enum BlockInit
+{
+    /// <summary>GPT-2's initialisation for the plan's final depth (the paper's choice).</summary>
+    Random,
+    /// <summary>Random, then the two projections into the residual stream (attention.dense, mlp.dense_4h_to_h) and their
+    /// biases set to zero: each new block starts as the identity, so the grown model computes exactly what the
+    /// previous one did (function-preserving growth as in Net2Net, Chen et al. 2016, and LiGO / MSG / LEMON; the zero
+    /// residual branch as in ReZero and Fixup).</summary>
+    ZeroOut,
+    /// <summary>The new blocks start as copies of the top trained blocks, in order (layer stacking: G_stack, Du et al.
+    /// 2024, "Stacking Your Transformers"; the copies train, the originals stay frozen).</summary>
+    CopyTop,
 }
 
 /// <summary>Which blocks a LoRA phase adapts.</summary>

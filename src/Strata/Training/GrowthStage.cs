@@ -50,7 +50,8 @@ public sealed class GrowthStage
         if (model.Depth != Depth - Config.AddBlocks)
             throw new InvalidOperationException($"stage {Number} expects a model of depth {Depth - Config.AddBlocks}, got {model.Depth}");
         torch.manual_seed(Seed);
-        for (int b = 0; b < Config.AddBlocks; b++) model.AddBlock(_plan.FinalDepth);
+        var added = Enumerable.Range(0, Config.AddBlocks).Select(_ => model.AddBlock(_plan.FinalDepth)).ToList();
+        Initialize(model, added);
         if (initFrom is not null)
         {
             if (Index != 0) throw new InvalidOperationException("only the first stage starts from another checkpoint");
@@ -64,6 +65,33 @@ public sealed class GrowthStage
         {
             foreach (var t in lora.Targets.Distinct()) block.Projection(t).Merge();
             block.AttachLora(lora.Targets, lora.Rank, lora.Alpha);
+        }
+    }
+
+    /// <summary>Applies stages[i].init to the blocks the stage just stacked (random ones are left as drawn).</summary>
+    private void Initialize(LanguageModel model, IReadOnlyList<DecoderBlock> added)
+    {
+        if (Config.Init == BlockInit.Random || model.Device.type == DeviceType.META) return;
+        using var noGrad = torch.no_grad();
+        int below = model.Depth - added.Count;
+        for (int i = 0; i < added.Count; i++)
+        {
+            var block = added[i];
+            if (Config.Init == BlockInit.ZeroOut)
+                foreach (var p in new[] { block.Attention.Dense, block.Mlp.Down })
+                {
+                    p.Weight.zero_();
+                    p.Bias?.zero_();
+                }
+            else
+            {
+                int from = below - added.Count + i;
+                var source = model.Blocks[from];
+                if (source.HasLora)
+                    throw new StrataException($"stage {Number} '{Name}': init copy_top would copy block {from + 1}, which carries an unmerged LoRA adapter (set lora.merge to true in the stage that attached it)");
+                var weights = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+                foreach (var (name, p) in block.named_parameters()) p.copy_(weights[name]);
+            }
         }
     }
 
