@@ -48,6 +48,15 @@ public class BadInputTests
     }
 
     [Fact]
+    public void A_json_error_under_a_property_name_with_control_characters_stays_on_one_line()
+    {
+        // found by mutation fuzzing: a flipped bit put a newline into a property name, which the error's path quoted
+        var e = Assert.Throws<Strata.Util.StrataException>(() => Strata.Util.Json.Parse<GrowthPlan>("{\"model\": {\"c\\ntext\": }}", "plan.json"));
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.StartsWith("plan.json: ", e.Message);
+    }
+
+    [Fact]
     public void Checkpoint_of_another_shape_is_refused_naming_the_tensor_and_both_shapes()
     {
         var dir = TestPaths.TempDir();

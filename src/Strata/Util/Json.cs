@@ -26,8 +26,19 @@ public static class Json
         }
         catch (JsonException e)
         {
-            throw new StrataException($"{source}: {(e.Path is { Length: > 0 } p ? p + ": " : "")}{Describe(e)}");
+            throw new StrataException($"{source}: {(e.Path is { Length: > 0 } p ? PathText(p) + ": " : "")}{Describe(e)}");
         }
+    }
+
+    /// <summary>A JSON path for a message: the property names in it come from the file, so control characters are
+    /// escaped (one line) and it is cut at 100 characters.</summary>
+    private static string PathText(string path)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (char c in path.Length > 100 ? path[..100] : path)
+            if (char.IsControl(c)) sb.Append($"\\u{(int)c:x4}");
+            else sb.Append(c);
+        return path.Length > 100 ? sb + "..." : sb.ToString();
     }
 
     /// <summary>A JSON error in one line without the file's content: System.Text.Json's syntax errors quote the text
