@@ -219,10 +219,10 @@ public static class Study
         int seeds = report.Runs.Max(r => r.SeedIndex) + 1;
         var sb = new StringBuilder();
         string unit = report.Unit;
-        sb.AppendLine($"| regime | active parameters per stage | largest active set / {report.Baseline}'s | tokens | training PFLOPs | final {unit} ({(seeds > 1 ? $"mean ± 95% interval, {seeds} seeds" : "1 seed")}) | gap to {report.Baseline}, equal tokens | gap, equal compute | tokens/s |");
+        sb.AppendLine($"| regime | active parameters per stage | largest active set / {report.Baseline}'s | tokens | training TFLOPs | final {unit} ({(seeds > 1 ? $"mean ± 95% interval, {seeds} seeds" : "1 seed")}) | gap to {report.Baseline}, equal tokens | gap, equal compute | tokens/s |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var r in report.Regimes)
-            sb.AppendLine(string.Create(c, $"| {r.Name} | {string.Join(" / ", r.ActivePerStage.Select(a => a.ToString("N0", c)))} | {100 * r.ActiveShare:F0}% | {r.Tokens:N0} | {r.Flops / 1e15:F3} | {r.Final.Format("F4")} | {r.GapAtEqualTokens?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | {r.GapAtEqualCompute?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | {r.TokensPerSecond:F0} |"));
+            sb.AppendLine(string.Create(c, $"| {r.Name} | {string.Join(" / ", r.ActivePerStage.Select(a => a.ToString("N0", c)))} | {100 * r.ActiveShare:F0}% | {r.Tokens:N0} | {r.Flops / 1e12:N1} | {r.Final.Format("F4")} | {r.GapAtEqualTokens?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | {r.GapAtEqualCompute?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | {r.TokensPerSecond:F0} |"));
         sb.AppendLine();
         sb.AppendLine($"Every run: {report.Runs.Count} ({plans.Count} regimes x {seeds} seed{(seeds > 1 ? "s" : "")}).");
         sb.AppendLine();
