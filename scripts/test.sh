@@ -10,13 +10,18 @@ rm -rf "${TMPDIR:-/tmp}/strata-tests"   # scratch left by an earlier run that di
 results="$root/artifacts/test-results"
 rm -rf "$results"
 dotnet test tests/Strata.Tests/Strata.Tests.csproj -c Release --no-build -nologo \
-  --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
+  --blame --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" --results-directory "$results" "$@"
 status=$?
 rm -rf "${TMPDIR:-/tmp}/strata-tests"   # the tests' scratch (the test host does not always run its own cleanup)
 trx="$results/results.trx"
 if [ -f "$trx" ]; then
   passed=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' passed="[0-9]*"' | grep -o '[0-9]*')
   failed=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' failed="[0-9]*"' | grep -o '[0-9]*')
+  if [ $status -ne 0 ] && [ "${failed:-0}" = 0 ]; then
+    # the run stopped before its end (a crashed test host): --blame names the test in flight above
+    echo "the test run was aborted before its end; the results hold only the tests that finished"
+    failed=1
+  fi
   echo "${passed:-0} passed, ${failed:-0} failed"
 else
   echo "0 passed, 1 failed"

@@ -84,11 +84,20 @@ public static class BenchmarkFiles
     private static T Require<T>(T? value, string field, string where) where T : class =>
         value ?? throw new StrataException($"{where}: {field} is missing");
 
+    /// <summary>The largest benchmark Parquet file read (MMLU's whole test split is about 3 MB).</summary>
+    private const long MaxParquetBytes = 1L << 30;
+
     private static IList<T> Parquet<T>(string path) where T : class, new()
     {
         if (!File.Exists(path)) throw new StrataException($"{path}: no such file");
         ParquetFooter.Check(path);
-        try { return ParquetSerializer.DeserializeAsync<T>(path).GetAwaiter().GetResult().Data; }
+        // read from memory: every await inside Parquet.Net then completes at once on this thread, instead of resuming
+        // on a thread-pool thread (1.5 MB of stack) when the file's reads complete later; a damaged file that makes it
+        // recurse deeply crashed the process that way, depending on timing (found by the fuzz tests)
+        var length = new FileInfo(path).Length;
+        if (length > MaxParquetBytes) throw new StrataException($"{path}: {length:N0} bytes; benchmark files over {MaxParquetBytes:N0} are not read");
+        using var memory = new MemoryStream(File.ReadAllBytes(path), writable: false);
+        try { return ParquetSerializer.DeserializeAsync<T>(memory).GetAwaiter().GetResult().Data; }
         catch (Exception e) when (e is not (StrataException or OutOfMemoryException))
         {
             throw new StrataException($"{path}: not a parquet file in the expected layout ({e.GetType().Name})");
