@@ -84,8 +84,7 @@ public static class DataParallel
         if (ranks > 1)
         {
             psi = new ProcessStartInfo("mpirun");
-            foreach (var a in new[] { "-np", ranks.ToString(), "--oversubscribe", "--bind-to", "none" }) psi.ArgumentList.Add(a);
-            if (Environment.UserName == "root") psi.ArgumentList.Add("--allow-run-as-root");
+            foreach (var a in ProcessGroup.LocalMpirunOptions().Prepend(ranks.ToString()).Prepend("-np")) psi.ArgumentList.Add(a);
             psi.ArgumentList.Add("dotnet");
             psi.Environment["OMP_NUM_THREADS"] = "1";
         }

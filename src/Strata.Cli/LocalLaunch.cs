@@ -17,8 +17,7 @@ internal static class LocalLaunch
         var mpirun = FindOnPath("mpirun")
             ?? throw new StrataException("--ranks needs Open MPI's mpirun (Debian: apt-get install openmpi-bin libopenmpi3; scripts/bootstrap.sh installs it)");
         var psi = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "-np", ranks.ToString(), "--oversubscribe", "--bind-to", "none" }) psi.ArgumentList.Add(a);
-        if (Environment.UserName == "root") psi.ArgumentList.Add("--allow-run-as-root");
+        foreach (var a in Distributed.ProcessGroup.LocalMpirunOptions().Prepend(ranks.ToString()).Prepend("-np")) psi.ArgumentList.Add(a);
         var self = Environment.ProcessPath ?? throw new StrataException("cannot tell which program is running to start it again");
         psi.ArgumentList.Add(self);
         if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(LocalLaunch).Assembly.Location);

@@ -152,8 +152,7 @@ public class DistributedTests
         var (plan, _) = Reference.Value;
         var other = PlanFile("other");
         var run = Path.Combine(TestPaths.TempDir(), "mixed");
-        var mpirun = new List<string> { "mpirun", "--oversubscribe", "--bind-to", "none" };
-        if (Environment.UserName == "root") mpirun.Add("--allow-run-as-root");
+        var mpirun = Distributed.ProcessGroup.LocalMpirunOptions().Prepend("mpirun").ToList();
         var (code, output, took) = Run([.. mpirun, "-np", "1", "dotnet", Cli, "train", "--plan", plan, "--out", run, ":",
             "-np", "1", "dotnet", Cli, "train", "--plan", other, "--out", run], TimeSpan.FromMinutes(2));
         Assert.NotEqual(0, code);

@@ -70,6 +70,11 @@ public sealed class ProcessGroup : IDisposable
         return group;
     }
 
+    /// <summary>mpirun's options for ranks on this machine: more ranks than cores allowed, no pinning (each rank sets
+    /// its own thread count), and the flag Open MPI requires to run as root.</summary>
+    public static IReadOnlyList<string> LocalMpirunOptions() =>
+        ["--oversubscribe", "--bind-to", "none", .. Environment.UserName == "root" ? new[] { "--allow-run-as-root" } : []];
+
     /// <summary>One process that still all-reduces every gradient (through NCCL on CUDA): exercises the collective
     /// path where only one device is at hand.</summary>
     public static ProcessGroup SingleWithCollectives() => new(0, 1, 0, 1, usesMpi: false, alwaysReduce: true);
