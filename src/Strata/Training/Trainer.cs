@@ -402,10 +402,11 @@ public sealed class Trainer : IDisposable
             group.AllReduceSum(sum);
             lossSum = sum[0] / group.Size;
         }
-        // the norm is measured either way (clipping at +inf leaves every gradient as it is)
-        double norm = nn.utils.clip_grad_norm_(optimizer.Parameters, clip > 0 ? clip : double.PositiveInfinity);
+        // the norm is measured either way (clipping at +inf leaves every gradient as it is); the optimizer applies the
+        // clipping factor as it reads each gradient
+        var (norm, scale) = optimizer.ClipScale(clip > 0 ? clip : double.PositiveInfinity);
         var result = new StepResult(lossSum / batches.Count, norm);
-        if (result.IsFinite) optimizer.Step(lr);
+        if (result.IsFinite) optimizer.Step(lr, scale);
         optimizer.ZeroGrad();
         return result;
     }
