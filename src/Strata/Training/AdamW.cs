@@ -132,6 +132,7 @@ public sealed class AdamW : IDisposable
         public static unsafe void Update(Tensor p, Tensor g, Tensor m, Tensor v, Update u)
         {
             long n = p.numel();
+            using var scope = torch.NewDisposeScope();                       // storage<float>() makes a handle per tensor
             float* pp = Pointer(p), gp = Pointer(g), mp = Pointer(m), vp = Pointer(v);
             int slices = (int)((n + Slice - 1) / Slice), workers = Math.Max(1, Math.Min(slices, torch.get_num_threads()));
             if (workers == 1) { Run(pp, gp, mp, vp, 0, n, u); return; }
