@@ -137,8 +137,8 @@ public static class TrainingThroughput
         var logits = model.Logits(batch[.., ..^1]);                                          // [B, T, V]
         var loss = nn.functional.cross_entropy(logits.view(-1, model.Config.VocabSize), batch[.., 1..].reshape(-1));
         loss.backward();
-        nn.utils.clip_grad_norm_(opt.Parameters, 1.0);
-        opt.Step(1e-4);
+        var (_, scale) = opt.ClipScale(1.0);
+        opt.Step(1e-4, scale);
         opt.ZeroGrad();
     }
 

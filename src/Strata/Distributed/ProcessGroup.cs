@@ -105,7 +105,7 @@ public sealed class ProcessGroup : IDisposable
         if (!Reduces) return;
         if (flat.dtype != ScalarType.Float32 || !flat.is_contiguous()) throw new ArgumentException("all-reduce takes a contiguous float32 tensor", nameof(flat));
         long count = flat.numel();
-        nint data = flat.storage<float>().data_ptr() + (nint)(flat.storage_offset() * sizeof(float));
+        nint data = TensorMemory.Float32(flat);
         if (flat.device.type == DeviceType.CUDA)
         {
             Nccl.Init(Rank, Size, ShareFromMain);

@@ -4,6 +4,7 @@
 // over its four buffers (weight, gradient, both moments) instead of the nine of the tensor operations, as torch.optim's
 // fused=True does on GPUs: the optimizer is memory-bound, and a 65,536-way head is most of the trained parameters.
 using System.Runtime.Intrinsics;
+using Strata.Util;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -132,7 +133,6 @@ public sealed class AdamW : IDisposable
         public static unsafe void Update(Tensor p, Tensor g, Tensor m, Tensor v, Update u)
         {
             long n = p.numel();
-            using var scope = torch.NewDisposeScope();                       // storage<float>() makes a handle per tensor
             float* pp = Pointer(p), gp = Pointer(g), mp = Pointer(m), vp = Pointer(v);
             int slices = (int)((n + Slice - 1) / Slice), workers = Math.Max(1, Math.Min(slices, torch.get_num_threads()));
             if (workers == 1) { Run(pp, gp, mp, vp, 0, n, u); return; }
@@ -143,7 +143,7 @@ public sealed class AdamW : IDisposable
             });
         }
 
-        private static unsafe float* Pointer(Tensor t) => (float*)(t.storage<float>().data_ptr() + (nint)(t.storage_offset() * sizeof(float)));
+        private static unsafe float* Pointer(Tensor t) => (float*)TensorMemory.Float32(t);
 
         private static unsafe void Run(float* p, float* g, float* m, float* v, long from, long to, Update u)
         {
