@@ -1,5 +1,6 @@
 // Benchmarks that print ratios measured side by side in one run (these machines are noisy): never timed assertions.
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll train [--steps N] [--rounds N] [--device cpu|cuda]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll profile [--d 256] [--rounds 5]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll precision
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll tokenizer
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll growth [--d 512] [--steps 3]
@@ -18,6 +19,9 @@ switch (which)
 {
     case "train":
         TrainingThroughput.Run(args.Skip(1).ToArray());
+        break;
+    case "profile":
+        StepProfile.Run(args.Skip(1).ToArray());
         break;
     case "growth":
         GrowthStepTime.Run(args.Skip(1).ToArray());
@@ -50,7 +54,7 @@ switch (which)
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, precision, growth, tokenizer, data, eval, substrate, distributed, gpu, gpu-report)");
+        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, profile, precision, growth, tokenizer, data, eval, substrate, distributed, gpu, gpu-report)");
         return 2;
 }
 return 0;

@@ -44,7 +44,7 @@ public sealed class AdamW : IDisposable
         using var _ = torch.no_grad();
         foreach (var (name, p, decay) in _params)
         {
-            var g = p.grad;
+            using var g = p.grad;                                                           // a handle of its own
             if (g is null) continue;
             if (!_state.TryGetValue(name, out var s))
             {

@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using Strata.Modeling;
+using Strata.Substrates;
+using Strata.Training;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Strata.Bench;
+
+/// <summary>
+/// Where the time of the train benchmark's fp32 step goes (4 blocks, T 256, B 8, V 65,536, 16-bit substrate, d from
+/// --d), each part beside what it would take at the rate of torch.mm on square 2048 matrices (read between the parts in
+/// every round; each figure is the median of its rounds):
+/// the step's parts (the blocks forward, the head with its cross-entropy and gradients, the backward through the
+/// blocks, clipping and AdamW); one block's operations, forward and forward + backward, on the model's own modules;
+/// and the head's operations over the step's chunks of rows (its three products and its passes over the logits).
+/// FLOPs as in the train benchmark: matmuls, attention counted as non-causal (PaLM appendix B).
+/// </summary>
+public static class StepProfile
+{
+    private const int L = 4, T = 256, B = 8, V = 65536;
+
+    public static void Run(string[] args)
+    {
+        int d = args.SkipWhile(a => a != "--d").Skip(1).Select(int.Parse).FirstOrDefault(256);
+        int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(5);
+        var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
+        torch.manual_seed(0);
+        using var model = new LanguageModel(cfg, new SubstrateSpec(), L);
+        using var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
+        using var batch = torch.randint(0, V, [B, T + 1]);
+        Console.WriteLine($"d = {d}, {L} blocks, T {T}, B {B}, V 65,536, fp32, threads {torch.get_num_threads()}, median of {rounds} rounds");
+        var mm = new List<double>();
+        var step = new Table("step part");
+        var block = new Table("one block's operation (x its count)");
+        var head = new Table("head operation, over the step's chunks of rows");
+        Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                                       // warm-up
+        for (int round = 0; round <= rounds; round++)
+        {
+            if (round == 1) { mm.Clear(); step.Clear(); block.Clear(); head.Clear(); }      // round 0 warms every path
+            mm.Add(TrainingThroughput.MatmulReading(CPU).Sustained);
+            StepParts(model, opt, batch, step);
+            BlockParts(model, block);
+            HeadParts(d, head);
+        }
+        double rate = Readings.Median(mm);
+        Console.WriteLine($"torch.mm (square 2048, sustained): {rate:F1} GFLOP/s");
+        foreach (var table in new[] { step, block, head }) table.Print(rate);
+    }
+
+    /// <summary>Named timings (ms) with their FLOPs, one reading per round.</summary>
+    private sealed class Table(string heading)
+    {
+        private readonly List<(string Name, double Flops, List<double> Ms)> _rows = [];
+
+        public void Add(string name, double flops, double ms)
+        {
+            int i = _rows.FindIndex(r => r.Name == name);
+            if (i < 0) _rows.Add((name, flops, [ms]));
+            else _rows[i].Ms.Add(ms);
+        }
+
+        public void Clear() => _rows.Clear();
+
+        public void Print(double rate)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"| {heading} | ms | GFLOP | ms at torch.mm's rate | share of torch.mm's rate |");
+            Console.WriteLine("|---|---|---|---|---|");
+            double total = 0, totalFlops = 0;
+            foreach (var (name, flops, ms) in _rows)
+            {
+                double m = Readings.Median(ms);
+                total += m;
+                totalFlops += flops;
+                Console.WriteLine(flops > 0 ? $"| {name} | {m:F1} | {flops / 1e9:F2} | {flops / rate / 1e6:F1} | {100 * flops / rate / 1e6 / m:F0}% |" : $"| {name} | {m:F1} | | | |");
+            }
+            Console.WriteLine($"| all | {total:F1} | {totalFlops / 1e9:F2} | {totalFlops / rate / 1e6:F1} | {100 * totalFlops / rate / 1e6 / total:F0}% |");
+        }
+    }
+
+    private static double Ms(Action action, int repeats = 1)
+    {
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < repeats; i++) action();
+        return sw.Elapsed.TotalMilliseconds / repeats;
+    }
+
+    /// <summary>Trainer.Step's work, part by part.</summary>
+    private static void StepParts(LanguageModel model, AdamW opt, Tensor batch, Table table)
+    {
+        int d = model.Config.DModel;
+        double blockForward = B * T * L * (2.0 * 12 * d * d + 4.0 * T * d), headFlops = 6.0 * B * T * d * V;
+        using var scope = torch.NewDisposeScope();
+        Tensor hidden = null!, loss = null!;
+        table.Add("blocks, forward", blockForward, Ms(() => hidden = model.Hidden(batch[.., ..^1])));
+        table.Add("head and cross-entropy (forward, computing their gradients)", headFlops, Ms(() =>
+            loss = ChunkedCrossEntropy.Loss(hidden.reshape(-1, d), model.Head.Weight, model.Head.Bias, batch[.., 1..].reshape(-1))));
+        table.Add("blocks, backward", 2 * blockForward, Ms(() => loss.backward()));
+        table.Add("clipping, AdamW, zeroing the gradients", 0, Ms(() =>
+        {
+            var (_, scale) = opt.ClipScale(1.0);
+            opt.Step(1e-4, scale);
+            opt.ZeroGrad();
+        }));
+    }
+
+    /// <summary>Block 0's operations one at a time, forward and forward + backward (against a random upstream gradient).</summary>
+    private static void BlockParts(LanguageModel model, Table table)
+    {
+        var blk = model.Blocks[0];
+        var c = model.Config;
+        int d = c.DModel, nh = c.NHead, hs = d / nh;
+        using var scope = torch.NewDisposeScope();
+        var (cos, sin) = Rotary.Tables(0, T, hs, c.RopeTheta, CPU);
+        var lnWeight = torch.ones(d, requires_grad: true);
+        var lnBias = torch.zeros(d, requires_grad: true);
+        var ops = new (string Name, int Count, long[] Input, Func<Tensor, Tensor> F, double Flops)[]
+        {
+            ("LayerNorm", 2, [B, T, d], x => nn.functional.layer_norm(x, [d], lnWeight, lnBias, c.LayerNormEps), 0),
+            ("query-key-value projection", 1, [B, T, d], x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
+            ("heads apart (view, chunk, transpose)", 1, [B, T, 3 * d], x =>
+            {
+                var parts = x.view(B, T, nh, 3 * hs).chunk(3, -1);
+                return parts[0].transpose(1, 2).add(parts[1].transpose(1, 2)).add_(parts[2].transpose(1, 2));
+            }, 0),
+            ("rotary (queries, keys)", 2, [B, nh, T, hs], x => Rotary.Apply(x, cos, sin), 0),
+            ("scaled_dot_product_attention, causal", 1, [B, nh, T, hs], x =>
+                nn.functional.scaled_dot_product_attention(x, x.mul(0.5), x.mul(0.25), null, 0.0, true), 4.0 * B * T * T * d),
+            ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
+            ("attention output projection", 1, [B, T, d], x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
+            ("MLP up", 1, [B, T, d], x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
+            ("GELU (erf)", 1, [B, T, 4 * d], x => nn.functional.gelu(x), 0),
+            ("MLP down", 1, [B, T, 4 * d], x => blk.Mlp.Down.call(x), 2.0 * B * T * d * 4 * d),
+            ("residual add", 2, [B, T, d], x => x.add(x), 0),
+        };
+        const int repeats = 5;
+        foreach (var (name, count, shape, f, flops) in ops)
+        {
+            using var x = torch.randn(shape, requires_grad: true);
+            using var g = torch.randn_like(f(x));
+            double forward = Ms(() => { using (f(x)) { } }, repeats);
+            double both = Ms(() => { using var y = f(x); y.backward([g]); }, repeats);
+            table.Add($"{name} x{count}, forward", count * flops, count * forward);
+            table.Add($"{name} x{count}, backward", count * 2 * flops, count * (both - forward));
+        }
+        foreach (var p in model.parameters()) p.grad = null;
+        lnWeight.grad = null;
+    }
+
+    /// <summary>The head's work over the step's B*T rows, as ChunkedCrossEntropy does it (fp32, no bias), one operation at a time.</summary>
+    private static void HeadParts(int d, Table table)
+    {
+        long n = B * T, rows = ChunkedCrossEntropy.Rows(V);
+        using var scope = torch.NewDisposeScope();
+        var hidden = torch.randn(n, d);
+        var w = torch.randn(V, d).mul_(0.02);
+        var targets = torch.randint(0, V, [n]);
+        var dHidden = torch.empty_like(hidden);
+        var dWeight = torch.zeros(V, d);
+        var names = new (string Name, double Flops)[]
+        {
+            ("logits = h W^T", 2.0 * n * d * V), ("max over each row", 0), ("subtract the max, exp (in place)", 0), ("sum over each row", 0),
+            ("dH = G W (with the row scale and the one-hot part)", 2.0 * n * d * V), ("dW += G^T h (with the one-hot part)", 2.0 * n * d * V),
+        };
+        var ms = new double[names.Length];
+        for (long start = 0; start < n; start += rows)
+        {
+            using var chunk = torch.NewDisposeScope();
+            var h = hidden.narrow(0, start, rows);
+            var t = targets.narrow(0, start, rows);
+            var sw = Stopwatch.StartNew();
+            double Lap() { double e = sw.Elapsed.TotalMilliseconds; sw.Restart(); return e; }
+            var e = torch.mm(h, w.t()); ms[0] += Lap();
+            var max = e.amax([1], keepdim: true); ms[1] += Lap();
+            e.sub_(max).exp_(); ms[2] += Lap();
+            var scale = e.sum(1, keepdim: true).reciprocal_().div_(n); ms[3] += Lap();
+            dHidden.narrow(0, start, rows).copy_(torch.mm(e, w).mul_(scale).add_(w.index_select(0, t), alpha: -1.0 / n)); ms[4] += Lap();
+            dWeight.addmm_(e.t(), h.mul(scale));
+            dWeight.index_add_(0, t, h, -1.0 / n); ms[5] += Lap();
+        }
+        for (int k = 0; k < names.Length; k++) table.Add(names[k].Name, names[k].Flops, ms[k]);
+    }
+}
