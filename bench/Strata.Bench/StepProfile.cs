@@ -46,6 +46,11 @@ public static class StepProfile
         double rate = Readings.Median(mm);
         Console.WriteLine($"torch.mm (square 2048, sustained): {rate:F1} GFLOP/s");
         foreach (var table in new[] { step, block, head }) table.Print(rate);
+        // the products and attention of the whole step: the head's once, a block's L times
+        double ms = head.Products.Ms + L * block.Products.Ms, flops = head.Products.Flops + L * block.Products.Flops;
+        Console.WriteLine();
+        Console.WriteLine($"the step's matrix products and attention alone, each at its rate above: {ms:F0} ms for {flops / 1e9:F1} GFLOP, " +
+            $"{100 * flops / rate / 1e6 / ms:F0}% of torch.mm's rate (the MFU of this step if everything else took no time)");
     }
 
     /// <summary>Named timings (ms) with their FLOPs, one reading per round.</summary>
@@ -61,6 +66,10 @@ public static class StepProfile
         }
 
         public void Clear() => _rows.Clear();
+
+        /// <summary>The rows that count FLOPs (matrix products, attention): their median times and FLOPs, summed.</summary>
+        public (double Ms, double Flops) Products =>
+            (_rows.Where(r => r.Flops > 0).Sum(r => Readings.Median(r.Ms)), _rows.Where(r => r.Flops > 0).Sum(r => r.Flops));
 
         public void Print(double rate)
         {
