@@ -124,18 +124,17 @@ public static class StepProfile
         var (cos, sin) = Rotary.Tables(0, T, hs, c.RopeTheta, CPU);
         var lnWeight = torch.ones(d, requires_grad: true);
         var lnBias = torch.zeros(d, requires_grad: true);
+        var keys = torch.randn([B, nh, T, hs], requires_grad: true);
+        var values = torch.randn([B, nh, T, hs], requires_grad: true);
+        var leaves = blk.parameters().Cast<Tensor>().Concat([lnWeight, lnBias, keys, values]).ToList();
         var ops = new (string Name, int Count, long[] Input, Func<Tensor, Tensor> F, double Flops)[]
         {
             ("LayerNorm", 2, [B, T, d], x => nn.functional.layer_norm(x, [d], lnWeight, lnBias, c.LayerNormEps), 0),
             ("query-key-value projection", 1, [B, T, d], x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
-            ("heads apart (view, chunk, transpose)", 1, [B, T, 3 * d], x =>
-            {
-                var parts = x.view(B, T, nh, 3 * hs).chunk(3, -1);
-                return parts[0].transpose(1, 2).add(parts[1].transpose(1, 2)).add_(parts[2].transpose(1, 2));
-            }, 0),
-            ("rotary (queries, keys)", 2, [B, nh, T, hs], x => Rotary.Apply(x, cos, sin), 0),
-            ("scaled_dot_product_attention, causal", 1, [B, nh, T, hs], x =>
-                nn.functional.scaled_dot_product_attention(x, x.mul(0.5), x.mul(0.25), null, 0.0, true), 4.0 * B * T * T * d),
+            // as in the model: the queries (and the keys) are a strided view of the projection's output
+            ("rotary (queries, keys)", 2, [B, T, 3 * d], x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
+            ("scaled_dot_product_attention, causal", 1, [B, nh, T, hs], q =>
+                nn.functional.scaled_dot_product_attention(q, keys, values, null, 0.0, true), 4.0 * B * T * T * d),
             ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
             ("attention output projection", 1, [B, T, d], x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
             ("MLP up", 1, [B, T, d], x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
@@ -149,12 +148,14 @@ public static class StepProfile
             using var x = torch.randn(shape, requires_grad: true);
             using var g = torch.randn_like(f(x));
             double forward = Ms(() => { using (f(x)) { } }, repeats);
-            double both = Ms(() => { using var y = f(x); y.backward([g]); }, repeats);
+            double both = Ms(() =>
+            {
+                using (var y = f(x)) y.backward([g]);
+                foreach (var leaf in leaves.Append(x)) leaf.grad = null;                   // each backward starts afresh, as in a step
+            }, repeats);
             table.Add($"{name} x{count}, forward", count * flops, count * forward);
             table.Add($"{name} x{count}, backward", count * 2 * flops, count * (both - forward));
         }
-        foreach (var p in model.parameters()) p.grad = null;
-        lnWeight.grad = null;
     }
 
     /// <summary>The head's work over the step's B*T rows, as ChunkedCrossEntropy does it (fp32, no bias), one operation at a time.</summary>
