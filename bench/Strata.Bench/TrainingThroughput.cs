@@ -14,9 +14,8 @@ namespace Strata.Bench;
 /// (square 2048 matrices) measured between them: every reading (one torch.mm reading of each dtype, then each model
 /// for a few steps) alternates, the rounds repeat, and each figure is the median of its readings. A torch.mm reading
 /// is taken as a model reading is, products back to back for about a second and their mean rate ("sustained"); the
-/// fastest single product of the reading ("burst") is printed beside it. Each round also reads the head's three
-/// products alone (logits, the gradient of the hidden states, the gradient of the weight, over the step's chunks of
-/// rows as ChunkedCrossEntropy takes them): most of the model's FLOPs, and the ceiling of its MFU on this library.
+/// fastest single product of the reading ("burst") is printed beside it. Where the step's time goes, part by part:
+/// StepProfile.
 /// Model FLOPs per token = 6 x (matmul weights: 12 d^2 per block + d V head) + 12 L T d (attention scores and mixing,
 /// counted as non-causal, as in PaLM appendix B and nanoGPT's estimate_mfu). The frozen 16-bit substrate costs a lookup.
 /// Then the demo's shape (d 128, 4 blocks, T 128, B 16): seconds and peak resident memory of one step with the head's
@@ -33,11 +32,9 @@ public static class TrainingThroughput
         var precisions = new[] { Precision.Fp32, Precision.Bf16 };
         var mm = precisions.ToDictionary(p => p, _ => new List<double>());
         var burst = precisions.ToDictionary(p => p, _ => new List<double>());
-        var dims = new[] { 256, 512 };
-        var headAlone = dims.ToDictionary(d => d, _ => new List<double>());
         var models = new List<(int D, Precision P, LanguageModel Model, AdamW Opt, Tensor Batch, List<double> TokS)>();
         const int L = 4, T = 256, B = 8, V = 65536;
-        foreach (var d in dims)
+        foreach (var d in new[] { 256, 512 })
             foreach (var p in precisions)
             {
                 var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
@@ -57,7 +54,6 @@ public static class TrainingThroughput
                 mm[p].Add(sustained);
                 burst[p].Add(fastest);
             }
-            foreach (var d in dims) headAlone[d].Add(HeadProductsGflops(device, B * T, d, V));
             foreach (var m in models)
             {
                 var sw = Stopwatch.StartNew();
@@ -77,14 +73,6 @@ public static class TrainingThroughput
             double gflops = tokS * flopsPerToken / 1e9, reference = Readings.Median(mm[m.P]), fastest = Readings.Median(burst[m.P]);
             double fp32 = Readings.Median(models.Single(x => x.D == m.D && x.P == Precision.Fp32).TokS);
             Console.WriteLine($"| d = {m.D} | {m.P.ToString().ToLowerInvariant()} | {tokS:F0} | {gflops:F1} | {reference:F1} ({fastest:F1}) | {100 * gflops / reference:F0}% ({100 * gflops / fastest:F0}%) | {tokS / fp32:F2}x |");
-        }
-        Console.WriteLine();
-        Console.WriteLine("| fp32 | head's three products alone, GFLOP/s | vs torch.mm sustained | share of the model's FLOPs |");
-        Console.WriteLine("|---|---|---|---|");
-        foreach (var d in dims)
-        {
-            double head = Readings.Median(headAlone[d]), flopsPerToken = 6.0 * (12.0 * L * d * d + (double)d * V) + 12.0 * L * T * d;
-            Console.WriteLine($"| d = {d} | {head:F1} | {100 * head / Readings.Median(mm[Precision.Fp32]):F0}% | {100 * 6.0 * d * V / flopsPerToken:F0}% |");
         }
         foreach (var m in models) { m.Model.Dispose(); m.Opt.Dispose(); m.Batch.Dispose(); }
         if (device.type != DeviceType.CPU) return;
@@ -168,30 +156,6 @@ public static class TrainingThroughput
             count++;
         }
         return (flops * count / total.Elapsed.TotalSeconds / 1e9, fastest);
-    }
-
-    /// <summary>The fp32 head products of one step of <paramref name="n"/> rows (as ChunkedCrossEntropy computes them:
-    /// per chunk of rows, logits = h W^T, dH = G W, dW += G^T h), in GFLOP/s.</summary>
-    private static double HeadProductsGflops(Device device, int n, int d, int vocab)
-    {
-        long rows = ChunkedCrossEntropy.Rows(vocab);
-        using var w = torch.randn(vocab, d, device: device);
-        using var h = torch.randn(rows, d, device: device);
-        using var dW = torch.zeros(vocab, d, device: device);
-        void Step()
-        {
-            for (long start = 0; start < n; start += rows)
-            {
-                using var logits = torch.mm(h, w.t());
-                using var dH = torch.mm(logits, w);
-                dW.addmm_(logits.t(), h);
-            }
-            if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
-        }
-        Step();
-        var sw = Stopwatch.StartNew();
-        Step();
-        return 6.0 * n * d * vocab / sw.Elapsed.TotalSeconds / 1e9;
     }
 
     /// <summary>The optimizer part of a d=256 step (the trained parameters of the model above, most of them the head's):

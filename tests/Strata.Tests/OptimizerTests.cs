@@ -41,7 +41,7 @@ public class OptimizerTests
     [Fact]
     public void The_cpu_kernel_and_the_tensor_operations_agree_over_a_large_parameter_with_clipping()
     {
-        // 300,007 elements: several slices shared out between threads, and a tail
+        // 300,007 elements: several slices split between threads, and a tail
         torch.manual_seed(2);
         using var w0 = torch.randn(300007);
         var fused = new Parameter(w0.clone()); var plain = new Parameter(w0.clone());

@@ -122,7 +122,7 @@ public sealed class AdamW : IDisposable
     /// v = b2 v + (1 - b2) g'^2; p += StepSize * m / (sqrt(v) / SqrtBc2 + Eps).</summary>
     private readonly record struct Update(float GradScale, float Decay, float Beta1, float Beta2, float SqrtBc2, float Eps, float StepSize);
 
-    /// <summary>The update in one pass over each buffer, SIMD across elements, shared out between threads.</summary>
+    /// <summary>The update in one pass over each buffer, SIMD across elements, split between threads.</summary>
     private static class CpuKernel
     {
         private const int Slice = 1 << 16;
