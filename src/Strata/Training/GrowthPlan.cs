@@ -305,6 +305,9 @@ public sealed record TrainingConfig
     public double Epsilon { get; init; } = 1e-8;
     /// <summary>Global gradient-norm clip; 0 disables it.</summary>
     public double GradClip { get; init; } = 1.0;
+    /// <summary>Stop the run when the moving average of the training loss exceeds this multiple of the best it reached
+    /// in the stage (<see cref="DivergenceGuard"/>); 0 turns the rule off.</summary>
+    public double DivergenceFactor { get; init; } = 2.0;
     /// <summary>If set, a stage whose active (trainable) parameters exceed this is refused before training starts.</summary>
     public long? MaxActiveParameters { get; init; }
     public long Seed { get; init; } = 1337;
@@ -331,6 +334,7 @@ public sealed record TrainingConfig
         Check(Beta2 is >= 0 and < 1, "beta2", Beta2, "must be in [0, 1)");
         Check(Epsilon is > 0 and <= 1, "epsilon", Epsilon, "must be in (0, 1]");
         Check(GradClip >= 0 && double.IsFinite(GradClip), "grad_clip", GradClip, "must be >= 0 and finite");
+        Check(DivergenceFactor == 0 || DivergenceFactor is > 1 and <= 1e6, "divergence_factor", DivergenceFactor, "must be 0 (off) or in (1, 1e6]");
         Check(MaxActiveParameters is null or > 0, "max_active_parameters", MaxActiveParameters ?? 0, "must be positive");
         Check(EvalEvery > 0, "eval_every", EvalEvery, "must be positive");
         Check(EvalBatches is > 0 and <= 1 << 20, "eval_batches", EvalBatches, "must be in 1..1048576");

@@ -44,6 +44,9 @@ public sealed record TrainOptions
     public TextWriter Log { get; init; } = Console.Out;
     /// <summary>Draw the progress bar in place (a terminal); otherwise print a line every log_every steps.</summary>
     public bool Interactive { get; init; }
+    /// <summary>Test hook: the loss a step reports, from (global step it would become, learning rate, measured loss);
+    /// drives the non-finite and divergence checks deterministically.</summary>
+    internal Func<long, double, double, double>? ReportedLoss { get; init; }
 }
 
 public sealed record TrainResult(RunDirectory Run, long GlobalStep, double? InitialValidationLoss, double? FinalValidationLoss,
@@ -103,6 +106,7 @@ public sealed class Trainer : IDisposable
     private long _lastSavedStep = -1;
     private double _tokensPerSecond;
     private ParameterBudget _budget;
+    private readonly DivergenceGuard _divergence;
 
     /// <summary>Runs (or resumes) a plan to its end, or to <see cref="TrainOptions.StopAfterStep"/>. A resumed run
     /// continues with the plan its checkpoint stores (<paramref name="plan"/> may then be null).</summary>
@@ -124,12 +128,15 @@ public sealed class Trainer : IDisposable
             var stage = new GrowthStage(_plan, _stageIndex);
             if (!first) stage.Enter(_model);                                              // the first was entered at start
             using var optimizer = StartStage(stage);
+            _divergence.StartStage();
             while (_stageStep < stage.Steps)
             {
                 var clock = Stopwatch.StartNew();
                 double lr = stage.LearningRate(_stageStep);
-                var step = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches(), _buckets, _group);
-                if (!step.IsFinite) throw NonFinite(step, stage);
+                string? diverged = null;
+                var step = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches(), _buckets, _group,
+                    s => (diverged = _divergence.Check(s.Loss)) is null, _o.ReportedLoss is { } fault ? l => fault(_globalStep + 1, lr, l) : null);
+                if (!step.IsFinite || diverged is not null) throw Diverged(step, stage, diverged);
                 KillPoint.Here("step.after-optimizer");
                 _stageStep++;
                 _globalStep++;
@@ -152,10 +159,12 @@ public sealed class Trainer : IDisposable
     private void SaveLossCurve() =>
         LossCurvePlot.Save(_run.Metrics, _run.LossCurve, $"{_plan.Name}: {_plan.Substrate.Kind.ToString().ToLowerInvariant()} substrate, depth {_model.Depth}");
 
-    /// <summary>The error for a step whose loss or gradient norm is not finite: nothing of it was applied or saved.</summary>
-    private StrataException NonFinite(StepResult step, GrowthStage stage)
+    /// <summary>The error for a step whose loss or gradient norm is not finite, or whose loss shows the run diverging
+    /// (<see cref="DivergenceGuard"/>): nothing of it was applied or saved.</summary>
+    private StrataException Diverged(StepResult step, GrowthStage stage, string? diverged)
     {
-        string what = double.IsFinite(step.Loss) ? $"the gradient norm is {step.GradNorm}" : $"the loss is {step.Loss}";
+        static string Word(double v) => double.IsNaN(v) ? "NaN" : "infinite";
+        string what = !double.IsFinite(step.Loss) ? $"the loss is {Word(step.Loss)}" : !double.IsFinite(step.GradNorm) ? $"the gradient norm is {Word(step.GradNorm)}" : diverged!;
         string from = _lastSavedStep <= 0 ? "no checkpoint was written yet: lower the plan's learning rates and start again"
             : _lastSavedStep == _globalStep && _resumed?.GlobalStep == _globalStep
                 ? $"the checkpoint at step {_lastSavedStep} already gives it: start from the one before with a lower learning rate, 'strata train --resume --rewind --out {_run.Path} --lr-scale 0.5'"
@@ -207,6 +216,7 @@ public sealed class Trainer : IDisposable
             if (plan is not null && o.Precision is { } precision) plan = plan with { Training = plan.Training with { Precision = precision } };
             _plan = plan ?? throw new InvalidOperationException("a resumed run takes the checkpoint's plan");
             var t = plan.Training;
+            _divergence = new DivergenceGuard(t.DivergenceFactor);
             _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
             if (_lock?.TakenOver is { } dead) o.Log.WriteLine($"note: {_run.Path} was locked by {dead}, which is no longer running");
             _data = Own(new TrainingData(plan));
@@ -381,10 +391,12 @@ public sealed class Trainer : IDisposable
     /// <summary>One optimizer step over micro-batches [B, T+1] (inputs [:, :-1], targets [:, 1:]), gradients averaged
     /// (over the micro-batches, then over the ranks of <paramref name="group"/> through <paramref name="buckets"/>),
     /// clipped to <paramref name="clip"/> (0 = off); all of it inside one dispose scope. A step whose loss or gradient
-    /// norm is not finite is not applied (the gradients are dropped), so a diverging run never saves broken weights.
-    /// Every rank ends with the same gradients, so the same update keeps the weights equal everywhere.</summary>
+    /// norm is not finite, or that <paramref name="accept"/> refuses, is not applied (the gradients are dropped), so a
+    /// diverging run never saves broken weights. Every rank ends with the same gradients and loss, so the same update
+    /// keeps the weights equal everywhere.</summary>
+    /// <param name="reported">replaces the measured mean loss (a test hook)</param>
     public static StepResult Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches,
-        GradientBuckets? buckets = null, ProcessGroup? group = null)
+        GradientBuckets? buckets = null, ProcessGroup? group = null, Func<StepResult, bool>? accept = null, Func<double, double>? reported = null)
     {
         using var scope = torch.NewDisposeScope();
         var batches = microBatches.ToList();
@@ -405,8 +417,9 @@ public sealed class Trainer : IDisposable
         // the norm is measured either way (clipping at +inf leaves every gradient as it is); the optimizer applies the
         // clipping factor as it reads each gradient
         var (norm, scale) = optimizer.ClipScale(clip > 0 ? clip : double.PositiveInfinity);
-        var result = new StepResult(lossSum / batches.Count, norm);
-        if (result.IsFinite) optimizer.Step(lr, scale);
+        double mean = lossSum / batches.Count;
+        var result = new StepResult(reported?.Invoke(mean) ?? mean, norm);
+        if (result.IsFinite && (accept?.Invoke(result) ?? true)) optimizer.Step(lr, scale);
         optimizer.ZeroGrad();
         return result;
     }
