@@ -27,7 +27,7 @@ public static class Program
             new VersionOption(),
             DemoCommand.Create(output),
             new Command("data", "prepare and inspect token datasets") { DataCommand.Prepare(output), DataCommand.Info(output) },
-            new Command("tokenizer", "mine, build and try bvv241-style tokenizers") { TokenizerCommand.Mine(output), TokenizerCommand.Build(output), TokenizerCommand.Encode(output) },
+            new Command("tokenizer", "train, mine, build and try tokenizers") { TokenizerCommand.Train(output), TokenizerCommand.Mine(output), TokenizerCommand.Build(output), TokenizerCommand.Encode(output) },
             new Command("substrate", "build and look at frozen token interfaces") { SubstrateCommand.Build(output), SubstrateCommand.Show(output) },
             TrainCommand.Create(output),
             GrowCommand.Create(output),

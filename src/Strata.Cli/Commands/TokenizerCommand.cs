@@ -70,6 +70,41 @@ public static class TokenizerCommand
         return command;
     }
 
+    /// <summary>strata tokenizer train INPUT... --vocab-size N --out DIR</summary>
+    public static Command Train(TextWriter output)
+    {
+        var inputs = Opt.Many("INPUT", "text, JSON-lines or Parquet files (plain or .gz / .zst), or folders of them");
+        var size = Opt.Int("--vocab-size", 4096, "ids in all: 4 special tokens, the characters, the learnt merges");
+        var minFrequency = Opt.Int("--min-frequency", 2, "a character or pair seen fewer times is not taken");
+        var pattern = Opt.Text("--pattern", "*.txt", "file name pattern inside folders (e.g. *.jsonl, *.parquet)", "GLOB");
+        var exclude = Opt.Text("--exclude", "skip relative paths matching this regular expression (keep held-out text out of the vocabulary)", "REGEX");
+        var field = Opt.Text("--field", "text", "JSON-lines and Parquet: the field or column that holds the text", "NAME");
+        var name = Opt.Text("--name", "the tokenizer's name (default: the folder's name)", "NAME");
+        var outDir = Opt.Required("--out", "the folder for tokenizer.json, tokenizer_config.json, special_tokens_map.json", "DIR");
+        var command = new Command("train", "learn a BPE vocabulary of a chosen size from a corpus (code-point base, Hugging Face BPE semantics)")
+            { inputs, size, minFrequency, pattern, exclude, field, name, outDir };
+        command.SetAction(p =>
+        {
+            var dir = p.GetValue(outDir)!;
+            var words = new Dictionary<string, long>(StringComparer.Ordinal);
+            var reader = new DocumentReader(new ReadOptions { Field = p.GetValue(field)! });
+            var files = Corpus.Find(p.GetValue(inputs)!, p.GetValue(pattern)!, p.GetValue(exclude));
+            long chars = 0;
+            for (int i = 0; i < files.Count; i++)
+                foreach (var doc in reader.Read(i, files[i].Path, files[i].Name, canCutAtNewline: true))
+                {
+                    BpeTrainer.CountWords(doc.Text, words);
+                    chars += doc.Text.Length;
+                }
+            var t = BpeTrainer.Train(p.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(dir)), words, p.GetValue(size), p.GetValue(minFrequency));
+            TokenizerJson.WriteDirectory(t, dir);
+            output.WriteLine($"{dir}: tokenizer.json ({t.VocabSize:N0} ids: {BpeTrainer.SpecialTokens.Count} special, {t.VocabSize - BpeTrainer.SpecialTokens.Count - t.Merges.Count:N0} characters, " +
+                             $"{t.Merges.Count:N0} merges) learnt from {chars:N0} characters in {files.Count} file(s), {words.Count:N0} distinct words");
+            return 0;
+        });
+        return command;
+    }
+
     /// <summary>strata tokenizer encode [--tokenizer NAME] TEXT...</summary>
     public static Command Encode(TextWriter output)
     {

@@ -46,7 +46,8 @@ public enum SubstrateKind
 /// <summary>How a [V, k] table reaches d_model.</summary>
 public enum SubstrateLift
 {
-    /// <summary>torch repeat_interleave: dimension j carries column j / (d/k) (the paper's lift).</summary>
+    /// <summary>Dimension j carries column floor(j k / d): torch's repeat_interleave(d/k) when k divides d (the paper's
+    /// lift); otherwise each column covers floor(d/k) or ceil(d/k) consecutive dimensions (a 12-bit code at d = 64).</summary>
     Interleave,
     /// <summary>tile: dimension j carries column j mod k.</summary>
     Tile,
@@ -134,9 +135,9 @@ public sealed record SubstrateSpec
     {
         if (Lift == SubstrateLift.Truncate && width < dModel)
             throw new StrataException($"{where}.lift: truncate keeps d_model = {dModel} columns but the table has only {width}");
-        if (Lift != SubstrateLift.Truncate && dModel % width != 0)
-            throw new StrataException($"{where}: d_model {dModel} is not a multiple of the table width {width}, so it cannot be lifted" +
-                                      (width > dModel ? " (use \"lift\": \"truncate\" to keep its first d_model columns)" : ""));
+        if (Lift != SubstrateLift.Truncate && width > dModel)
+            throw new StrataException($"{where}: the table's {width} columns are more than d_model {dModel}, so it cannot be lifted" +
+                                      " (use \"lift\": \"truncate\" to keep its first d_model columns)");
     }
 }
 
