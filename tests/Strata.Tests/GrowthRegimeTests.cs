@@ -83,6 +83,107 @@ public class GrowthRegimeTests
         Assert.Contains("\"init\": \"copy_top\"", Json.Serialize(plan));
     }
 
+    private static void AssertSameWeights(DecoderBlock copy, DecoderBlock source, string what)
+    {
+        var weights = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        foreach (var (name, p) in copy.named_parameters())
+            Assert.True(p.eq(weights[name]).all().item<bool>(), $"{what}: {name} differs");
+    }
+
+    [Fact]
+    public void Copy_last_starts_every_new_block_as_the_last_frozen_block()
+    {
+        var plan = Plan(BlockInit.CopyLast);
+        using var model = AfterStageOne(plan);
+        new GrowthStage(plan, 1).Enter(model);
+        Assert.Equal(5, model.Depth);
+        AssertSameWeights(model.Blocks[3], model.Blocks[2], "block 4");
+        AssertSameWeights(model.Blocks[4], model.Blocks[2], "block 5");
+        Assert.Contains("\"init\": \"copy_last\"", Json.Serialize(plan));
+        var first = plan.Stages[0] with { Init = BlockInit.CopyLast };
+        Assert.Contains("copy_last copies the block below", Assert.Throws<StrataException>(() => (plan with { Stages = [first, plan.Stages[1]] }).Validate("p.json")).Message);
+    }
+
+    /// <summary>stages[i].trainable_top: the top blocks keep training and the new blocks go under them.</summary>
+    [Fact]
+    public void A_trainable_top_keeps_its_blocks_on_top_trains_them_and_new_blocks_go_below()
+    {
+        var plan = Plan(BlockInit.ZeroOut) with { };
+        plan = plan with { Stages = [plan.Stages[0], plan.Stages[1] with { TrainableTop = 1 }] };
+        using var model = AfterStageOne(plan);
+        var top = model.Blocks[2];
+        var topWeights = top.named_parameters().ToDictionary(p => p.name, p => p.parameter.clone());
+        using var ids = torch.randint(0, 65536, [2, 16]);
+        using var before = model.Forward(ids);
+        var stage = new GrowthStage(plan, 1);
+        Assert.Equal(2, stage.InsertAt);
+        stage.Enter(model);
+        Assert.Equal(5, model.Depth);
+        Assert.Same(top, model.Blocks[4]);                                                   // the old top is still the top
+        foreach (var (name, p) in model.named_parameters().Where(p => p.name.StartsWith("layers.4.")))
+            Assert.True(p.eq(topWeights[name["layers.4.".Length..]]).all().item<bool>(), $"{name} is not the old top's");
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"layers.{i}.input_layernorm.weight"),
+            model.named_parameters().Select(p => p.name).Where(n => n.EndsWith(".input_layernorm.weight")));   // names follow the stack
+        using (var after = model.Forward(ids))
+            Assert.True(before.eq(after).all().item<bool>(), "zero_out blocks inserted under the top changed the logits");
+        stage.SetTrainable(model);
+        Assert.Equal([false, false, true, true, true], model.Blocks.Select(b => b.parameters().All(p => p.requires_grad)));
+        var budget = ParameterBudget.Of(model);
+        long block = model.Blocks[0].parameters().Sum(p => p.numel());
+        Assert.Equal(3 * block + model.FinalNorm.parameters().Sum(p => p.numel()) + model.Head.parameters().Sum(p => p.numel()), budget.Active);
+        Assert.Equal(budget.Active, GrowthStage.Budgets(plan, "p")[1].Active);
+        // FLOPs: the two frozen blocks run forward only, the three trained ones three times
+        double d = 32, T = 32, forward = 24 * d * d + 4 * T * d;
+        Assert.Equal(2 * forward + 3 * 3 * forward + 6 * d * 65536, Study.FlopsPerToken(plan, 1), 6);
+        Assert.Contains("trainable_top: must be in 0..3", Assert.Throws<StrataException>(() =>
+            (plan with { Stages = [plan.Stages[0], plan.Stages[1] with { TrainableTop = 4 }] }).Validate("p.json")).Message);
+    }
+
+    [Fact]
+    public void A_run_with_a_trainable_top_resumes_exactly_across_its_boundary()
+    {
+        var plan = SotuData.Plan(3, checkpointEvery: 100) with
+        {
+            Stages =
+            [
+                new StageConfig { Name = "a", AddBlocks = 2, Steps = 3 },
+                new StageConfig { Name = "b", AddBlocks = 1, Steps = 3, TrainableTop = 1, Init = BlockInit.CopyLast },
+            ],
+        };
+        string straight = TestPaths.TempDir(), split = TestPaths.TempDir();
+        Trainer.Run(plan, new TrainOptions { OutDir = straight, Log = TextWriter.Null });
+        Trainer.Run(plan, new TrainOptions { OutDir = split, StopAfterStep = 4, Log = TextWriter.Null });
+        Trainer.Run(null, new TrainOptions { OutDir = split, Resume = true, Log = TextWriter.Null });
+        static List<double> Losses(string dir) => MetricsLog.Read(new RunDirectory(dir).Metrics).Where(r => r.Kind == "train").Select(r => r.Value).ToList();
+        Assert.Equal(Losses(straight), Losses(split));
+        var (model, _) = Checkpoint.LoadModel(new RunDirectory(split).Checkpoint);
+        using (model) Assert.Equal(3, model.Depth);
+    }
+
+    /// <summary>lora.fit_budget: the largest rank whose stage stays within training.max_active_parameters.</summary>
+    [Fact]
+    public void A_fitted_lora_rank_is_the_largest_that_keeps_the_stage_within_the_budget()
+    {
+        var baseline = Plan(BlockInit.Random, below: 2, added: 2);                            // both stages train 2 blocks
+        long cap = GrowthStage.Budgets(baseline, "p")[1].Active + 3000;
+        var lora = new LoraConfig { Rank = 1, Targets = [LoraTarget.Qkv, LoraTarget.Fc2], FitBudget = true };
+        var plan = baseline with
+        {
+            Training = baseline.Training with { MaxActiveParameters = cap },
+            Stages = [baseline.Stages[0], baseline.Stages[1] with { Lora = lora }],
+        };
+        var fitted = GrowthStage.FitLoraRanks(plan, "p");
+        int r = fitted.Stages[1].Lora!.Rank;
+        // per rank and frozen block: qkv (32 + 96) + fc2 (128 + 32) = 288; 2 frozen blocks: 576 per rank
+        Assert.Equal(3000 / 576, r);
+        Assert.True(GrowthStage.Budgets(fitted, "p")[1].Active <= cap);
+        var over = fitted with { Stages = [fitted.Stages[0], fitted.Stages[1] with { Lora = lora with { Rank = r + 1 } }] };
+        Assert.Throws<StrataException>(() => GrowthStage.Budgets(over, "p"));
+        Assert.Equal(Json.Serialize(fitted), Json.Serialize(GrowthStage.FitLoraRanks(fitted, "p")));   // resolving again changes nothing
+        Assert.Contains("max_active_parameters", Assert.Throws<StrataException>(() =>
+            (plan with { Training = plan.Training with { MaxActiveParameters = null } }).Validate("p.json")).Message);
+    }
+
     [Fact]
     public void Seeds_change_the_run_the_same_seed_repeats_it_and_the_report_gives_intervals()
     {

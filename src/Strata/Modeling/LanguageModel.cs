@@ -67,13 +67,20 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
     /// <summary>Stacks a new block on top. ModuleList.Add after registration does not register the block, so it is
     /// registered by name here; parameters() and state_dict() grow by one block.</summary>
     /// <param name="initDepth">depth used for the 1/sqrt(2*depth) residual-projection scale</param>
-    public DecoderBlock AddBlock(int initDepth)
+    public DecoderBlock AddBlock(int initDepth) => InsertBlock(_layers.Count, initDepth);
+
+    /// <summary>Puts a new block at position <paramref name="index"/> (0 = right above the substrate); the blocks from
+    /// there up move one place, and their names with them (layers.{i} follows the order of the stack).</summary>
+    public DecoderBlock InsertBlock(int index, int initDepth)
     {
+        if (index < 0 || index > _layers.Count) throw new ArgumentOutOfRangeException(nameof(index));
         var block = new DecoderBlock(Config, _device);
         if (_device.type != DeviceType.META) block.InitializeGpt2(initDepth);
         foreach (var m in block.modules().OfType<LoraLinear>()) m.ComputeType = ComputeType;
-        _layers.Add(block);
-        _layers.register_module($"{_layers.Count - 1}", block);
+        int n = _layers.Count;
+        for (int i = index; i < n; i++) _layers.register_module($"{i}", null!);     // unregistered, then registered again in order
+        _layers.Insert(index, block);
+        for (int i = index; i <= n; i++) _layers.register_module($"{i}", _layers[i]);
         return block;
     }
 

@@ -40,6 +40,7 @@ public sealed record GrowthPlan
     {
         var plan = Json.Parse<GrowthPlan>(json, source).Validate(source);
         plan.Data.Require(source);
+        plan = GrowthStage.FitLoraRanks(plan, source);
         GrowthStage.Budgets(plan, source);                 // refuses a stage over training.max_active_parameters
         return plan with { Data = plan.Data.Rooted(baseDir) };
     }
@@ -68,15 +69,23 @@ public sealed record GrowthPlan
             if (s.WarmupSteps is < 0) throw new StrataException($"{F(at + ".warmup_steps")}: must be >= 0, got {s.WarmupSteps}");
             if (s.Mixture is { } mixture) DataSpec.ValidateMixture(mixture, Data, source, at + ".mixture");
             int below = Stages.Take(i).Sum(x => x.AddBlocks);
-            if (s.Init == BlockInit.CopyTop && below < s.AddBlocks)
-                throw new StrataException($"{F(at + ".init")}: copy_top copies the top {s.AddBlocks} trained blocks, but the model has {below} below this stage");
+            if (s.TrainableTop < 0 || s.TrainableTop > below)
+                throw new StrataException($"{F(at + ".trainable_top")}: must be in 0..{below} (the blocks earlier stages made), got {s.TrainableTop}");
+            if (s.TrainableTop > 0 && s.Trains == StageTrains.All)
+                throw new StrataException($"{F(at + ".trainable_top")}: a stage that trains all blocks has no frozen stack to grow under its top");
+            if (s.Init == BlockInit.CopyTop && below - s.TrainableTop < s.AddBlocks)
+                throw new StrataException($"{F(at + ".init")}: copy_top copies the top {s.AddBlocks} trained blocks, but the model has {below - s.TrainableTop} below this stage");
+            if (s.Init == BlockInit.CopyLast && below - s.TrainableTop < 1)
+                throw new StrataException($"{F(at + ".init")}: copy_last copies the block below this stage's new blocks, but there is none");
             if (s.Lora is { } lora)
             {
                 if (lora.Rank <= 0) throw new StrataException($"{F(at + ".lora.rank")}: must be positive, got {lora.Rank}");
                 if (!(lora.Alpha > 0 && double.IsFinite(lora.Alpha))) throw new StrataException($"{F(at + ".lora.alpha")}: must be positive and finite, got {lora.Alpha}");
                 if (lora.Targets.Count == 0) throw new StrataException($"{F(at + ".lora.targets")}: name at least one of qkv, proj, fc1, fc2");
-                if (lora.Blocks == LoraBlocks.Frozen && Stages.Take(i).Sum(x => x.AddBlocks) == 0)
+                if (lora.Blocks == LoraBlocks.Frozen && below - s.TrainableTop == 0)
                     throw new StrataException($"{F(at + ".lora.blocks")}: 'frozen' but no earlier stage made blocks to adapt");
+                if (lora.FitBudget && Training.MaxActiveParameters is null)
+                    throw new StrataException($"{F(at + ".lora.fit_budget")}: the rank is fitted to training.max_active_parameters, which the plan does not set");
                 if (lora.Rank > Model.DModel) throw new StrataException($"{F(at + ".lora.rank")}: {lora.Rank} exceeds d_model {Model.DModel}");
             }
         }
@@ -235,6 +244,9 @@ public sealed record StageConfig
     /// <summary>How the stage's new blocks start (<see cref="BlockInit"/>).</summary>
     public BlockInit Init { get; init; } = BlockInit.Random;
     public StageTrains Trains { get; init; } = StageTrains.New;
+    /// <summary>The top this many blocks of the stack stay trainable in this stage, and the new blocks are inserted below
+    /// them (a trainable "global head" over a growing frozen body, as SegProp's; 0: new blocks go on top, the paper's).</summary>
+    public int TrainableTop { get; init; }
     /// <summary>Also train a trainable substrate in this stage (the paper's "trainable in stage 1, then frozen" variant);
     /// a frozen substrate (the binary code) never trains.</summary>
     public bool TrainEmbedding { get; init; }
@@ -262,6 +274,10 @@ public enum BlockInit
     /// <summary>The new blocks start as copies of the top trained blocks, in order (layer stacking: G_stack, Du et al.
     /// 2024, "Stacking Your Transformers"; the copies train, the originals stay frozen).</summary>
     CopyTop,
+    /// <summary>Every new block starts as a copy of the block right below where the new blocks go (the last block of
+    /// the frozen stack): stacking by copying the previous layer, which Agarwal et al. 2024 ("Stacking as accelerated
+    /// gradient descent") analyse as the initialisation that speeds up training.</summary>
+    CopyLast,
 }
 
 /// <summary>Which blocks a LoRA phase adapts.</summary>
@@ -285,6 +301,9 @@ public sealed record LoraConfig
     public LoraBlocks Blocks { get; init; } = LoraBlocks.Frozen;
     /// <summary>Fold the adapters into the weights at the end of the stage (the paper reports merged models).</summary>
     public bool Merge { get; init; } = true;
+    /// <summary>Take the largest rank whose stage stays within training.max_active_parameters (the rank given is
+    /// replaced when the plan is loaded; the resolved plan records the one used).</summary>
+    public bool FitBudget { get; init; }
 }
 
 /// <summary>Optimizer, schedule and bookkeeping shared by all stages (the papers give few of these values: the defaults are Strata's).</summary>

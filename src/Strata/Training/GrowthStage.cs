@@ -30,6 +30,9 @@ public sealed class GrowthStage
     public bool IsLast => Index == _plan.Stages.Count - 1;
     /// <summary>Depth of the model once this stage has stacked its blocks.</summary>
     public int Depth => _plan.Stages.Take(Index + 1).Sum(s => s.AddBlocks);
+    /// <summary>Where the stage's new blocks go: on top, or under the stage's trainable top blocks. The blocks below
+    /// this position are the frozen stack (those a LoRA phase on "frozen" blocks adapts).</summary>
+    public int InsertAt => Depth - Config.AddBlocks - Config.TrainableTop;
 
     /// <summary>Every stage of a plan, in order.</summary>
     public static IReadOnlyList<GrowthStage> All(GrowthPlan plan) => Enumerable.Range(0, plan.Stages.Count).Select(i => new GrowthStage(plan, i)).ToList();
@@ -50,7 +53,7 @@ public sealed class GrowthStage
         if (model.Depth != Depth - Config.AddBlocks)
             throw new InvalidOperationException($"stage {Number} expects a model of depth {Depth - Config.AddBlocks}, got {model.Depth}");
         torch.manual_seed(Seed);
-        var added = Enumerable.Range(0, Config.AddBlocks).Select(_ => model.AddBlock(_plan.FinalDepth)).ToList();
+        var added = Enumerable.Range(0, Config.AddBlocks).Select(i => model.InsertBlock(InsertAt + i, _plan.FinalDepth)).ToList();
         Initialize(model, added);
         if (initFrom is not null)
         {
@@ -73,7 +76,6 @@ public sealed class GrowthStage
     {
         if (Config.Init == BlockInit.Random || model.Device.type == DeviceType.META) return;
         using var noGrad = torch.no_grad();
-        int below = model.Depth - added.Count;
         for (int i = 0; i < added.Count; i++)
         {
             var block = added[i];
@@ -85,25 +87,25 @@ public sealed class GrowthStage
                 }
             else
             {
-                int from = below - added.Count + i;
+                int from = Config.Init == BlockInit.CopyLast ? InsertAt - 1 : InsertAt - added.Count + i;    // (blocks below InsertAt kept their places)
                 var source = model.Blocks[from];
                 if (source.HasLora)
-                    throw new StrataException($"stage {Number} '{Name}': init copy_top would copy block {from + 1}, which carries an unmerged LoRA adapter (set lora.merge to true in the stage that attached it)");
+                    throw new StrataException($"stage {Number} '{Name}': init {Json.EnumName(Config.Init)} would copy block {from + 1}, which carries an unmerged LoRA adapter (set lora.merge to true in the stage that attached it)");
                 var weights = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
                 foreach (var (name, p) in block.named_parameters()) p.copy_(weights[name]);
             }
         }
     }
 
-    /// <summary>Sets requires_grad for the stage: its new blocks (or every block when it trains all), its LoRA adapters,
-    /// the final LayerNorm and the head; a trainable substrate only when the stage trains all or says train_embedding.
-    /// Everything else, adapters left by earlier stages included, is frozen.</summary>
+    /// <summary>Sets requires_grad for the stage: its new blocks and trainable top (or every block when it trains all),
+    /// its LoRA adapters, the final LayerNorm and the head; a trainable substrate only when the stage trains all or says
+    /// train_embedding. Everything else, adapters left by earlier stages included, is frozen.</summary>
     public void SetTrainable(LanguageModel model)
     {
         var stage = Config;
         bool trainSubstrate = model.Substrate.Spec.Kind == SubstrateKind.Trainable && (stage.Trains == StageTrains.All || stage.TrainEmbedding);
         foreach (var p in model.Substrate.parameters()) p.requires_grad = trainSubstrate;
-        int firstTrained = stage.Trains == StageTrains.All ? 0 : model.Depth - stage.AddBlocks;
+        int firstTrained = stage.Trains == StageTrains.All ? 0 : InsertAt;
         foreach (var (block, i) in model.Blocks.Select((b, i) => (b, i)))
             foreach (var p in block.parameters()) p.requires_grad = i >= firstTrained;
         if (stage.Lora is { } lora)
@@ -121,9 +123,9 @@ public sealed class GrowthStage
                 foreach (var t in lora.Targets) block.Projection(t).Merge();
     }
 
-    /// <summary>The blocks the stage's LoRA phase adapts: those earlier stages made, or every block.</summary>
+    /// <summary>The blocks the stage's LoRA phase adapts: the frozen stack (below the new blocks), or every block.</summary>
     private IEnumerable<DecoderBlock> LoraBlocks(LanguageModel model) => Config.Lora is not { } lora ? []
-        : model.Blocks.Take(lora.Blocks == Training.LoraBlocks.All ? model.Depth : Depth - Config.AddBlocks);
+        : model.Blocks.Take(lora.Blocks == Training.LoraBlocks.All ? model.Depth : InsertAt);
 
     /// <summary>The model of <paramref name="plan"/> as it stands inside stage <paramref name="stageIndex"/> (after
     /// leaving it when <paramref name="stageFinished"/>): every earlier stage entered and left, in order. Weights are
@@ -153,18 +155,47 @@ public sealed class GrowthStage
     /// training.max_active_parameters is refused here, before any training.</summary>
     public static IReadOnlyList<ParameterBudget> Budgets(GrowthPlan plan, string source)
     {
+        var budgets = Count(plan);
+        for (int i = 0; i < budgets.Count; i++)
+            if (plan.Training.MaxActiveParameters is { } max && budgets[i].Active > max)
+                throw new StrataException($"{source}: stages[{i}]: {budgets[i].Active:N0} active parameters exceed training.max_active_parameters ({max:N0})");
+        return budgets;
+    }
+
+    private static List<ParameterBudget> Count(GrowthPlan plan)
+    {
         using var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, META), 0, META);
         var budgets = new List<ParameterBudget>();
         foreach (var stage in All(plan))
         {
             stage.Enter(model);
             stage.SetTrainable(model);
-            var budget = ParameterBudget.Of(model);
-            if (plan.Training.MaxActiveParameters is { } max && budget.Active > max)
-                throw new StrataException($"{source}: stages[{stage.Index}]: {budget.Active:N0} active parameters exceed training.max_active_parameters ({max:N0})");
-            budgets.Add(budget);
+            budgets.Add(ParameterBudget.Of(model));
             stage.Leave(model);
         }
         return budgets;
+    }
+
+    /// <summary>The plan with the rank of every LoRA phase marked fit_budget set to the largest (up to d_model) whose
+    /// stage stays within training.max_active_parameters; stages in order, as earlier adapters left unmerged count
+    /// in later stages. A plan without such phases comes back as it is.</summary>
+    public static GrowthPlan FitLoraRanks(GrowthPlan plan, string source)
+    {
+        for (int i = 0; i < plan.Stages.Count; i++)
+        {
+            if (plan.Stages[i].Lora is not { FitBudget: true } lora) continue;
+            long max = plan.Training.MaxActiveParameters ?? throw new StrataException($"{source}: stages[{i}].lora.fit_budget: training.max_active_parameters is not set");
+            GrowthPlan WithRank(int r) => plan with { Stages = plan.Stages.Select((s, k) => k == i ? s with { Lora = lora with { Rank = r } } : s).ToList() };
+            int lo = 0, hi = plan.Model.DModel;                                     // the largest fitting rank is in [lo, hi]; rank 0 "fits"
+            while (lo < hi)
+            {
+                int mid = (lo + hi + 1) / 2;
+                if (Count(WithRank(mid))[i].Active <= max) lo = mid; else hi = mid - 1;
+            }
+            if (lo == 0)
+                throw new StrataException($"{source}: stages[{i}].lora.fit_budget: even rank 1 takes the stage to {Count(WithRank(1))[i].Active:N0} active parameters, over training.max_active_parameters ({max:N0})");
+            plan = WithRank(lo);
+        }
+        return plan;
     }
 }

@@ -126,7 +126,8 @@ public static class Study
         var stage = plan.Stages[stageIndex];
         double d = plan.Model.DModel, T = plan.Model.ContextLength, V = plan.Model.VocabSize;
         double forward = 2 * 12 * d * d + 4 * T * d;
-        int depth = new GrowthStage(plan, stageIndex).Depth, below = depth - stage.AddBlocks;
+        var growth = new GrowthStage(plan, stageIndex);
+        int depth = growth.Depth, below = growth.InsertAt;                          // the frozen stack under the trained blocks
         int firstTrained = stage.Trains == StageTrains.All ? 0 : below;
         int firstAdapted = stage.Lora is { } l ? 0 : int.MaxValue;
         int lowestBackward = Math.Min(firstTrained, firstAdapted);

@@ -178,7 +178,7 @@ public sealed class Trainer : IDisposable
         _group = o.Group;
         _run = new RunDirectory(o.OutDir);
         if (given is null && !o.Resume) throw new StrataException("a plan is required (or --resume with --out of an existing run)");
-        var plan = given is null ? null : given with { Data = given.Data.WithTokenizerResolved() };
+        var plan = given is null ? null : GrowthStage.FitLoraRanks(given, "plan") with { Data = given.Data.WithTokenizerResolved() };
         if (!o.Resume && (o.LearningRateScale is not null || o.Rewind))
             throw new StrataException("--lr-scale and --rewind apply when resuming a run (--resume); for a new run set the plan's learning rates");
         bool created = !Directory.Exists(_run.Path);

@@ -17,6 +17,9 @@ public static class Json
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
+    /// <summary>An enum value as plans and checkpoints spell it (snake_case: copy_top).</summary>
+    public static string EnumName<T>(T value) where T : struct, Enum => JsonNamingPolicy.SnakeCaseLower.ConvertName(value.ToString());
+
     /// <summary>Parses <paramref name="text"/>; a malformed document or field becomes one line naming the source and JSON path.</summary>
     public static T Parse<T>(string text, string source)
     {
