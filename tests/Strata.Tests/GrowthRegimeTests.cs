@@ -188,7 +188,7 @@ public class GrowthRegimeTests
     public void Seeds_change_the_run_the_same_seed_repeats_it_and_the_report_gives_intervals()
     {
         var dir = TestPaths.TempDir();
-        var constructive = SotuData.Plan(2, evalEvery: 1) with
+        var constructive = SotuData.SmallVocabPlan(2, evalEvery: 1) with
         {
             Name = "constructive",
             Stages = [new StageConfig { Name = "a", AddBlocks = 1, Steps = 2 }, new StageConfig { Name = "b", AddBlocks = 1, Steps = 2, Init = BlockInit.ZeroOut }],
@@ -197,9 +197,9 @@ public class GrowthRegimeTests
         string p1 = Path.Combine(dir, "m.json"), p2 = Path.Combine(dir, "c.json");
         File.WriteAllText(p1, Json.Serialize(monolithic));
         File.WriteAllText(p2, Json.Serialize(constructive));
-        var first = Study.Run([p1, p2], Path.Combine(dir, "one"), CPU, TextWriter.Null, seeds: 3);
-        var again = Study.Run([p1, p2], Path.Combine(dir, "two"), CPU, TextWriter.Null, seeds: 3);
-        Assert.Equal(6, first.Runs.Count);
+        var first = Study.Run([p1, p2], Path.Combine(dir, "one"), TextWriter.Null, new StudyOptions { Seeds = 3, EqualCompute = ["constructive"] });
+        var again = Study.Run([p1, p2], Path.Combine(dir, "two"), TextWriter.Null, new StudyOptions { Seeds = 3, EqualCompute = ["constructive"] });
+        Assert.Equal(9, first.Runs.Count);
         foreach (var name in new[] { "monolithic", "constructive" })
         {
             var losses = first.Runs.Where(r => r.Name == name).Select(r => r.FinalValidationLoss).ToList();
@@ -216,7 +216,21 @@ public class GrowthRegimeTests
         var report = File.ReadAllText(Path.Combine(dir, "one", Study.ReportFile));
         Assert.Contains("mean ± 95% interval, 3 seeds", report);
         Assert.Contains("| constructive |", report);
-        Assert.True(Directory.Exists(Path.Combine(dir, "one", "constructive", "seed-2")));
+        Assert.True(Directory.Exists(Path.Combine(dir, "one", "constructive", "seed-7")));                // folders by the seed used
+
+        // the twin at the baseline's compute: more steps than the regime, its FLOPs the baseline's to within a step
+        var twin = first.Regimes.Single(r => r.Name == "constructive" + Study.EqualComputeSuffix);
+        var mono = first.Regimes.Single(r => r.Name == "monolithic");
+        Assert.Equal("constructive", twin.EqualComputeOf);
+        Assert.True(twin.Constructive && c.Constructive && !mono.Constructive);
+        Assert.True(twin.Tokens > c.Tokens, $"{twin.Tokens} tokens");
+        double perStep = Study.FlopsPerToken(constructive, 1) * 4 * 32;
+        Assert.InRange(twin.Flops, mono.Flops - perStep, mono.Flops + perStep);
+        Assert.Equal(first.Runs.Where(r => r.Name == twin.Name).Select(r => r.FinalValidationLoss), again.Runs.Where(r => r.Name == twin.Name).Select(r => r.FinalValidationLoss));
+        Assert.Contains("at equal compute", report);
+        Assert.True(new FileInfo(Path.Combine(dir, "one", Study.PlotFile)).Length > 10_000);
+        Assert.Contains("--equal-compute: 'monolithic' is the baseline", Assert.Throws<StrataException>(() =>
+            Study.Run([p1, p2], Path.Combine(dir, "three"), TextWriter.Null, new StudyOptions { EqualCompute = ["monolithic"] })).Message);
     }
 
     [Fact]

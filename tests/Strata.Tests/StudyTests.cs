@@ -30,6 +30,18 @@ public class StudyTests
         Assert.True(new FileInfo(Path.Combine(dir, "study", "loss_curves.png")).Length > 10_000);
         Assert.Contains("already complete", CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study")).Out);   // finished runs are reused
 
+        // --jobs 2: every run a 'strata train' process of its own (one thread each), its console in its folder
+        var (jobsCode, jobsOut, jobsErr) = CliRunner.Run("study", p1, p2, "--seeds", "2", "--jobs", "2", "--out", Path.Combine(dir, "jobs"));
+        Assert.True(jobsCode == 0, jobsErr + jobsOut);
+        foreach (var (name, seed) in new[] { ("constructive", 5), ("constructive", 6), ("monolithic", 5), ("monolithic", 6) })
+        {
+            var run = Path.Combine(dir, "jobs", name, $"seed-{seed}");
+            Assert.True(Checkpoint.ReadInfo(Path.Combine(run, "checkpoint.safetensors")).Completed, run);
+            Assert.Contains("finished at step 6", File.ReadAllText(Path.Combine(run, "train.log")));
+            Assert.True(File.Exists(Path.Combine(dir, "jobs", "plans", $"{name}.seed-{seed}.json")));
+        }
+        Assert.Contains("mean ± 95% interval, 2 seeds", File.ReadAllText(Path.Combine(dir, "jobs", "report.md")));
+
         File.WriteAllText(p2, Json.Serialize(monolithic with { Data = SotuData.DataAt(SotuData.Dir, "other") }));
         var (bad, _, badErr) = CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study2"));
         Assert.Equal(1, bad);

@@ -18,10 +18,16 @@ public static class TrainCommand
         var precision = new Option<Modeling.Precision?>("--precision") { Description = "fp32, tf32 (CUDA tensor cores) or bf16 matrix products, instead of the plan's training.precision (weights and checkpoints stay fp32)", HelpName = "fp32|tf32|bf16" };
         var device = Opt.Device();
         var ranks = Opt.OptionalInt("--ranks", "data-parallel: start this many ranks on this machine with mpirun (each takes batch_size / N rows); under mpirun or srun leave it out");
+        var threads = Opt.OptionalInt("--threads", "CPU threads for libtorch's operations (default: every core)");
         var command = new Command("train", "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png; SIGINT/SIGTERM stop with a checkpoint")
-            { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, precision, device, ranks };
+            { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, precision, device, ranks, threads };
         command.SetAction(p =>
         {
+            if (p.GetValue(threads) is { } t)
+            {
+                if (t is < 1 or > 4096) throw new StrataException($"--threads: 1 to 4096, got {t}");
+                TorchSharp.torch.set_num_threads(t);
+            }
             if (p.GetValue(ranks) is { } count)
             {
                 if (count < 1) throw new StrataException($"--ranks: at least 1, got {count}");
