@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Text.Json;
 using Strata.Distributed;
 using Strata.Modeling;
+using Strata.Optim;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
 using Strata.Util;

@@ -24,7 +24,7 @@ public static class EvalThroughput
     {
         int questions = args.SkipWhile(a => a != "--questions").Skip(1).Select(int.Parse).FirstOrDefault(100);
         var home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory();
-        var plan = Strata.Training.GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
+        var plan = Strata.Runs.GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
         torch.manual_seed(0);
         using var model = new LanguageModel(plan.Model, plan.Substrate, plan.Stages.Sum(s => s.AddBlocks));
         var tokenizer = Strata.Tokenization.Tokenizers.ByName(Strata.Tokenization.Tokenizers.Default);

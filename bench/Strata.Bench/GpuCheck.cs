@@ -3,6 +3,8 @@ using System.Text.Json;
 using Strata.Formats;
 using Strata.Interop;
 using Strata.Modeling;
+using Strata.Optim;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
 using Strata.Util;

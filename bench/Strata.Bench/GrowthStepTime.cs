@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Strata.Modeling;
+using Strata.Optim;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
 using Strata.Util;

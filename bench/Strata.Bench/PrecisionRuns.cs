@@ -1,4 +1,5 @@
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Training;
 
 namespace Strata.Bench;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Strata.Modeling;
+using Strata.Optim;
 using Strata.Substrates;
 using Strata.Training;
 using TorchSharp;

@@ -1,6 +1,6 @@
 using Strata.Formats;
 using Strata.Modeling;
-using Strata.Training;
+using Strata.Runs;
 using Xunit;
 
 namespace Strata.Tests;

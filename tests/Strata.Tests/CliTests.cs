@@ -1,5 +1,5 @@
-using Strata.Training;
 using Xunit;
+using Strata.Runs;
 
 namespace Strata.Tests;
 

@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text.Json.Serialization;
 using Strata.Data;
 using Strata.Formats;
+using Strata.Runs;
 using Strata.Tokenization;
 using Strata.Training;
 using Strata.Util;
@@ -332,6 +333,6 @@ public class DatasetTests
 
         var plan = SotuData.Plan(1) with { Data = SotuData.DataAt(SotuData.Dir) with { Tokenizer = "bvv241-2-3" } };
         var e = Assert.Throws<StrataException>(() => plan.Data.WithTokenizerResolved());
-        Assert.Contains($"was encoded with the tokenizer {TokenizerIdentity.Of("codepoint")}, the plan's tokenizer is {TokenizerIdentity.Of("bvv241-2-3")}", e.Message);
+        Assert.Contains($"uses the tokenizer {TokenizerIdentity.Of("codepoint")}, the plan uses {TokenizerIdentity.Of("bvv241-2-3")}: they must share the vocabulary", e.Message);
     }
 }

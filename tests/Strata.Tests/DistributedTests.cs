@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Strata.Formats;
-using Strata.Training;
+using Strata.Runs;
 using Strata.Util;
 using Xunit;
 

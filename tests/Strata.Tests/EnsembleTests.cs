@@ -1,6 +1,7 @@
-using Strata.Formats;
 using Strata.Composition;
+using Strata.Formats;
 using Strata.Generation;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
 using TorchSharp;
@@ -135,6 +136,6 @@ public class EnsembleTests
         Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "bvv"), Log = TextWriter.Null });
         var bvv = Path.Combine(dir, "bvv", RunDirectory.CheckpointName);
         var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([a, bvv]));
-        Assert.Equal($"{bvv} uses tokenizer 'bvv241-2-3' (sha256:{Checkpoint.ReadInfo(bvv).TokenizerHash}), {a} uses 'codepoint' (sha256:{Checkpoint.ReadInfo(a).TokenizerHash}): experts must share the vocabulary", e.Message);
+        Assert.Equal($"{bvv} uses the tokenizer 'bvv241-2-3' (sha256:{Checkpoint.ReadInfo(bvv).TokenizerHash}), {a} uses 'codepoint' (sha256:{Checkpoint.ReadInfo(a).TokenizerHash}): they must share the vocabulary", e.Message);
     }
 }

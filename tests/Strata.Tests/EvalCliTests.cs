@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Strata.Data;
 using Strata.Evaluation;
+using Strata.Runs;
 using Strata.Training;
 using Strata.Util;
 using Xunit;

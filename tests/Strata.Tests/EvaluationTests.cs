@@ -178,7 +178,7 @@ public class ScorerTests
     {
         torch.manual_seed(11);
         var cfg = new ModelConfig { DModel = 32, NHead = 4, ContextLength = 24, VocabSize = 65536 };
-        var m = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize, cfg.DModel), 2);
+        var m = new LanguageModel(cfg, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize, cfg.DModel), 2);
         return (m, new Scorer(m, new CodePointTokenizer()));
     }
 
@@ -246,7 +246,7 @@ public class ScorerTests
     {
         torch.manual_seed(12);
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 96, VocabSize = 65536 };
-        using var model = new LanguageModel(cfg, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize, cfg.DModel), 3);
+        using var model = new LanguageModel(cfg, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize, cfg.DModel), 3);
         var tokenizer = new CodePointTokenizer();
         // lengths 1 to 40: up to 39 positions of left padding; 24 new tokens each (SQuAD and translation generate more than 4)
         string[] prompts = ["Question: What is the capital of France?\nAnswer:", "Q:", "x", "Translate to German: the house is red.", "Жизнь"];
@@ -268,7 +268,7 @@ public class ScorerTests
         var tokens = Enumerable.Range(0, 60).Select(i => 65 + i % 26).ToList();
         using var dataset = Strata.Data.Dataset.Open(TestDatasets.Write(TestPaths.TempDir(), tokens, tokens));
         var codepoint = Strata.Tokenization.TokenizerIdentity.Of("codepoint");
-        var (nats, n) = Perplexity.Measure(model, dataset, codepoint);
+        var (nats, n) = ValidationLoss.OverSplit(model, dataset, codepoint);
         Assert.Equal(59, n);                                                    // windows of 24: 24 + 24 + 11
         using var no = torch.no_grad();
         model.eval();
@@ -281,7 +281,7 @@ public class ScorerTests
         }
         Assert.True(Math.Abs(nats - manual) < 1e-2, $"{nats} vs {manual}");
         using var other = Strata.Data.Dataset.Open(TestDatasets.Write(TestPaths.TempDir(), tokens, tokens, "bvv241-2-3"));
-        var e = Assert.Throws<StrataException>(() => Perplexity.Measure(model, other, codepoint));
-        Assert.Equal($"{other.Path} was encoded with the tokenizer {other.Tokenizer}, the model uses {codepoint}", e.Message);
+        var e = Assert.Throws<StrataException>(() => ValidationLoss.OverSplit(model, other, codepoint));
+        Assert.Equal($"{other.Path} uses the tokenizer {other.Tokenizer}, the model uses {codepoint}: they must share the vocabulary", e.Message);
     }
 }

@@ -2,6 +2,7 @@ using Strata.Formats;
 using System.Buffers.Binary;
 using System.Text.Json;
 using Strata.Interop;
+using Strata.Runs;
 using Strata.Training;
 using TorchSharp;
 using Xunit;

@@ -5,6 +5,7 @@ using Strata.Data;
 using Strata.Evaluation;
 using Strata.Formats;
 using Strata.Interop;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Tokenization;
 using Strata.Training;

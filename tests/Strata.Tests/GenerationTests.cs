@@ -14,7 +14,7 @@ public class GenerationTests
     {
         torch.manual_seed(seed);
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 32, VocabSize = 300 };
-        return new LanguageModel(cfg, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, cfg.VocabSize, cfg.DModel), 3);
+        return new LanguageModel(cfg, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, cfg.VocabSize, cfg.DModel), 3);
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using Strata.Modeling;
+using Strata.Optim;
+using Strata.Runs;
 using Strata.Training;
 using Strata.Util;
 using TorchSharp;

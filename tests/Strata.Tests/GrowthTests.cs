@@ -1,6 +1,7 @@
 using Strata.Formats;
 using Strata.Interop;
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
 using Strata.Util;

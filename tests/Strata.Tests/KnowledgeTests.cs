@@ -1,6 +1,7 @@
 using Strata.Data;
 using Strata.Evaluation;
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Tokenization;
 using Strata.Training;

@@ -1,6 +1,7 @@
 using Strata.Formats;
 using Strata.Interop;
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
 using TorchSharp;
@@ -16,7 +17,7 @@ public class LoraTests
     {
         torch.manual_seed(4);
         var cfg = new ModelConfig { DModel = 32, NHead = 4, ContextLength = 16, VocabSize = 200 };
-        return new LanguageModel(cfg, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, cfg.VocabSize, cfg.DModel), 2);
+        return new LanguageModel(cfg, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, cfg.VocabSize, cfg.DModel), 2);
     }
 
     [Fact]

@@ -1,8 +1,8 @@
-using Strata.Training;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;
 using static TorchSharp.torch;
+using Strata.Optim;
 
 namespace Strata.Tests;
 
@@ -20,7 +20,7 @@ public class OptimizerTests
         using var b0 = torch.randn(13);
         var w = new Parameter(w0.clone()); var b = new Parameter(b0.clone());
         var wRef = new Parameter(w0.clone()); var bRef = new Parameter(b0.clone());
-        using var ours = new Strata.Training.AdamW([("w", w), ("b", b)], 0.9, 0.95, 1e-8, 0.1) { UseCpuKernel = cpuKernel };
+        using var ours = new Strata.Optim.AdamW([("w", w), ("b", b)], 0.9, 0.95, 1e-8, 0.1) { UseCpuKernel = cpuKernel };
         var refW = torch.optim.AdamW([wRef], 0.01, 0.9, 0.95, 1e-8, 0.1, false, false);
         var refB = torch.optim.AdamW([bRef], 0.01, 0.9, 0.95, 1e-8, 0.0, false, false);
         for (int step = 0; step < 5; step++)
@@ -45,8 +45,8 @@ public class OptimizerTests
         torch.manual_seed(2);
         using var w0 = torch.randn(300007);
         var fused = new Parameter(w0.clone()); var plain = new Parameter(w0.clone());
-        using var a = new Strata.Training.AdamW([("w", fused)], 0.9, 0.95, 1e-8, 0.1);
-        using var b = new Strata.Training.AdamW([("w", plain)], 0.9, 0.95, 1e-8, 0.1) { UseCpuKernel = false };
+        using var a = new Strata.Optim.AdamW([("w", fused)], 0.9, 0.95, 1e-8, 0.1);
+        using var b = new Strata.Optim.AdamW([("w", plain)], 0.9, 0.95, 1e-8, 0.1) { UseCpuKernel = false };
         for (int step = 0; step < 4; step++)
         {
             using var g = torch.randn(300007).mul_(3);
@@ -70,7 +70,7 @@ public class OptimizerTests
         var p1 = new Parameter(torch.randn(5, 7)); var p2 = new Parameter(torch.randn(11));
         p1.grad = torch.randn(5, 7); p2.grad = torch.randn(11).mul_(4);
         using var g1 = p1.grad.clone(); using var g2 = p2.grad.clone();
-        using var opt = new Strata.Training.AdamW([("a", p1), ("b", p2)], 0.9, 0.95, 1e-8, 0.1);
+        using var opt = new Strata.Optim.AdamW([("a", p1), ("b", p2)], 0.9, 0.95, 1e-8, 0.1);
         var (norm, scale) = opt.ClipScale(0.5);
         double expected = nn.utils.clip_grad_norm_([p1, p2], 0.5);              // scales the gradients in place
         Assert.Equal(expected, norm, 5);
@@ -84,7 +84,7 @@ public class OptimizerTests
     {
         var trained = new Parameter(torch.ones(3, 3));
         var frozen = new Parameter(torch.ones(3, 3), requires_grad: false);
-        using var opt = new Strata.Training.AdamW([("t", trained), ("f", frozen)], 0.9, 0.95, 1e-8, 0.1);
+        using var opt = new Strata.Optim.AdamW([("t", trained), ("f", frozen)], 0.9, 0.95, 1e-8, 0.1);
         Assert.Single(opt.Parameters);
         trained.grad = torch.ones(3, 3);
         opt.Step(1e-3);

@@ -15,7 +15,7 @@ public class ParameterCountTests
 
     private static LanguageModel Build(SubstrateKind kind, int depth, bool frozenTable = true)
     {
-        var substrate = Substrate.Create(new SubstrateSpec { Kind = kind, Bits = 16 }, Paper.VocabSize, Paper.DModel, META);
+        var substrate = SubstrateBuilder.Create(new SubstrateSpec { Kind = kind, Bits = 16 }, Paper.VocabSize, Paper.DModel, META);
         if (!frozenTable) return new LanguageModel(Paper, substrate, depth, META);
         foreach (var p in substrate.parameters()) p.requires_grad = false;
         return new LanguageModel(Paper, substrate, depth, META);
@@ -64,7 +64,7 @@ public class ParameterCountTests
     [Fact]
     public void Head_bias_adds_one_row_of_vocab()
     {
-        using var m = new LanguageModel(Paper with { HeadBias = true }, Substrate.Create(new SubstrateSpec(), Paper.VocabSize, Paper.DModel, META), 9, META);
+        using var m = new LanguageModel(Paper with { HeadBias = true }, SubstrateBuilder.Create(new SubstrateSpec(), Paper.VocabSize, Paper.DModel, META), 9, META);
         Assert.Equal(181_525_504 + 65_536, ParameterBudget.Of(m).Total);
     }
 
@@ -72,7 +72,7 @@ public class ParameterCountTests
     public void AddBlock_grows_parameters_and_state_dict_by_exactly_one_block()
     {
         var small = new ModelConfig { DModel = 32, NHead = 4, ContextLength = 16, VocabSize = 64 };
-        using var m = new LanguageModel(small, Substrate.Create(new SubstrateSpec { Bits = 8 }, small.VocabSize, small.DModel), 2);
+        using var m = new LanguageModel(small, SubstrateBuilder.Create(new SubstrateSpec { Bits = 8 }, small.VocabSize, small.DModel), 2);
         long before = ParameterBudget.Of(m).Total;
         int keys = m.state_dict().Count;
         using var one = new DecoderBlock(small);
@@ -87,7 +87,7 @@ public class ParameterCountTests
     public void State_dict_names_are_the_gpt_neox_names()
     {
         var small = new ModelConfig { DModel = 32, NHead = 4, ContextLength = 16, VocabSize = 64 };
-        using var m = new LanguageModel(small, Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, small.VocabSize, small.DModel), 1);
+        using var m = new LanguageModel(small, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, small.VocabSize, small.DModel), 1);
         var names = m.state_dict().Select(kv => $"{kv.Key} [{string.Join(", ", kv.Value.shape)}]").Order(StringComparer.Ordinal);
         Assert.Equal(
         [

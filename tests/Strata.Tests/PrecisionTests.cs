@@ -1,5 +1,6 @@
 using Strata.Formats;
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Training;
 using TorchSharp;
 using Xunit;

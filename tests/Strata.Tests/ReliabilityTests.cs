@@ -1,5 +1,6 @@
 using Strata.Data;
 using Strata.Formats;
+using Strata.Runs;
 using Strata.Training;
 using Strata.Util;
 using Xunit;

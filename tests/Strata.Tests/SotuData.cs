@@ -1,7 +1,7 @@
 using Strata.Data;
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Substrates;
-using Strata.Training;
 
 namespace Strata.Tests;
 

@@ -1,4 +1,4 @@
-using Strata.Training;
+using Strata.Runs;
 using Strata.Util;
 using Xunit;
 
@@ -29,6 +29,11 @@ public class StudyTests
         Assert.Contains($"{budgets[0].Active:N0} / {budgets[1].Active:N0}", report.Replace("\u00a0", ","));
         Assert.True(new FileInfo(Path.Combine(dir, "study", "loss_curves.png")).Length > 10_000);
         Assert.Contains("already complete", CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study")).Out);   // finished runs are reused
+        File.WriteAllText(p1, Json.Serialize(constructive with { Training = constructive.Training with { LearningRate = 1e-3 } }));
+        var (changed, _, changedErr) = CliRunner.Run("study", p1, p2, "--out", Path.Combine(dir, "study"));   // ... but not for a changed plan
+        Assert.Equal(1, changed);
+        Assert.Contains("holds a run of another plan than constructive's", changedErr);
+        File.WriteAllText(p1, Json.Serialize(constructive));
 
         // --jobs 2: every run a 'strata train' process of its own (one thread each), its console in its folder
         var (jobsCode, jobsOut, jobsErr) = CliRunner.Run("study", p1, p2, "--seeds", "2", "--jobs", "2", "--out", Path.Combine(dir, "jobs"));

@@ -1,6 +1,7 @@
-using Strata.Formats;
 using Strata.Data;
+using Strata.Formats;
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
 using Strata.Util;
@@ -71,7 +72,7 @@ public class SubstrateFamilyTests
         using (var norms = floats.Table.to(ScalarType.Float64).norm(1))
             Assert.True(MaxDeviation(norms - 1) < 1e-6);
         var cfg = new ModelConfig { DModel = 1024, NHead = 16, ContextLength = 8, VocabSize = 65536 };
-        using var lifted = Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.RandomCode, Bits = 64, Seed = 1 }, cfg.VocabSize, cfg.DModel);
+        using var lifted = SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.RandomCode, Bits = 64, Seed = 1 }, cfg.VocabSize, cfg.DModel);
         using var ids = torch.tensor(new long[] { 7 }).view(1, 1);
         using var row = lifted.call(ids)[0, 0];
         Assert.Equal(1024, row.shape[0]);                                              // 64 bits x 16 (repeat_interleave)
@@ -117,10 +118,10 @@ public class SubstrateFamilyTests
         e = Assert.Throws<StrataException>(() => SubstrateBuilder.Build(new SubstrateSpec { Kind = SubstrateKind.Visual }, 131072, VisualTable.Home));
         Assert.Equal("substrate: tokenizer 'bvv241-2-3' has 65,536 entries but the model's vocabulary is 131,072", e.Message);
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 300 };
-        e = Assert.Throws<StrataException>(() => Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = path.Replace("code", "x") }, cfg.VocabSize, cfg.DModel));
+        e = Assert.Throws<StrataException>(() => SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = path.Replace("code", "x") }, cfg.VocabSize, cfg.DModel));
         Assert.EndsWith("no such substrate file", e.Message);
         var pt = TestPaths.Data("pytorch", "normalized_embeddings_weights.pt");                   // [300, 16]
-        e = Assert.Throws<StrataException>(() => Substrate.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = pt }, 301, cfg.DModel));
+        e = Assert.Throws<StrataException>(() => SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = pt }, 301, cfg.DModel));
         Assert.Equal("substrate: the table has 300 rows but the model's vocabulary is 301", e.Message);
         e = Assert.Throws<StrataException>(() => new SubstrateSpec { Kind = SubstrateKind.Visual }.Validate(cfg.VocabSize, cfg.DModel));
         Assert.Contains("use \"lift\": \"truncate\"", e.Message);

@@ -30,7 +30,7 @@ public class SubstrateTests
     {
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 4096 };
         var spec = new SubstrateSpec { Bits = 12 }.Validate(cfg.VocabSize, cfg.DModel);
-        using var s = (FrozenTableSubstrate)Substrate.Create(spec, cfg.VocabSize, cfg.DModel);
+        using var s = (FrozenTableSubstrate)SubstrateBuilder.Create(spec, cfg.VocabSize, cfg.DModel);
         Assert.Equal([4096L, 12], s.Table.shape);
         using var lifted = s.Lifted();                                                     // [4096, 64]
         Assert.Equal([4096L, 64], lifted.shape);
@@ -54,7 +54,7 @@ public class SubstrateTests
     public void Lift_spreads_bits_as_documented_and_keeps_rank_16(SubstrateLift lift)
     {
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 65536 };
-        using var s = (FrozenTableSubstrate)Substrate.Create(new SubstrateSpec { Bits = 16, Lift = lift }, cfg.VocabSize, cfg.DModel);
+        using var s = (FrozenTableSubstrate)SubstrateBuilder.Create(new SubstrateSpec { Bits = 16, Lift = lift }, cfg.VocabSize, cfg.DModel);
         Assert.True(s.IsFrozen);
         Assert.All(s.parameters(), p => Assert.False(p.requires_grad));
         using var ids = torch.arange(65536L).view(1, -1);

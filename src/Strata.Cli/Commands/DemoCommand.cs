@@ -3,6 +3,7 @@ using Strata.Composition;
 using Strata.Data;
 using Strata.Evaluation;
 using Strata.Generation;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Tokenization;
 using Strata.Training;

@@ -2,7 +2,7 @@ using System.CommandLine;
 using Strata.Composition;
 using Strata.Evaluation;
 using Strata.Generation;
-using Strata.Training;
+using Strata.Runs;
 using Strata.Util;
 
 namespace Strata.Cli.Commands;

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Strata.Runs;
 using Strata.Training;
 
 namespace Strata.Cli.Commands;

@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Strata.Training;
+using Strata.Runs;
 
 namespace Strata.Cli.Commands;
 
@@ -17,7 +17,7 @@ public static class InfoCommand
             string? substrateHash = null;
             if (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
             {
-                plan = GrowthPlan.Load(file);
+                plan = GrowthStage.Resolve(GrowthPlan.Load(file), file);
                 depth = plan.FinalDepth;
                 output.WriteLine($"plan '{plan.Name}': {plan.Stages.Count} stage(s), {plan.TotalSteps} steps");
             }

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Strata.Interop;
-using Strata.Training;
+using Strata.Runs;
 using Strata.Util;
 
 namespace Strata.Cli.Commands;

@@ -1,8 +1,8 @@
 using Strata.Evaluation;
 using Strata.Modeling;
+using Strata.Runs;
 using Strata.Tokenization;
 using Strata.Util;
-using Strata.Training;
 using static TorchSharp.torch;
 
 namespace Strata.Composition;

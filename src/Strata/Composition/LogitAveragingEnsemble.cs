@@ -1,10 +1,12 @@
 // Modular composition (Growing Transformers, arXiv 2507.07129, modular composition): K models trained separately on the same frozen interface and
 // vocabulary run side by side on the same ids, and their logits are averaged: logits = (1/K) sum_k logits_k.
 // No router, no parameters; each expert keeps its own KV cache.
-using Strata.Formats;
 using Strata.Evaluation;
+using Strata.Formats;
 using Strata.Modeling;
-using Strata.Training;
+using Strata.Optim;
+using Strata.Runs;
+using Strata.Tokenization;
 using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -27,10 +29,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
             if (info.Plan.Substrate != i0.Plan.Substrate)
                 throw new StrataException($"{source} was trained on substrate {Json.Compact(info.Plan.Substrate)}, {s0} on {Json.Compact(i0.Plan.Substrate)}: experts must share the frozen interface");
             Substrates.SubstrateIdentity.Require(i0.SubstrateHash, s0, info.SubstrateHash, source);
-            // by content where both checkpoints record it, by name otherwise
-            bool sameVocabulary = info.TokenizerHash is { } th && i0.TokenizerHash is { } th0 ? th == th0 : info.Tokenizer == i0.Tokenizer;
-            if (!sameVocabulary)
-                throw new StrataException($"{source} uses tokenizer '{info.Tokenizer}' (sha256:{info.TokenizerHash ?? "not recorded"}), {s0} uses '{i0.Tokenizer}' (sha256:{i0.TokenizerHash ?? "not recorded"}): experts must share the vocabulary");
+            TokenizerIdentity.Require(new(i0.Tokenizer, i0.TokenizerHash ?? ""), s0, new(info.Tokenizer, info.TokenizerHash ?? ""), source);
             if (m.Config.VocabSize != m0.Config.VocabSize || m.Config.DModel != m0.Config.DModel)
                 throw new StrataException($"{source} has vocab {m.Config.VocabSize} / d_model {m.Config.DModel}, {s0} has {m0.Config.VocabSize} / {m0.Config.DModel}");
         }
@@ -101,9 +100,9 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     public Device Device => _experts[0].Device;
 
     /// <summary>The mean of the experts' logits [B, T, V] (or the adapter's combination of them).</summary>
-    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null, Tensor? padding = null)
+    public Tensor Logits(Tensor idx, IKvCache? cache = null, Tensor? positions = null, Tensor? padding = null)
     {
-        var caches = (ExpertCaches?)cache;
+        var caches = cache is null ? null : cache as ExpertCaches ?? throw new ArgumentException("a KV cache made by another model");
         if (Adapter is not null)
         {
             var each = new List<Tensor>();
@@ -130,10 +129,8 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         return nn.functional.cross_entropy(logits.view(-1, Config.VocabSize), targets.reshape(-1));
     }
 
-    public IDisposable NewCache(long batch, long? capacity = null) => new ExpertCaches(_experts.Select(e => (KvCache)e.NewCache(batch, capacity)).ToList());
+    public IKvCache NewCache(long batch, long? capacity = null) => new ExpertCaches(_experts.Select(e => e.NewCache(batch, capacity)).ToList());
     public long CacheBytesPerPosition => _experts.Sum(e => e.CacheBytesPerPosition);
-    public void ResetCache(IDisposable cache) { foreach (var c in ((ExpertCaches)cache).Caches) c.Reset(); }
-    public long CacheLength(IDisposable cache) => ((ExpertCaches)cache).Caches[0].Length;
     public bool Training => _experts[0].training;
     public void SetTraining(bool training) { foreach (var e in _experts) e.train(training); }
 
@@ -148,7 +145,7 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
 
     /// <summary>Post-merge training: fits the adapter (created at the plain average if there is none) on batches from
     /// <paramref name="sampler"/>, experts frozen. Returns the training loss of each step.</summary>
-    public IReadOnlyList<double> TrainAdapter(Data.BatchSampler sampler, int steps, double lr)
+    internal IReadOnlyList<double> TrainAdapter(Data.BatchSampler sampler, int steps, double lr)
     {
         Adapter ??= new LogitAdapter(_experts.Count, Config.VocabSize, Device);
         using var opt = new AdamW(Adapter.named_parameters().Select(p => (p.name, p.parameter)), 0.9, 0.95, 1e-8, 0.0);
@@ -173,8 +170,11 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         Adapter?.Dispose();
     }
 
-    private sealed record ExpertCaches(IReadOnlyList<KvCache> Caches) : IDisposable
+    /// <summary>One cache per expert, advanced together.</summary>
+    private sealed record ExpertCaches(IReadOnlyList<IKvCache> Caches) : IKvCache
     {
+        public long Length => Caches[0].Length;
+        public void Reset() { foreach (var c in Caches) c.Reset(); }
         public void Dispose() { foreach (var c in Caches) c.Dispose(); }
     }
 }

@@ -7,7 +7,7 @@ namespace Strata.Data;
 
 /// <summary>The windows of T+1 tokens one split offers: every start position in every shard (a window never spans two
 /// shards), numbered in shard order. Positions are 64-bit: a split may hold any number of tokens.</summary>
-public sealed class Windows
+internal sealed class Windows
 {
     private readonly IReadOnlyList<TokenShard> _shards;
     private readonly long[] _firstStart;                                    // cumulative window counts, per shard
@@ -43,7 +43,7 @@ public sealed class Windows
 /// depends only on (seed, i): row by row, a draw picks the split (only when there is more than one) and then a window,
 /// so a resumed run draws exactly the batches it would have drawn and any rank can draw its own rows of a batch.
 /// </summary>
-public sealed class BatchSampler
+internal sealed class BatchSampler
 {
     private readonly IReadOnlyList<Windows> _sources;
     private readonly double[] _cumulative;

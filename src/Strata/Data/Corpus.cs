@@ -6,10 +6,10 @@ using Strata.Util;
 namespace Strata.Data;
 
 /// <summary>A text file of a corpus: its path (relative to the input it was found under) and its text.</summary>
-public sealed record CorpusDocument(string Path, string Name, string Text);
+internal sealed record CorpusDocument(string Path, string Name, string Text);
 
 /// <summary>Finds and reads corpus files: strict UTF-8, an error naming the file and byte offset otherwise.</summary>
-public static partial class Corpus
+internal static partial class Corpus
 {
     /// <summary>Files named by <paramref name="inputs"/>: files as given, folders searched recursively for
     /// <paramref name="pattern"/> (minus relative paths matching <paramref name="exclude"/>), in ordinal order of path.

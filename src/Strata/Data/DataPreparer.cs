@@ -16,59 +16,9 @@ using Strata.Util;
 
 namespace Strata.Data;
 
-/// <summary>Options of <c>strata data prepare</c>.</summary>
-public sealed record PrepareOptions
-{
-    public required IReadOnlyList<string> Inputs { get; init; }
-    public required string OutDir { get; init; }
-    public string Pattern { get; init; } = "*.txt";
-    /// <summary>Relative paths matching this regular expression are skipped (e.g. fortune files' .dat indexes).</summary>
-    public string? Exclude { get; init; }
-    public string Tokenizer { get; init; } = Tokenizers.Default;
-    /// <summary>Share of documents held out for validation, chosen per document by a seeded hash. A single uncompressed
-    /// text file is split by position instead (its last share, from a line start).</summary>
-    public double ValidationFraction { get; init; } = 0.1;
-    /// <summary>If set, documents whose relative path matches go to validation and the fraction is ignored.</summary>
-    public string? ValidationMatch { get; init; }
-    public long Seed { get; init; } = 1337;
-    public ReadOptions Read { get; init; } = new();
-    /// <summary>Tokens per shard.</summary>
-    public long ShardTokens { get; init; } = 100_000_000;
-    /// <summary>Cores used for encoding (the output does not depend on it).</summary>
-    public int Threads { get; init; } = Environment.ProcessorCount;
-    /// <summary>Ignore an interrupted preparation's progress and start again.</summary>
-    public bool Restart { get; init; }
-    public TextWriter Log { get; init; } = TextWriter.Null;
-}
-
-/// <summary>What decides a dataset's content, as its manifest records it; a preparation resumes only under the same recipe.</summary>
-public sealed record PrepareRecipe(IReadOnlyList<string> Inputs, string Pattern, string? Exclude, string Tokenizer, string TokenizerHash,
-    double ValidationFraction, string? ValidationMatch, long Seed, string Field, bool StripBom, bool NewlinesToLf, bool StripAnsiColour,
-    bool ReplaceInvalid, long ShardTokens);
-
-/// <summary>The meta.json of a folder prepared by an older Strata (train.tokens, val.tokens): read, never written.</summary>
-public sealed record PreparedData(string Tokenizer, int VocabSize, long TrainTokens, long ValidationTokens,
-    long TrainDocuments, long ValidationDocuments, long TrainBytes, long ValidationBytes, IReadOnlyList<string> ValidationFiles, string? TokenizerHash = null)
-{
-    public const string TrainFile = "train.tokens", ValidationFile = "val.tokens", MetaFile = "meta.json";
-
-    public static PreparedData? TryRead(string shardPath)
-    {
-        var meta = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(shardPath))!, MetaFile);
-        return File.Exists(meta) ? Json.ReadFile<PreparedData>(meta) : null;
-    }
-}
-
 public static class DataPreparer
 {
     public const string ProgressFile = ".prepare-progress.json";
-
-    /// <summary>Where a split's writing stands: its finished shards, and the point of the reading where the last one
-    /// ended (a unit is a document or a segment of one, numbered in reading order; Offset tokens of its stream, the
-    /// separator included, are in the shards).</summary>
-    private sealed record SplitProgress(IReadOnlyList<ShardInfo> Shards, long Unit, long Offset);
-
-    private sealed record Progress(PrepareRecipe Recipe, string Generation, SplitProgress Train, SplitProgress Validation);
 
     private sealed record Unit(long Seq, Document Doc, DatasetSplit Split, int[]? Ids);
 
@@ -182,22 +132,22 @@ public static class DataPreparer
         return (rng.Next() >> 11) * (1.0 / (1UL << 53)) < fraction;
     }
 
-    private static Progress Fresh(PrepareOptions o, PrepareRecipe recipe)
+    private static PrepareProgress Fresh(PrepareOptions o, PrepareRecipe recipe)
     {
         // the generation names this preparation's shards apart from the dataset the folder may already hold; it is a
         // function of the recipe and of that dataset, so the same preparation into the same folder state is identical
         var existing = File.Exists(Path.Combine(o.OutDir, DatasetManifest.FileName)) ? File.ReadAllText(Path.Combine(o.OutDir, DatasetManifest.FileName)) : "";
         var generation = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Json.Compact(recipe) + "\n" + existing)))[..8];
         foreach (var stale in Directory.EnumerateFiles(o.OutDir, $"*-{generation}-*.tokens")) File.Delete(stale);
-        return new Progress(recipe, generation, new SplitProgress([], -1, 0), new SplitProgress([], -1, 0));
+        return new PrepareProgress(recipe, generation, new SplitProgress([], -1, 0), new SplitProgress([], -1, 0));
     }
 
     /// <summary>The progress of an interrupted preparation of the same recipe whose shards are all intact, or null.</summary>
-    private static Progress? Resume(PrepareOptions o, PrepareRecipe recipe, string progressPath)
+    private static PrepareProgress? Resume(PrepareOptions o, PrepareRecipe recipe, string progressPath)
     {
         if (!File.Exists(progressPath)) return null;
-        Progress p;
-        try { p = Json.ReadFile<Progress>(progressPath); }
+        PrepareProgress p;
+        try { p = Json.ReadFile<PrepareProgress>(progressPath); }
         catch (StrataException) { o.Log.WriteLine($"note: {progressPath} is not readable; starting again"); return null; }
         if (o.Restart) { o.Log.WriteLine("note: --restart: the interrupted preparation's shards are dropped"); return null; }
         if (Json.Compact(p.Recipe) != Json.Compact(recipe)) { o.Log.WriteLine("note: an interrupted preparation with other options is dropped; starting again"); return null; }
@@ -218,7 +168,7 @@ public static class DataPreparer
 
     /// <summary>Reading on this thread's caller, encoding on <paramref name="threads"/> cores, in order: batches of units
     /// with their ids (none for units whose tokens the progress says are written already).</summary>
-    private static IEnumerable<IReadOnlyList<Unit>> Pipeline(IEnumerable<Unit> units, Progress progress, ITokenizer tokenizer, int threads)
+    private static IEnumerable<IReadOnlyList<Unit>> Pipeline(IEnumerable<Unit> units, PrepareProgress progress, ITokenizer tokenizer, int threads)
     {
         const int BatchChars = 4 << 20;
         using var read = new BlockingCollection<List<Unit>>(boundedCapacity: 2);
@@ -245,7 +195,7 @@ public static class DataPreparer
         var encoding = Task.Factory.StartNew(() =>
         {
             // dedicated threads, so the tokenizer keeps one piece cache per thread for the whole run
-            using var workers = new Workers(threads);
+            using var workers = new EncodingWorkers(threads);
             try
             {
                 foreach (var batch in read.GetConsumingEnumerable(cancel.Token))
@@ -275,55 +225,6 @@ public static class DataPreparer
         }
     }
 
-    /// <summary>A fixed set of threads that run the iterations of a loop between them.</summary>
-    private sealed class Workers : IDisposable
-    {
-        private readonly Thread[] _threads;
-        private readonly SemaphoreSlim _start = new(0);
-        private CountdownEvent _done = new(0);
-        private Action<int>? _body;
-        private int _next, _count;
-        private Exception? _error;
-        private volatile bool _stop;
-
-        public Workers(int n)
-        {
-            _threads = Enumerable.Range(0, n).Select(i => new Thread(Work) { IsBackground = true, Name = $"encode-{i}" }).ToArray();
-            foreach (var t in _threads) t.Start();
-        }
-
-        public void For(int count, Action<int> body)
-        {
-            (_body, _next, _count, _error) = (body, 0, count, null);
-            _done = new CountdownEvent(_threads.Length);
-            _start.Release(_threads.Length);
-            _done.Wait();
-            if (_error is { } e) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
-        }
-
-        private void Work()
-        {
-            while (true)
-            {
-                _start.Wait();
-                if (_stop) return;
-                try
-                {
-                    for (int i; (i = Interlocked.Increment(ref _next) - 1) < _count;) _body!(i);
-                }
-                catch (Exception e) { _error ??= e; }
-                finally { _done.Signal(); }
-            }
-        }
-
-        public void Dispose()
-        {
-            _stop = true;
-            _start.Release(_threads.Length);
-            foreach (var t in _threads) t.Join();
-        }
-    }
-
     private static void Rethrow(params Task[] tasks)
     {
         try { Task.WaitAll(tasks); }
@@ -345,84 +246,5 @@ public static class DataPreparer
             if (!used.Contains(Path.GetFileName(f))) File.Delete(f);
         foreach (var legacy in new[] { PreparedData.MetaFile, progressPath })
             if (File.Exists(Path.Combine(dir, legacy))) File.Delete(Path.Combine(dir, legacy));
-    }
-
-    /// <summary>The two splits' shard streams: tokens are appended in reading order, a shard is committed when full and
-    /// the progress journal updated.</summary>
-    private sealed class SplitWriters : IDisposable
-    {
-        private readonly PrepareOptions _o;
-        private readonly string _generation, _progressPath;
-        private readonly int _vocab;
-        private readonly Progress _resumed;
-        private readonly List<ShardInfo>[] _shards;
-        private readonly TokenShardWriter?[] _current = new TokenShardWriter?[2];
-        private readonly long[] _documents = new long[2], _bytes = new long[2], _tokens = new long[2];
-        // where each split's writing stands, and where its last committed shard ends (what the journal may promise)
-        private readonly (long Unit, long Offset)[] _cursor = new (long, long)[2], _committed = new (long, long)[2];
-
-        public SplitWriters(PrepareOptions o, Progress progress, int vocab, string progressPath)
-        {
-            (_o, _generation, _vocab, _resumed, _progressPath) = (o, progress.Generation, vocab, progress, progressPath);
-            _shards = [progress.Train.Shards.ToList(), progress.Validation.Shards.ToList()];
-            _cursor[0] = _committed[0] = (progress.Train.Unit, progress.Train.Offset);
-            _cursor[1] = _committed[1] = (progress.Validation.Unit, progress.Validation.Offset);
-            for (int s = 0; s < 2; s++) _tokens[s] = _shards[s].Sum(x => x.Tokens);
-        }
-
-        public long Tokens(DatasetSplit split) => _tokens[(int)split];
-
-        public SplitInfo Info(DatasetSplit split)
-        {
-            int s = (int)split;
-            return new SplitInfo(_documents[s], _bytes[s], _tokens[s], _shards[s].ToList());
-        }
-
-        /// <summary>One unit: its statistics always; its tokens (separator first) unless the shards hold them already.</summary>
-        public void Add(DatasetSplit split, long seq, bool newDocument, long bytes, int? separator, int[]? ids)
-        {
-            int s = (int)split;
-            if (newDocument) _documents[s]++;
-            _bytes[s] += bytes;
-            var resumed = split == DatasetSplit.Train ? _resumed.Train : _resumed.Validation;
-            if (seq < resumed.Unit) return;                                            // written before the interruption
-            int[] stream = separator is { } sep ? [sep, .. ids!] : ids!;
-            int skip = seq == resumed.Unit ? (int)resumed.Offset : 0;
-            for (int at = skip; at < stream.Length;)
-            {
-                var w = _current[s] ??= new TokenShardWriter(Path.Combine(_o.OutDir, $"{(split == DatasetSplit.Train ? "train" : "val")}-{_generation}-{_shards[s].Count:D5}.tokens"), _vocab);
-                int take = (int)Math.Min(stream.Length - at, _o.ShardTokens - w.Count);
-                w.Append(stream.AsSpan(at, take));
-                at += take;
-                _tokens[s] += take;
-                _cursor[s] = (seq, at);
-                if (w.Count == _o.ShardTokens) CommitShard(s);
-            }
-        }
-
-        private void CommitShard(int s)
-        {
-            var w = _current[s]!;
-            var hash = w.Commit();
-            _shards[s].Add(new ShardInfo(Path.GetFileName(w.Path), w.Count, hash));
-            w.Dispose();
-            _current[s] = null;
-            _committed[s] = _cursor[s];
-            var journal = new Progress(_resumed.Recipe, _generation,
-                new SplitProgress(_shards[0].ToList(), _committed[0].Unit, _committed[0].Offset), new SplitProgress(_shards[1].ToList(), _committed[1].Unit, _committed[1].Offset));
-            AtomicFile.WriteAllText(_progressPath, Json.Serialize(journal));
-            _o.Log.WriteLine($"  shard {Path.GetFileName(w.Path)}: {w.Count:N0} tokens");
-        }
-
-        public void Finish()
-        {
-            for (int s = 0; s < 2; s++)
-                if (_current[s] is { Count: > 0 }) CommitShard(s);
-        }
-
-        public void Dispose()
-        {
-            foreach (var w in _current) w?.Dispose();
-        }
     }
 }

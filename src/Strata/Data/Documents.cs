@@ -17,9 +17,9 @@ namespace Strata.Data;
 /// <param name="Source">the file's path relative to the input it was found under (validation by --val-match, the split hash)</param>
 /// <param name="Index">the document's number within its file (rows of JSONL and Parquet; 0 for a text file)</param>
 /// <param name="Validation">whether the document goes to the validation split, when its reader decides it (a single file's tail)</param>
-public sealed record Document(int Input, string Source, long Index, string Text, bool Continues, bool? Validation = null);
+internal sealed record Document(int Input, string Source, long Index, string Text, bool Continues, bool? Validation = null);
 
-public enum InputKind { Text, JsonLines, Parquet }
+internal enum InputKind { Text, JsonLines, Parquet }
 
 /// <summary>How the preparation reads its inputs.</summary>
 public sealed record ReadOptions
@@ -36,7 +36,7 @@ public sealed record ReadOptions
     public int SegmentChars { get; init; } = 8 << 20;
 }
 
-public sealed class DocumentReader(ReadOptions options)
+internal sealed class DocumentReader(ReadOptions options)
 {
     /// <summary>Invalid UTF-8 sequences replaced so far (with <see cref="ReadOptions.ReplaceInvalid"/>).</summary>
     public long Replacements;

@@ -31,7 +31,8 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
     public string Prepare(string home, string tokenizer, TextWriter log)
     {
         var dir = DatasetDir(home, tokenizer);
-        if (File.Exists(Path.Combine(dir, DatasetManifest.FileName)) && Json.ReadFile<DatasetManifest>(Path.Combine(dir, DatasetManifest.FileName)).TokenizerHash == TokenizerIdentity.Of(tokenizer).Hash)
+        if (File.Exists(Path.Combine(dir, DatasetManifest.FileName)) && Json.ReadFile<DatasetManifest>(Path.Combine(dir, DatasetManifest.FileName)) is var m
+            && new TokenizerIdentity(m.Tokenizer, m.TokenizerHash).Matches(TokenizerIdentity.Of(tokenizer)))
             return dir;
         var inputs = Inputs(home);
         foreach (var i in inputs)

@@ -10,7 +10,7 @@ namespace Strata.Distributed;
 /// stage communicates only its active set. The reduction runs after the backward pass (TorchSharp exposes no
 /// per-parameter gradient hooks to start a bucket while the rest of the backward pass runs).
 /// </summary>
-public sealed class GradientBuckets : IDisposable
+internal sealed class GradientBuckets : IDisposable
 {
     public const long BucketBytes = 32L << 20;
 

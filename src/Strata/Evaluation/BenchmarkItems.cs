@@ -15,13 +15,13 @@ public sealed record MultipleChoiceItem(string Question, IReadOnlyList<string> L
 }
 
 /// <summary>A reading-comprehension question; an empty answer list means unanswerable (SQuAD v2).</summary>
-public sealed record SquadItem(string Context, string Question, IReadOnlyList<string> Answers, string Source);
+internal sealed record SquadItem(string Context, string Question, IReadOnlyList<string> Answers, string Source);
 
-public sealed record TranslationPair(string Source, string Target, string Origin);
+internal sealed record TranslationPair(string Source, string Target, string Origin);
 
 /// <summary>Readers for the public layouts of the paper's benchmarks as Hugging Face and the original authors publish
 /// them. Every malformed row is refused with its file and row (or line).</summary>
-public static class BenchmarkFiles
+internal static class BenchmarkFiles
 {
     public static readonly string[] Letters = ["A", "B", "C", "D", "E", "F", "G", "H"];
 
@@ -188,7 +188,7 @@ public static class BenchmarkFiles
 
 /// <summary>RFC 4180 CSV (quoted fields may hold commas, doubled quotes and newlines), with the line each record starts
 /// on; read as a stream, and a field longer than <see cref="MaxField"/> characters is refused (no benchmark has one).</summary>
-public static class Csv
+internal static class Csv
 {
     public const int MaxField = 1 << 20;
 

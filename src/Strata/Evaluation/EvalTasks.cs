@@ -1,6 +1,6 @@
 using Strata.Data;
-using Strata.Tokenization;
 using Strata.Generation;
+using Strata.Tokenization;
 using Strata.Util;
 
 namespace Strata.Evaluation;
@@ -120,7 +120,7 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
 
 /// <summary>SQuAD v2 as the paper ran it: answerable items whose first answer has at most 8 characters, shuffled, 256
 /// of them; max_new_tokens = the answer's characters (at most 100); exact or substring match.</summary>
-public sealed class SquadTask(Func<EvalSettings, IReadOnlyList<SquadItem>> load) : EvalTask("squad-v2", "SQuAD v2 validation, short answerable items (the paper's filter)")
+internal sealed class SquadTask(Func<EvalSettings, IReadOnlyList<SquadItem>> load) : EvalTask("squad-v2", "SQuAD v2 validation, short answerable items (the paper's filter)")
 {
     public const int Sample = 256, MaxAnswerChars = 8;
 
@@ -149,7 +149,7 @@ public sealed class SquadTask(Func<EvalSettings, IReadOnlyList<SquadItem>> load)
 /// <summary>Translation as the paper ran it: 128 shuffled OPUS-100 validation pairs, its prompt, the reference's length
 /// in tokens (at most 100), and sentence BLEU (sacreBLEU corpus_bleu of one segment, upper-cased) averaged over samples.
 /// Chinese targets also get the score under sacreBLEU's zh tokeniser (the paper used 13a throughout).</summary>
-public sealed class TranslationTask(string from, string to, Func<EvalSettings, IReadOnlyList<TranslationPair>> load)
+internal sealed class TranslationTask(string from, string to, Func<EvalSettings, IReadOnlyList<TranslationPair>> load)
     : EvalTask($"bleu-{from}-{to}", $"OPUS-100 validation, {Language(from)} to {Language(to)}")
 {
     public const int Sample = 128;
@@ -185,14 +185,14 @@ public sealed class TranslationTask(string from, string to, Func<EvalSettings, I
 
 /// <summary>Cross-entropy of the held-out part of a corpus, prepared for the model's tokenizer: nats per token,
 /// perplexity, and bits per byte (total nats / ln 2 / UTF-8 bytes of the held-out text), which compares across tokenizers.</summary>
-public sealed class PerplexityTask(string name, HeldOutCorpus corpus) : EvalTask(name, $"held-out {corpus.Description}")
+internal sealed class PerplexityTask(string name, HeldOutCorpus corpus) : EvalTask(name, $"held-out {corpus.Description}")
 {
     public HeldOutCorpus Corpus { get; } = corpus;
 
     public override IReadOnlyList<EvalScore> Run(Scorer scorer, EvalSettings s)
     {
         using var dataset = Dataset.Open(Corpus.Prepare(s.Home, scorer.Tokenizer.Name, s.Log));
-        var (nats, tokens) = Perplexity.Measure(scorer.Model, dataset, TokenizerIdentity.Of(scorer.Tokenizer), s.PerplexityTokens);
+        var (nats, tokens) = ValidationLoss.OverSplit(scorer.Model, dataset, TokenizerIdentity.Of(scorer.Tokenizer), s.PerplexityTokens);
         double perToken = nats / tokens;
         // with a token limit, bytes are prorated by the share of tokens measured
         var split = dataset.Manifest.Validation;

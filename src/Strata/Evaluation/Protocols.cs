@@ -19,7 +19,7 @@ public static class Protocol
 }
 
 /// <summary>The paper's prompt templates, byte for byte (the author's evaluation code for both papers, _models_benchmarking.py).</summary>
-public static class PaperPrompts
+internal static class PaperPrompts
 {
     /// <summary>MMLU: the four options on one line, separated by single spaces.</summary>
     public static string Mmlu(MultipleChoiceItem q) =>

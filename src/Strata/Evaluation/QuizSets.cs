@@ -7,7 +7,7 @@ namespace Strata.Evaluation;
 /// elements, Shakespeare and poetry "which line comes next") and WordNet glosses (definition -> word). Four choices each
 /// (chance 25%): the right answer and three distractors drawn, seeded, from other rows of the same table. Built
 /// deterministically and cached as JSON lines.</summary>
-public static class QuizSets
+internal static class QuizSets
 {
     public const string QuizDir = "/usr/share/games/bsdgames/quiz";
     public const string WordNetDir = "/usr/share/wordnet";

@@ -8,7 +8,7 @@ using Strata.Util;
 
 namespace Strata.Formats;
 
-public static class ParquetFooter
+internal static class ParquetFooter
 {
     private const int MaxDepth = 64;
     private static ReadOnlySpan<byte> Magic => "PAR1"u8;

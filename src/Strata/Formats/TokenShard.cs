@@ -13,7 +13,7 @@ using Strata.Util;
 
 namespace Strata.Formats;
 
-public sealed class TokenShard : IDisposable
+internal sealed class TokenShard : IDisposable
 {
     public const int HeaderSize = 32, Version = 1;
     private static ReadOnlySpan<byte> Magic => "STRTOKEN"u8;
@@ -117,7 +117,7 @@ public sealed class TokenShard : IDisposable
 /// <summary>Writes a shard as tokens arrive: into a temporary sibling (AtomicFile's naming, so a crash leaves nothing
 /// that looks like a shard), hashing the token bytes as they go; <see cref="Commit"/> writes the final count into the
 /// header and renames the file into place.</summary>
-public sealed class TokenShardWriter : IDisposable
+internal sealed class TokenShardWriter : IDisposable
 {
     private readonly FileStream _stream;
     private readonly System.Security.Cryptography.IncrementalHash _sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);

@@ -40,9 +40,9 @@ public static class TextGenerator
             using (var scope = torch.NewDisposeScope())
             using (torch.no_grad())
             {
-                if (cache is not null && model.CacheLength(cache) + pending.Count > ctx)
+                if (cache is not null && cache.Length + pending.Count > ctx)
                 {
-                    model.ResetCache(cache);
+                    cache.Reset();
                     pending = tokens.Skip(tokens.Count - ctx / 2).ToList();
                 }
                 var window = cache is null ? tokens.Skip(Math.Max(0, tokens.Count - ctx)).ToList() : pending;

@@ -67,7 +67,7 @@ public static class GptNeoX
             HeadBias = false,
         };
         int depth = Int("num_hidden_layers");
-        if (depth is < 1 or > Training.GrowthPlan.MaxDepth) throw new StrataException($"{src}: num_hidden_layers: must be in 1..{Training.GrowthPlan.MaxDepth}, got {depth}");
+        if (depth is < 1 or > Runs.GrowthPlan.MaxDepth) throw new StrataException($"{src}: num_hidden_layers: must be in 1..{Runs.GrowthPlan.MaxDepth}, got {depth}");
         return (config.Validate(src), depth);
     }
 

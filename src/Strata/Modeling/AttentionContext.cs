@@ -9,7 +9,7 @@ namespace Strata.Modeling;
 /// cache of P positions, query i sees keys 0..P+i). With left padding (batched generation) row b's first padding[b]
 /// positions are padding: its tokens are numbered from 0 after them ([B, 1, T, hs] tables) and no query sees them.
 /// </summary>
-public sealed class AttentionContext : IDisposable
+internal sealed class AttentionContext : IDisposable
 {
     private AttentionContext(Tensor cos, Tensor sin, Tensor? mask, bool causal) => (Cos, Sin, Mask, IsCausal) = (cos, sin, mask, causal);
 

@@ -32,7 +32,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 
     /// <param name="x">[B, T, C]</param>
     /// <param name="attention">rotary tables of the new positions and which keys each may see</param>
-    public Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
+    internal Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
     {
         var (B, T, C) = (x.shape[0], x.shape[1], x.shape[2]);
         using var qkv3 = _qkv.call(x);

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 
 namespace Strata.Modeling;
 
-public sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<ChunkedCrossEntropy>
+internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<ChunkedCrossEntropy>
 {
     /// <summary>Logit entries per chunk (rows x V): 16 Mi, 64 MiB in fp32.</summary>
     public const long ChunkElements = 16L << 20;

@@ -31,7 +31,7 @@ public sealed class DecoderBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) => throw new NotSupportedException("call Forward(x, attention, cache, layer)");
 
     /// <param name="x">[B, T, C], the residual stream (fp32; the projections compute in the model's compute dtype)</param>
-    public Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
+    internal Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
     {
         using var h1 = _ln1.call(x);
         using var a = _attention.Forward(h1, attention, cache, layer);

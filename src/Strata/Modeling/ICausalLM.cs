@@ -11,19 +11,27 @@ public interface ICausalLM
     /// positions. With <paramref name="positions"/> [B, P] (int64 indices into T), only those positions go through the
     /// head: [B, P, V] (the head over a 65,536-word vocabulary is most of a small model's cost). With
     /// <paramref name="padding"/> [B], row b starts with that many positions of left padding (batched generation).</summary>
-    Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null, Tensor? padding = null);
+    Tensor Logits(Tensor idx, IKvCache? cache = null, Tensor? positions = null, Tensor? padding = null);
     /// <summary>Mean next-token cross-entropy (nats, an fp32 scalar) of ids [B, T] against targets [B, T]: the measure
     /// of training, validation and perplexity (a single model never holds the [B*T, V] logits whole for it).</summary>
     Tensor Loss(Tensor idx, Tensor targets);
     /// <summary>An empty KV cache (per expert, for an ensemble) for <paramref name="batch"/> sequences of up to
     /// <paramref name="capacity"/> positions (the context length by default).</summary>
-    IDisposable NewCache(long batch, long? capacity = null);
+    IKvCache NewCache(long batch, long? capacity = null);
     /// <summary>Bytes a KV cache holds per sequence and position (every layer's key and value).</summary>
     long CacheBytesPerPosition { get; }
-    void ResetCache(IDisposable cache);
-    long CacheLength(IDisposable cache);
     bool Training { get; }
     void SetTraining(bool training);
+}
+
+/// <summary>The keys and values a model keeps for incremental decoding (<see cref="ICausalLM.NewCache"/>): a
+/// <see cref="KvCache"/> for one model, one per expert for an ensemble. Only the model that made it reads it.</summary>
+public interface IKvCache : IDisposable
+{
+    /// <summary>Positions stored.</summary>
+    long Length { get; }
+    /// <summary>Forgets every position (the buffers are kept).</summary>
+    void Reset();
 }
 
 /// <summary>Eval mode while it lives, then the mode the model had: <c>using var _ = model.EvalScope();</c>.</summary>

@@ -7,7 +7,7 @@ namespace Strata.Modeling;
 /// Keys and values of every layer for incremental decoding. Buffers are preallocated at the context length,
 /// [B, nh, ContextLength, hs] per layer, and live outside dispose scopes until the cache is disposed.
 /// </summary>
-public sealed class KvCache : IDisposable
+internal sealed class KvCache : IKvCache
 {
     private readonly List<(Tensor K, Tensor V)> _layers = new();
     private readonly long _batch, _heads, _capacity, _headSize;

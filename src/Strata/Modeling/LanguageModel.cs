@@ -21,7 +21,7 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
 
     /// <summary>A model with <paramref name="depth"/> GPT-2-initialised blocks on the substrate <paramref name="spec"/> describes.</summary>
     public LanguageModel(ModelConfig config, SubstrateSpec spec, int depth, Device? device = null)
-        : this(config, Substrate.Create(spec, config.VocabSize, config.DModel, device), depth, device) { }
+        : this(config, SubstrateBuilder.Create(spec, config.VocabSize, config.DModel, device), depth, device) { }
 
     /// <summary>A model with <paramref name="depth"/> GPT-2-initialised blocks on the given substrate.</summary>
     public LanguageModel(ModelConfig config, Substrate substrate, int depth, Device? device = null) : base(nameof(LanguageModel))
@@ -86,12 +86,11 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
 
     public override Tensor forward(Tensor idx) => Forward(idx);
 
-    public Tensor Logits(Tensor idx, IDisposable? cache = null, Tensor? positions = null, Tensor? padding = null) => Forward(idx, (KvCache?)cache, positions, padding);
-    public IDisposable NewCache(long batch, long? capacity = null) =>
+    public Tensor Logits(Tensor idx, IKvCache? cache = null, Tensor? positions = null, Tensor? padding = null) =>
+        Forward(idx, cache is null ? null : cache as KvCache ?? throw new ArgumentException("a KV cache made by another model"), positions, padding);
+    public IKvCache NewCache(long batch, long? capacity = null) =>
         new KvCache(batch, Config.NHead, Math.Min(capacity ?? Config.ContextLength, Config.ContextLength), Config.HeadSize, _device, ComputeType);
     public long CacheBytesPerPosition => 2L * Depth * Config.DModel * (ComputeType == ScalarType.Float32 ? 4 : 2);
-    public void ResetCache(IDisposable cache) => ((KvCache)cache).Reset();
-    public long CacheLength(IDisposable cache) => ((KvCache)cache).Length;
     public bool Training => training;
     public void SetTraining(bool training) => train(training);
 
@@ -99,7 +98,7 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
     /// [B, P] only), in fp32. With a cache, idx are the positions after those already cached; with
     /// <paramref name="padding"/> [B] (int64), row b's first padding[b] positions are left padding, which no position
     /// attends to and which do not count as positions (rotary numbering starts after them).</summary>
-    public Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null)
+    internal Tensor Forward(Tensor idx, KvCache? cache = null, Tensor? positions = null, Tensor? padding = null)
     {
         using var x = Hidden(idx, cache, padding);
         using var picked = positions is null ? x.alias()
@@ -110,7 +109,7 @@ public sealed class LanguageModel : Module<Tensor, Tensor>, ICausalLM
 
     /// <summary>The final hidden states [B, T, C] (after the final LayerNorm, fp32). The frozen substrate and the
     /// leading frozen blocks run under no_grad, so they keep no activations for backward.</summary>
-    public Tensor Hidden(Tensor idx, KvCache? cache = null, Tensor? padding = null)
+    internal Tensor Hidden(Tensor idx, KvCache? cache = null, Tensor? padding = null)
     {
         var (B, T) = (idx.shape[0], idx.shape[1]);
         long past = cache?.Length ?? 0;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Strata.Modeling;
 
 /// <summary>Copies named tensors into a module's state, checking that every name is present and every shape agrees.</summary>
-public static class ModelState
+internal static class ModelState
 {
     /// <param name="lookup">tensor by the module's own state-dict name, or null when absent</param>
     /// <param name="source">the file the tensors come from, for error messages</param>

@@ -7,7 +7,7 @@ namespace Strata.Modeling;
 /// Rotary position embedding over the whole head, "rotate half" pairing (dimension i pairs with i + hs/2), as
 /// GPT-NeoX with partial_rotary_factor 1.0. Tables are made per forward: they cost T x hs, nothing beside the matmuls.
 /// </summary>
-public static class Rotary
+internal static class Rotary
 {
     /// <summary>cos and sin tables for positions [start, start+T), each [T, hs].</summary>
     public static (Tensor Cos, Tensor Sin) Tables(long start, long T, int headSize, double theta, Device device)

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace Strata.Substrates;
 
-public static class SubstrateTables
+internal static class SubstrateTables
 {
     /// <summary>The [V, k] table of 0/1 codes of the token id, most significant bit first (column 0 = bit k-1).</summary>
     public static Tensor BinaryCode(int vocab, int bits)

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace Strata.Substrates;
 
-public static class SubstrateViews
+internal static class SubstrateViews
 {
     /// <summary>One row per token: its canvas as drawn, after rotation/shift/noise, and brought to G x G; 4x magnified.</summary>
     public static void SaveGlyphGrid(string pngPath, IReadOnlyList<string> tokens, VisualVariant v, UnicodeGlyphs glyphs)

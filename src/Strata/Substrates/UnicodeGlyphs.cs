@@ -14,13 +14,13 @@ namespace Strata.Substrates;
 
 /// <summary>One character's ink, as offsets from the pen origin (x) and the ascender line (y, downwards), and the
 /// Pillow bounding box (left, top, right, bottom) in the same frame.</summary>
-public sealed record GlyphInk(IReadOnlyList<(short X, short Y)> Pixels, int Left, int Top, int Right, int Bottom)
+internal sealed record GlyphInk(IReadOnlyList<(short X, short Y)> Pixels, int Left, int Top, int Right, int Bottom)
 {
     public int Width => Right - Left;
     public int Height => Bottom - Top;
 }
 
-public sealed class UnicodeGlyphs : IDisposable
+internal sealed class UnicodeGlyphs : IDisposable
 {
     public const string DebianFont = "/usr/share/fonts/opentype/unifont/unifont.otf";
     public const string FontPackage = "fonts-unifont";
@@ -148,7 +148,7 @@ public sealed class UnicodeGlyphs : IDisposable
 
 /// <summary>GNU Unifont's <c>.hex</c> bitmaps (<c>XXXX:HEX</c>; 32 hex digits = 8x16, 64 = 16x16, most significant bit
 /// leftmost): the reference the font builds are drawn from.</summary>
-public static class UnifontHex
+internal static class UnifontHex
 {
     public const string DebianPath = "/usr/share/unifont/unifont.hex";
 

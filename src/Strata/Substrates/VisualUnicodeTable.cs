@@ -35,7 +35,7 @@ public sealed record VisualVariant(string Name, int Size, double MaxRotation, in
     }
 }
 
-public static class VisualUnicodeTable
+internal static class VisualUnicodeTable
 {
     /// <summary>Latin (U+0000-024F), Greek (U+0370-03FF), Cyrillic (U+0400-052F) and Armenian (U+0530-058F): tokens made
     /// only of these get the "easy script" augmentation (rotation, shift, more noise).</summary>
@@ -184,7 +184,7 @@ public static class VisualUnicodeTable
 /// <summary>The builder's <c>augment_image</c> and resize for one variant: easy-script canvases are rotated and shifted
 /// by the variant's fixed draws, every canvas gets NumPy's salt mask for its shape and level, and multi-character
 /// canvases are brought to G x G.</summary>
-public sealed class VisualAugmentation(VisualVariant v)
+internal sealed class VisualAugmentation(VisualVariant v)
 {
     private readonly (double Angle, int Dx, int Dy) _draws = v.EasyDraws();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(int, double), bool[]> _masks = new();

@@ -7,7 +7,7 @@ namespace Strata.Tokenization;
 /// (offline): "gpt2" (r50k, 50,257 ids) and "cl100k_base" (100,277 ids). The papers' method works with any
 /// tokenizer; a frozen binary code then needs ceil(log2 V) bits (16 is too few for these).
 /// </summary>
-public sealed class TiktokenAdapter : ITokenizer
+internal sealed class TiktokenAdapter : ITokenizer
 {
     private readonly TiktokenTokenizer _inner;
 

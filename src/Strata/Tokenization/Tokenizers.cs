@@ -43,5 +43,18 @@ public sealed record TokenizerIdentity(string Name, string Hash)
 
     public static TokenizerIdentity Of(ITokenizer tokenizer) => new(tokenizer.Name, Tokenizers.ContentHash(tokenizer));
 
-    public override string ToString() => $"'{Name}' (sha256:{Hash})";
+    /// <summary>The same vocabulary: equal content hashes (a hash not recorded, "", as in files of older versions, is
+    /// compared by name).</summary>
+    public bool Matches(TokenizerIdentity other) => Hash.Length > 0 && other.Hash.Length > 0 ? Hash == other.Hash : Name == other.Name;
+
+    /// <summary>The one check that two things share a vocabulary: refuses, in one message naming both sides, when
+    /// <paramref name="actual"/> (what <paramref name="actualSource"/> uses) is not <paramref name="expected"/> (what
+    /// <paramref name="expectedSource"/> uses). The counterpart of SubstrateIdentity.Require for the token ids.</summary>
+    public static void Require(TokenizerIdentity expected, string expectedSource, TokenizerIdentity actual, string actualSource)
+    {
+        if (!expected.Matches(actual))
+            throw new StrataException($"{actualSource} uses the tokenizer {actual}, {expectedSource} uses {expected}: they must share the vocabulary");
+    }
+
+    public override string ToString() => $"'{Name}' (sha256:{(Hash.Length > 0 ? Hash : "not recorded")})";
 }

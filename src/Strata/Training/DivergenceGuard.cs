@@ -6,7 +6,7 @@
 // The best is taken per stage because a stage may legitimately start higher (new random blocks, another data mixture).
 namespace Strata.Training;
 
-public sealed class DivergenceGuard
+internal sealed class DivergenceGuard
 {
     /// <summary>Weight of the newest step in the moving average.</summary>
     public const double Smoothing = 0.1;

@@ -3,7 +3,7 @@ using Strata.Util;
 namespace Strata.Training;
 
 /// <summary>The loss-curve PNG of a run: training loss per step, validation loss at each evaluation, stage boundaries.</summary>
-public static class LossCurvePlot
+internal static class LossCurvePlot
 {
     public static void Save(string metricsPath, string pngPath, string title)
     {

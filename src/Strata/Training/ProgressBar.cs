@@ -2,7 +2,7 @@ namespace Strata.Training;
 
 /// <summary>A one-line progress bar on a terminal (redrawn in place); on a pipe or file, a plain line every
 /// <c>everyLines</c> steps so logs stay readable.</summary>
-public sealed class ProgressBar(TextWriter output, long total, int everyLines, bool interactive)
+internal sealed class ProgressBar(TextWriter output, long total, int everyLines, bool interactive)
 {
     public void Report(long done, string status)
     {

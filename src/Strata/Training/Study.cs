@@ -7,6 +7,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Strata.Runs;
 using Strata.Util;
 using static TorchSharp.torch;
 
@@ -93,7 +94,7 @@ public static class Study
         if (planPaths.Count == 0) throw new StrataException("give at least one plan");
         if (seeds is < 1 or > 100) throw new StrataException($"--seeds: 1 to 100, got {seeds}");
         if (o.Jobs is < 1 or > 256) throw new StrataException($"--jobs: 1 to 256, got {o.Jobs}");
-        var plans = planPaths.Select(GrowthPlan.Load).ToList();
+        var plans = planPaths.Select(p => GrowthStage.Resolve(GrowthPlan.Load(p), p)).ToList();
         var first = plans[0];
         foreach (var (p, path) in plans.Zip(planPaths).Skip(1))
         {
@@ -146,10 +147,22 @@ public static class Study
 
     private static string Label(GrowthPlan seeded, int seeds) => seeds == 1 ? seeded.Name : $"{seeded.Name}, seed {seeded.Training.Seed}";
 
+    /// <summary>Whether the run folder holds a run of this very plan (its data as resolved aside): a study that reuses
+    /// or resumes a run trained on another plan would report that plan under this one's name.</summary>
+    private static bool Started(GrowthPlan seeded, RunDirectory run)
+    {
+        if (!run.HasCheckpoint) return false;
+        run.Recover();
+        var stored = Checkpoint.ReadInfo(run.Checkpoint).Plan;
+        if (Json.Compact(stored with { Data = seeded.Data }) != Json.Compact(seeded))
+            throw new StrataException($"{run.Path} holds a run of another plan than {seeded.Name}'s now (it was changed since): delete that folder to train it again, or study into another --out");
+        return true;
+    }
+
     /// <summary>One run, in this process: skipped when complete, resumed when started.</summary>
     private static void TrainOne(GrowthPlan seeded, RunDirectory run, int seeds, StudyOptions o, TextWriter log)
     {
-        bool exists = run.HasCheckpoint;
+        bool exists = Started(seeded, run);
         if (exists && Checkpoint.ReadInfo(run.Checkpoint).Completed) { log.WriteLine($"== {Label(seeded, seeds)}: already complete in {run.Path}"); return; }
         log.WriteLine($"== {Label(seeded, seeds)}{(exists ? " (resuming)" : "")}");
         var clock = Stopwatch.StartNew();
@@ -161,7 +174,7 @@ public static class Study
     /// DIR/plans/NAME.seed-S.json, its console to its run folder's train.log.</summary>
     private static async Task TrainElsewhere(GrowthPlan seeded, RunDirectory run, string outDir, int seeds, StudyOptions o, TextWriter log)
     {
-        bool exists = run.HasCheckpoint;
+        bool exists = Started(seeded, run);
         if (exists && Checkpoint.ReadInfo(run.Checkpoint).Completed) { lock (log) log.WriteLine($"== {Label(seeded, seeds)}: already complete in {run.Path}"); return; }
         var planFile = Path.Combine(outDir, "plans", $"{seeded.Name}.seed-{seeded.Training.Seed}.json");
         Directory.CreateDirectory(Path.GetDirectoryName(planFile)!);

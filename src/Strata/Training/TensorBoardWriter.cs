@@ -7,7 +7,7 @@ using System.Text;
 
 namespace Strata.Training;
 
-public sealed class TensorBoardWriter : IDisposable
+internal sealed class TensorBoardWriter : IDisposable
 {
     private readonly FileStream _stream;
 

@@ -8,6 +8,8 @@ using Strata.Distributed;
 using Strata.Evaluation;
 using Strata.Formats;
 using Strata.Modeling;
+using Strata.Optim;
+using Strata.Runs;
 using Strata.Substrates;
 using Strata.Tokenization;
 using Strata.Util;
@@ -44,6 +46,12 @@ public sealed record TrainOptions
     public TextWriter Log { get; init; } = Console.Out;
     /// <summary>Draw the progress bar in place (a terminal); otherwise print a line every log_every steps.</summary>
     public bool Interactive { get; init; }
+    /// <summary>What <see cref="RunStart"/> settles from these options.</summary>
+    internal RunRequest Request => new()
+    {
+        OutDir = OutDir, Resume = Resume, InitFrom = InitFrom, LearningRateScale = LearningRateScale, Rewind = Rewind, Precision = Precision,
+        Group = Group, Device = Device, Log = Log,
+    };
     /// <summary>Test hook: the loss a step reports, from (global step it would become, learning rate, measured loss);
     /// drives the non-finite and divergence checks deterministically.</summary>
     internal Func<long, double, double, double>? ReportedLoss { get; init; }
@@ -75,6 +83,15 @@ public sealed record TrainResult(RunDirectory Run, long GlobalStep, double? Init
     }
 }
 
+/// <summary>When the loop evaluates, checkpoints and stops, from the plan's intervals and the run's requests (one
+/// place for the cadence, as torchtitan's checkpoint and metrics managers keep theirs).</summary>
+internal readonly record struct Cadence(int EvalEvery, int CheckpointEvery, long? StopAfter)
+{
+    public bool Evaluate(long step, bool stageEnd) => step % EvalEvery == 0 || stageEnd;
+    public bool Stop(long step, bool interrupted) => step == StopAfter || interrupted;
+    public bool Checkpoint(long step, bool stageEnd, bool stop) => step % CheckpointEvery == 0 || stageEnd || stop;
+}
+
 public sealed class Trainer : IDisposable
 {
     /// <summary>Optimizer steps between returns of freed native memory to the kernel (Util/NativeAllocator.cs).</summary>
@@ -82,73 +99,56 @@ public sealed class Trainer : IDisposable
 
     private readonly GrowthPlan _plan;
     private readonly TrainOptions _o;
+    private readonly RunStart _start;
     private readonly RunDirectory _run;
-    private readonly FolderLock? _lock;                               // rank 0's
     private readonly ProcessGroup _group;
-    private readonly List<IDisposable> _owned = new();
     private readonly TrainingData _data;
-    private BatchSampler? _sampler;
     private readonly LanguageModel _model;
-    private readonly MetricsLog? _metrics;                            // rank 0's
-    private readonly TensorBoardWriter? _tb;
-    private GradientBuckets? _buckets;
-    private readonly ProgressBar _bar;
-    private readonly Stopwatch _clock = Stopwatch.StartNew(), _stageClock = new();
-    private readonly double _elapsedBase;
+    private readonly TrainingLog _log;
+    private readonly Cadence _cadence;
+    private readonly DivergenceGuard _divergence;
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew(), _stageClock = new();
     private readonly long _tokensPerStep;
-    private readonly bool _completed;
-    private readonly CheckpointInfo? _resumed;
+    private BatchSampler? _sampler;
+    private GradientBuckets? _buckets;
 
     // the position: the stage in progress and the steps done in it
     private int _stageIndex, _stageStep;
-    private long _globalStep, _tokensSeen;
+    private long _globalStep, _tokensSeen, _lastSavedStep;
     private double? _initialVal, _lastVal;
-    private long _lastSavedStep = -1;
-    private double _tokensPerSecond;
     private ParameterBudget _budget;
-    private readonly DivergenceGuard _divergence;
 
     /// <summary>Runs (or resumes) a plan to its end, or to <see cref="TrainOptions.StopAfterStep"/>. A resumed run
     /// continues with the plan its checkpoint stores (<paramref name="plan"/> may then be null).</summary>
     public static TrainResult Run(GrowthPlan? plan, TrainOptions options)
     {
-        using var trainer = new Trainer(plan, options);
+        using var trainer = new Trainer(new RunStart(plan, options.Request), options);
         return trainer.RunStages();
     }
 
     private TrainResult RunStages()
     {
-        if (_completed)
+        if (_start.Completed)
         {
             _o.Log.WriteLine($"{_run.Path}: the run is already complete ({_globalStep} steps)");
+            if (_group.IsMain && !File.Exists(_run.LossCurve)) SaveLossCurve();
             return Result(completed: true);
         }
-        for (bool first = true; _stageIndex < _plan.Stages.Count; _stageIndex++, _stageStep = 0, first = false)
+        for (; _stageIndex < _plan.Stages.Count; _stageIndex++, _stageStep = 0)
         {
             var stage = new GrowthStage(_plan, _stageIndex);
-            if (!first) stage.Enter(_model);                                              // the first was entered at start
-            using var optimizer = StartStage(stage);
-            _divergence.StartStage();
+            using var optimizer = EnterStage(stage);
             while (_stageStep < stage.Steps)
             {
-                var clock = Stopwatch.StartNew();
-                double lr = stage.LearningRate(_stageStep);
-                string? diverged = null;
-                var step = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches(), _buckets, _group,
-                    s => (diverged = _divergence.Check(s.Loss)) is null, _o.ReportedLoss is { } fault ? l => fault(_globalStep + 1, lr, l) : null);
-                if (!step.IsFinite || diverged is not null) throw Diverged(step, stage, diverged);
-                KillPoint.Here("step.after-optimizer");
-                _stageStep++;
-                _globalStep++;
-                _tokensSeen += _tokensPerStep;
-                LogStep(step.Loss, lr, clock.Elapsed.TotalSeconds, stage);
-                bool stageEnd = _stageStep == stage.Steps, stopping = _globalStep == _o.StopAfterStep, interrupted = _group.Any(_o.Stop.IsCancellationRequested);
-                if (stageEnd) EndStage(stage);
-                if (_globalStep % _plan.Training.EvalEvery == 0 || stageEnd) Evaluate();
-                if (_globalStep % _plan.Training.CheckpointEvery == 0 || stageEnd || stopping || interrupted) SaveCheckpoint(stage, optimizer, stageEnd);
-                if (stopping || interrupted)
+                var step = TrainStep(stage, optimizer);
+                bool stageEnd = _stageStep == stage.Steps, interrupted = _group.Any(_o.Stop.IsCancellationRequested);
+                bool stop = _cadence.Stop(_globalStep, interrupted);
+                if (stageEnd) LeaveStage(stage);
+                if (_cadence.Evaluate(_globalStep, stageEnd)) Evaluate();
+                if (_cadence.Checkpoint(_globalStep, stageEnd, stop)) SaveCheckpoint(stage, optimizer, stageEnd);
+                if (stop)
                 {
-                    _bar.Message(interrupted ? $"interrupted after step {_globalStep}, checkpoint written" : $"stopped after step {_globalStep}; continue with --resume");
+                    _log.Message(interrupted ? $"interrupted after step {_globalStep}, checkpoint written" : $"stopped after step {_globalStep}; continue with --resume");
                     return Result(completed: false) with { Interrupted = interrupted };
                 }
             }
@@ -156,8 +156,64 @@ public sealed class Trainer : IDisposable
         return Result(completed: true);                                                  // (the last stage's end drew the loss curve)
     }
 
+    /// <summary>Enters the stage (unless the run resumed inside it: the checkpoint's model is inside already), marks
+    /// what trains, builds AdamW over exactly that set (with its state when resuming inside the stage), and evaluates
+    /// the untrained model at step 0.</summary>
+    private AdamW EnterStage(GrowthStage stage)
+    {
+        var t = _plan.Training;
+        if (_stageStep == 0) stage.Enter(_model, _start.WhenGrown(stage.Index));
+        stage.SetTrainable(_model);
+        _sampler = _data.SamplerFor(stage.Config);
+        var optimizer = new AdamW(TrainableParameters(_model), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
+        if (_stageStep > 0) _start.LoadOptimizer(optimizer);
+        _buckets?.Dispose();
+        _buckets = new GradientBuckets(_group, optimizer.Parameters);
+        _divergence.StartStage();
+        _budget = ParameterBudget.Of(_model);
+        _log.Message($"stage {stage.Number}/{_plan.Stages.Count} '{stage.Name}': depth {_model.Depth}, parameters {_budget}");
+        PeakMemory.Reset();
+        _stageClock.Restart();
+        if (_globalStep == 0)
+        {
+            Evaluate();
+            _initialVal = _lastVal;
+            _log.Message($"validation loss before training: {_lastVal:F4}");
+        }
+        return optimizer;
+    }
+
+    /// <summary>One optimizer step of the stage; a non-finite or diverging loss stops the run before it is applied.</summary>
+    private StepResult TrainStep(GrowthStage stage, AdamW optimizer)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        double lr = stage.LearningRate(_stageStep);
+        string? diverged = null;
+        var step = Step(_model, optimizer, lr, _plan.Training.GradClip, NextBatches(), _buckets, _group,
+            s => (diverged = _divergence.Check(s.Loss)) is null, _o.ReportedLoss is { } fault ? l => fault(_globalStep + 1, lr, l) : null);
+        if (!step.IsFinite || diverged is not null) throw Diverged(step, stage, diverged);
+        KillPoint.Here("step.after-optimizer");
+        _stageStep++;
+        _globalStep++;
+        _tokensSeen += _tokensPerStep;
+        if (_globalStep % TrimEvery == 0) NativeAllocator.Trim();
+        _log.Step(_globalStep, stage.Index, step.Loss, lr, clock.Elapsed.TotalSeconds, Elapsed);
+        return step;
+    }
+
+    /// <summary>Leaves the stage (adapters merged as the plan says) and records its budget, peak memory and time.</summary>
+    private void LeaveStage(GrowthStage stage)
+    {
+        if (stage.Config.Lora is { Merge: true })
+        {
+            stage.Leave(_model);
+            _log.Message($"stage {stage.Number}: LoRA adapters merged into the weights");
+        }
+        _log.StageEnd(_globalStep, stage, _model.Depth, _budget, _stageClock.Elapsed.TotalSeconds);
+    }
+
     private void SaveLossCurve() =>
-        LossCurvePlot.Save(_run.Metrics, _run.LossCurve, $"{_plan.Name}: {_plan.Substrate.Kind.ToString().ToLowerInvariant()} substrate, depth {_model.Depth}");
+        LossCurvePlot.Save(_run.Metrics, _run.LossCurve, $"{_plan.Name}: {Json.EnumName(_plan.Substrate.Kind)} substrate, depth {_model.Depth}");
 
     /// <summary>The error for a step whose loss or gradient norm is not finite, or whose loss shows the run diverging
     /// (<see cref="DivergenceGuard"/>): nothing of it was applied or saved.</summary>
@@ -166,143 +222,45 @@ public sealed class Trainer : IDisposable
         static string Word(double v) => double.IsNaN(v) ? "NaN" : "infinite";
         string what = !double.IsFinite(step.Loss) ? $"the loss is {Word(step.Loss)}" : !double.IsFinite(step.GradNorm) ? $"the gradient norm is {Word(step.GradNorm)}" : diverged!;
         string from = _lastSavedStep <= 0 ? "no checkpoint was written yet: lower the plan's learning rates and start again"
-            : _lastSavedStep == _globalStep && _resumed?.GlobalStep == _globalStep
+            : _lastSavedStep == _globalStep && _start.Resumed?.GlobalStep == _globalStep
                 ? $"the checkpoint at step {_lastSavedStep} already gives it: start from the one before with a lower learning rate, 'strata train --resume --rewind --out {_run.Path} --lr-scale 0.5'"
                 : $"the last checkpoint ({_run.Checkpoint}) is at step {_lastSavedStep}: continue from it with a lower learning rate, 'strata train --resume --out {_run.Path} --lr-scale 0.5' (add --rewind to start from the one before it)";
         return new StrataException($"step {_globalStep + 1} (stage {stage.Number} '{stage.Name}'): {what}; the step was not applied and nothing was saved from it; {from}");
     }
 
-    private Trainer(GrowthPlan? given, TrainOptions o)
+    private Trainer(RunStart start, TrainOptions o)
     {
+        _start = start;
         _o = o;
         _group = o.Group;
-        _run = new RunDirectory(o.OutDir);
-        if (given is null && !o.Resume) throw new StrataException("a plan is required (or --resume with --out of an existing run)");
-        var plan = given is null ? null : GrowthStage.FitLoraRanks(given, "plan") with { Data = given.Data.WithTokenizerResolved() };
-        if (!o.Resume && (o.LearningRateScale is not null || o.Rewind))
-            throw new StrataException("--lr-scale and --rewind apply when resuming a run (--resume); for a new run set the plan's learning rates");
-        bool created = !Directory.Exists(_run.Path);
-        if (o.Resume && created) throw new StrataException($"{_run.Path}: no such run folder to resume");
-        _lock = _group.IsMain ? FolderLock.Acquire(_run.Path, "strata train") : null;            // rank 0 alone writes
+        _run = start.Run;
+        _plan = start.Plan;
         try
         {
-            if (o.Resume)
-            {
-                if (_group.IsMain)
-                {
-                    _run.Recover();
-                    if (!_run.HasCheckpoint) throw new StrataException($"{_run.Path}: no {RunDirectory.CheckpointName} to resume from");
-                    if (o.Rewind)
-                    {
-                        _run.Rewind();
-                        o.Log.WriteLine($"note: rewound to {_run.Checkpoint} (the latest checkpoint is dropped)");
-                    }
-                }
-                _group.Barrier("rank 0 prepares the run folder");
-                _resumed = Checkpoint.ReadInfo(_run.Checkpoint);
-                if (plan is not null && Json.Serialize(_resumed.Plan) != Json.Serialize(plan))
-                    o.Log.WriteLine($"note: resuming with the plan stored in {_run.Checkpoint}; the plan given differs and is ignored");
-                plan = _resumed.Plan with { Data = _resumed.Plan.Data.WithTokenizerResolved() };
-                if (o.LearningRateScale is { } f)
-                {
-                    plan = plan.WithLearningRatesScaled(f, _run.Checkpoint);
-                    o.Log.WriteLine($"note: every learning rate of the plan scaled by {f} from step {_resumed.GlobalStep}");
-                }
-                if (o.Precision is { } p && p != plan.Training.Precision)
-                    o.Log.WriteLine($"note: continuing in {p.ToString().ToLowerInvariant()} (the run was in {plan.Training.Precision.ToString().ToLowerInvariant()})");
-            }
-            else if (_group.IsMain && _run.HasCheckpoint)
-                throw new StrataException($"{_run.Path} already holds a checkpoint: pass --resume to continue it, or choose another --out");
-            if (plan is not null && o.Precision is { } precision) plan = plan with { Training = plan.Training with { Precision = precision } };
-            _plan = plan ?? throw new InvalidOperationException("a resumed run takes the checkpoint's plan");
-            var t = plan.Training;
-            _divergence = new DivergenceGuard(t.DivergenceFactor);
-            _budget = GrowthStage.Budgets(plan, o.Resume ? _run.Checkpoint : "plan")[0];
-            if (_lock?.TakenOver is { } dead) o.Log.WriteLine($"note: {_run.Path} was locked by {dead}, which is no longer running");
-            _data = Own(new TrainingData(plan));
-            if (plan.Substrate.Kind == SubstrateKind.Visual && TokenizerIdentity.Of(plan.Substrate.Tokenizer).Hash != _data.Tokenizer.Hash)
-                throw new StrataException($"substrate.tokenizer: the visual substrate draws the entries of '{plan.Substrate.Tokenizer}' but the data was encoded with {_data.Tokenizer}");
-            _tokensPerStep = (long)t.BatchSize * plan.Model.ContextLength * t.GradAccumulation;
+            var t = _plan.Training;
+            _model = start.TakeModel();
+            _data = new TrainingData(_plan);
+            if (_plan.Substrate.Kind == SubstrateKind.Visual)
+                TokenizerIdentity.Require(TokenizerIdentity.Of(_plan.Substrate.Tokenizer), "substrate.tokenizer (the visual substrate draws its entries)", _data.Tokenizer, "the data");
             if (t.BatchSize % _group.Size != 0)
                 throw new StrataException($"training.batch_size {t.BatchSize} does not split into {_group.Size} ranks: use a multiple of {_group.Size} (each rank takes batch_size / ranks rows of every batch)");
-            _group.RequireSame(("plan", plan.Name, Json.Serialize(plan)), ("program", Path.GetFileName(typeof(Trainer).Assembly.Location), typeof(Trainer).Assembly.ManifestModule.ModuleVersionId.ToString()),
-                ("data", string.Join(", ", plan.Data.Named().Select(d => d.Path)), _data.Identity));
-
-            if (_resumed is { } r)
-            {
-                (_stageIndex, _stageStep, _globalStep, _tokensSeen, _lastVal, _elapsedBase, _lastSavedStep) =
-                    (r.StageIndex, r.StageStep, r.GlobalStep, r.TokensSeen, r.ValidationLoss, r.ElapsedSeconds, r.GlobalStep);
-                _completed = r.Completed;
-                if (r.StageFinished) { _stageIndex++; _stageStep = 0; }
-                _model = Own(Checkpoint.LoadModel(_run.Checkpoint, o.Device).Model);
-                if (_group.IsMain) RepairStageFile(r);
-            }
-            else
-            {
-                if (_group.IsMain && Directory.Exists(_run.TensorBoard)) Directory.Delete(_run.TensorBoard, recursive: true);   // events of a run that never saved
-                torch.manual_seed(t.Seed);
-                _model = Own(new LanguageModel(plan.Model, plan.Substrate, 0, o.Device));
-            }
-            _model.SetPrecision(t.Precision);
-            // the first stage to run gets its blocks (and --init-from weights) before anything is written
-            if (!_completed && _stageIndex < plan.Stages.Count && _stageStep == 0)
-                new GrowthStage(plan, _stageIndex).Enter(_model, _stageIndex == 0 ? o.InitFrom : null);
-            if (_group.IsMain)
-            {
-                _metrics = Own(new MetricsLog(_run.Metrics, _resumed?.GlobalStep ?? -1, o.Log));
-                _tb = Own(new TensorBoardWriter(_run.TensorBoard));
-                if (_completed && !File.Exists(_run.LossCurve)) SaveLossCurve();
-            }
-            _bar = new ProgressBar(_group.IsMain ? o.Log : TextWriter.Null, plan.TotalSteps, t.LogEvery, o.Interactive);
-            if (_group.Size > 1) _bar.Message($"data parallel: {_group.Size} ranks of {t.BatchSize / _group.Size} rows each, {torch.get_num_threads()} threads per rank");
+            _group.RequireSame(("plan", _plan.Name, Json.Serialize(_plan)), ("program", Path.GetFileName(typeof(Trainer).Assembly.Location), typeof(Trainer).Assembly.ManifestModule.ModuleVersionId.ToString()),
+                ("data", string.Join(", ", _plan.Data.Named().Select(d => d.Path)), _data.Identity));
+            (_stageIndex, _stageStep, _globalStep, _tokensSeen, _lastVal) = (start.StageIndex, start.StageStep, start.GlobalStep, start.TokensSeen, start.ValidationLoss);
+            _lastSavedStep = start.Resumed?.GlobalStep ?? -1;
+            _tokensPerStep = (long)t.BatchSize * _plan.Model.ContextLength * t.GradAccumulation;
+            _cadence = new Cadence(t.EvalEvery, t.CheckpointEvery, o.StopAfterStep);
+            _divergence = new DivergenceGuard(t.DivergenceFactor);
+            _log = new TrainingLog(_run, _plan.TotalSteps, start.Resumed?.GlobalStep, _group.IsMain, o.Log, t.LogEvery, o.Interactive, _tokensPerStep);
+            _budget = GrowthStage.Budgets(_plan, "plan")[Math.Min(_stageIndex, _plan.Stages.Count - 1)];
+            if (_group.Size > 1) _log.Message($"data parallel: {_group.Size} ranks of {t.BatchSize / _group.Size} rows each, {torch.get_num_threads()} threads per rank");
         }
         catch
         {
             Dispose();
-            if (created && _group.IsMain && Directory.EnumerateFileSystemEntries(_run.Path).All(f => Path.GetFileName(f) == FolderLock.FileName))
-                Directory.Delete(_run.Path, recursive: true);
+            start.Abandon();
             throw;
         }
-    }
-
-    private T Own<T>(T disposable) where T : IDisposable
-    {
-        _owned.Add(disposable);
-        return disposable;
-    }
-
-    /// <summary>A checkpoint taken at a stage's end promises that stage's file; a crash between writing one and the
-    /// other is mended here (the file is written before the checkpoint, so only files of older versions lack it).</summary>
-    private void RepairStageFile(CheckpointInfo r)
-    {
-        var stageFile = _run.Stage(r.StageIndex + 1);
-        if (!r.StageFinished || File.Exists(stageFile)) return;
-        AtomicFile.Copy(_run.Checkpoint, stageFile);
-        _o.Log.WriteLine($"note: {stageFile} was missing and was written from the checkpoint at the end of stage {r.StageIndex + 1}");
-    }
-
-    /// <summary>Marks what trains in the stage, builds AdamW over exactly that set (restoring its state when the run
-    /// resumes inside the stage) and reports the stage's budget.</summary>
-    private AdamW StartStage(GrowthStage stage)
-    {
-        var t = _plan.Training;
-        stage.SetTrainable(_model);
-        _sampler = _data.SamplerFor(stage.Config);
-        var optimizer = new AdamW(TrainableParameters(_model), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
-        if (_stageStep > 0) Checkpoint.LoadOptimizer(optimizer, _run.Checkpoint, _resumed!.OptimizerStep);
-        _buckets?.Dispose();
-        _buckets = new GradientBuckets(_group, optimizer.Parameters);
-        _budget = ParameterBudget.Of(_model);
-        _bar.Message($"stage {stage.Number}/{_plan.Stages.Count} '{stage.Name}': depth {_model.Depth}, parameters {_budget}");
-        PeakMemory.Reset();
-        _stageClock.Restart();
-        if (_globalStep == 0)
-        {
-            Evaluate();
-            _initialVal = _lastVal;
-            _bar.Message($"validation loss before training: {_lastVal:F4}");
-        }
-        return optimizer;
     }
 
     /// <summary>The micro-batches of the next optimizer step: [B, T+1] each (this rank's B / ranks rows), drawn by (seed, step).</summary>
@@ -313,43 +271,14 @@ public sealed class Trainer : IDisposable
         return Enumerable.Range(0, accumulation).Select(micro => _sampler!.Batch(_globalStep * accumulation + micro, _o.Device, _group.Rank * rows, rows));
     }
 
-    private void LogStep(double loss, double lr, double stepSeconds, GrowthStage stage)
-    {
-        if (_globalStep % TrimEvery == 0) NativeAllocator.Trim();
-        _tokensPerSecond = _tokensPerSecond == 0 ? _tokensPerStep / stepSeconds : 0.9 * _tokensPerSecond + 0.1 * _tokensPerStep / stepSeconds;
-        if (!_group.IsMain) return;
-        _metrics!.Write(new { kind = "train", step = _globalStep, stage = stage.Index, loss, lr, tokens_per_s = _tokensPerStep / stepSeconds, elapsed_s = Elapsed });
-        _tb!.Scalar("train/loss", _globalStep, (float)loss);
-        _tb.Scalar("train/lr", _globalStep, (float)lr);
-        _bar.Report(_globalStep, $"loss {loss:F4} lr {lr:E2} {_tokensPerSecond:F0} tok/s");
-    }
-
-    private double Elapsed => _elapsedBase + _clock.Elapsed.TotalSeconds;
-
-    /// <summary>Leaves the stage (adapters merged as the plan says) and records its budget, peak memory and time.</summary>
-    private void EndStage(GrowthStage stage)
-    {
-        if (stage.Config.Lora is { Merge: true })
-        {
-            stage.Leave(_model);
-            _bar.Message($"stage {stage.Number}: LoRA adapters merged into the weights");
-        }
-        _metrics?.Write(new { kind = "stage", step = _globalStep, stage = stage.Index, name = stage.Name, depth = _model.Depth, active = _budget.Active,
-            frozen = _budget.Frozen, total = _budget.Total, peak_rss_mib = PeakMemory.Mib(), seconds = _stageClock.Elapsed.TotalSeconds });
-    }
+    private double Elapsed => _start.ElapsedSeconds + _clock.Elapsed.TotalSeconds;
 
     /// <summary>Validation loss on each dataset's fixed batches; the run's validation loss is their mean.</summary>
     private void Evaluate()
     {
         var each = _data.Validation.ToDictionary(v => v.Name, v => ValidationLoss.Measure(_model, v.Sampler, _plan.Training.EvalBatches, _group));
         _lastVal = each.Values.Average();
-        if (_metrics is null || _tb is null) return;
-        if (each.Count == 1) _metrics.Write(new { kind = "eval", step = _globalStep, stage = _stageIndex, val_loss = _lastVal });
-        else _metrics.Write(new { kind = "eval", step = _globalStep, stage = _stageIndex, val_loss = _lastVal, val = each });
-        _tb.Scalar("val/loss", _globalStep, (float)_lastVal.Value);
-        if (each.Count > 1)
-            foreach (var (name, loss) in each) _tb.Scalar($"val/{name}", _globalStep, (float)loss);
-        if (_globalStep > 0) _bar.Message($"step {_globalStep}: validation loss {_lastVal:F4}");
+        _log.Eval(_globalStep, _stageIndex, _lastVal.Value, each);
     }
 
     /// <summary>The checkpoint (with the optimizer state unless the run is complete) and, at a stage's end, the stage file.</summary>
@@ -364,7 +293,7 @@ public sealed class Trainer : IDisposable
         };
         _lastSavedStep = _globalStep;
         if (!_group.IsMain) return;                                                  // rank 0 writes; the weights are the same everywhere
-        _tb!.Flush();
+        _log.Flush();
         if (stageEnd)
         {
             // the stage file first: a crash before the checkpoint is replaced resumes earlier and writes both again
@@ -378,9 +307,7 @@ public sealed class Trainer : IDisposable
     }
 
     private TrainResult Result(bool completed) =>
-        new(_run, _globalStep, _initialVal, _lastVal, _tokensPerSecond, completed, _budget) { TokensPerByte = TokensPerByte() };
-
-    private double? TokensPerByte() => _data.TokensPerByte;
+        new(_run, _globalStep, _initialVal, _lastVal, _log.TokensPerSecond, completed, _budget) { TokensPerByte = _data.TokensPerByte };
 
     /// <summary>The mean loss of a step and the global norm of its gradients (before clipping).</summary>
     public readonly record struct StepResult(double Loss, double GradNorm)
@@ -395,7 +322,7 @@ public sealed class Trainer : IDisposable
     /// diverging run never saves broken weights. Every rank ends with the same gradients and loss, so the same update
     /// keeps the weights equal everywhere.</summary>
     /// <param name="reported">replaces the measured mean loss (a test hook)</param>
-    public static StepResult Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches,
+    internal static StepResult Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches,
         GradientBuckets? buckets = null, ProcessGroup? group = null, Func<StepResult, bool>? accept = null, Func<double, double>? reported = null)
     {
         using var scope = torch.NewDisposeScope();
@@ -431,9 +358,10 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
-        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
-        _owned.Clear();
         _buckets?.Dispose();
-        _lock?.Dispose();
+        _log?.Dispose();
+        _model?.Dispose();
+        _data?.Dispose();
+        _start.Dispose();
     }
 }

@@ -1,4 +1,5 @@
 using Strata.Data;
+using Strata.Runs;
 using Strata.Tokenization;
 using Strata.Util;
 
@@ -6,7 +7,7 @@ namespace Strata.Training;
 
 /// <summary>A plan's datasets opened for a run: training batches by each stage's mixture, fixed validation batches per
 /// dataset. Batches are drawn by (seed, step) alone, so they are the same whether the run was resumed or not.</summary>
-public sealed class TrainingData : IDisposable
+internal sealed class TrainingData : IDisposable
 {
     private readonly GrowthPlan _plan;
     private readonly IReadOnlyList<(string Name, Dataset Dataset)> _datasets;

@@ -3,7 +3,7 @@ namespace Strata.Util;
 /// <summary>Writes files whole or not at all: into a temporary sibling in the same folder, created exclusively under an
 /// unpredictable name (so never through a planted file or link), flushed, then renamed over the target (rename
 /// replaces a link at the target rather than following it).</summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>The marker in temporary names: "{target}.tmp-{pid}-{guid}".</summary>
     public const string TempMarker = ".tmp-";

@@ -4,7 +4,7 @@ namespace Strata.Util;
 
 /// <summary>The one error path: what a user can cause (input, disk, permissions, signals) becomes one line; anything
 /// else is a bug, reported in one line with the path of a log that holds the trace.</summary>
-public static class Errors
+internal static class Errors
 {
     /// <summary>The one-line message of an error the user can act on, or null for an internal fault.</summary>
     public static string? Describe(Exception e) => e switch

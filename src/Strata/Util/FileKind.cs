@@ -5,7 +5,7 @@ namespace Strata.Util;
 /// <summary>What a path is, by statx(2) (layout-stable across architectures): a regular file, a folder, or something
 /// a corpus walk must not open (a FIFO blocks a reader forever, a device never ends). Off Linux, or where statx is
 /// missing, paths are judged by .NET alone (files and folders only).</summary>
-public static class FileKind
+internal static class FileKind
 {
     public enum Kind { Missing, File, Directory, Other }
 

@@ -8,7 +8,7 @@ namespace Strata.Util;
 /// Who holds it is written beside it in <c>.lock.holder</c> (a locked file cannot be read by others), so a second
 /// process is refused by name; a holder file still present when the lock is free was left by a process that died.
 /// </summary>
-public sealed class FolderLock : IDisposable
+internal sealed class FolderLock : IDisposable
 {
     public const string FileName = ".lock", HolderFileName = ".lock.holder";
     private readonly FileStream _stream;

@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Strata.Util;
 
 /// <summary>One place for the JSON conventions: snake_case names, unknown fields rejected, errors that name the field.</summary>
-public static class Json
+internal static class Json
 {
     public static readonly JsonSerializerOptions Options = new()
     {

@@ -7,7 +7,7 @@ namespace Strata.Util;
 /// passes the point <c>name</c> (a kill -9 at an exact place: between a file's write and its rename, between the stage
 /// file and the checkpoint, in the middle of a metrics record). Without the variable a point costs one comparison.
 /// </summary>
-public static class KillPoint
+internal static class KillPoint
 {
     private static readonly (string Name, int Count)? Target = Parse(Environment.GetEnvironmentVariable("STRATA_KILL_AT"));
     private static int _passed;

@@ -4,7 +4,7 @@ namespace Strata.Util;
 /// that draws the paper's builder made can be reproduced exactly: <see cref="Seed(uint)"/> is NumPy's
 /// <c>np.random.seed(n)</c> (init_genrand), <see cref="SeedPython(uint)"/> is CPython's <c>random.seed(n)</c>
 /// (init_by_array of the seed's 32-bit words).</summary>
-public sealed class Mt19937
+internal sealed class Mt19937
 {
     private const int N = 624, M = 397;
     private readonly uint[] _mt = new uint[N];

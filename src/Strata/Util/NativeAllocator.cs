@@ -8,7 +8,7 @@ namespace Strata.Util;
 /// their gradients), so the kernel zeroes hundreds of MB of new pages every step. Keeping freed memory in the heap
 /// (one arena, no mmap for large blocks, no trimming) made a d=128 training step 1.7x faster here (docs/BENCHMARKS.md).
 /// </summary>
-public static class NativeAllocator
+internal static class NativeAllocator
 {
     private const int M_TRIM_THRESHOLD = -1, M_MMAP_MAX = -4, M_ARENA_MAX = -8;
 

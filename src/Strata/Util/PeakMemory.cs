@@ -2,7 +2,7 @@ namespace Strata.Util;
 
 /// <summary>Peak resident memory of this process, resettable on Linux (VmHWM, reset by writing 5 to
 /// /proc/self/clear_refs), so each training stage can report its own peak.</summary>
-public static class PeakMemory
+internal static class PeakMemory
 {
     public static void Reset()
     {

@@ -2,7 +2,7 @@ namespace Strata.Util;
 
 /// <summary>A small, fully specified random stream (Steele et al. 2014), so seeded sampling is the same on every
 /// platform and .NET version and any draw can be recomputed from (seed, index).</summary>
-public struct SplitMix64(ulong seed)
+internal struct SplitMix64(ulong seed)
 {
     private ulong _state = seed;
 

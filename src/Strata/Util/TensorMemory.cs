@@ -5,7 +5,7 @@ namespace Strata.Util;
 
 /// <summary>Where a tensor's elements are, for code that reads or writes them itself (MPI and NCCL buffers, the
 /// optimizer's CPU kernel).</summary>
-public static class TensorMemory
+internal static class TensorMemory
 {
     /// <summary>The address of the first element of a contiguous float32 tensor (in host or device memory, as the tensor
     /// is): its storage's start plus its offset into it.</summary>

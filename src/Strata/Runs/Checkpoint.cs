@@ -7,12 +7,13 @@
 using System.Text.Json;
 using Strata.Formats;
 using Strata.Modeling;
+using Strata.Optim;
 using Strata.Substrates;
 using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Strata.Training;
+namespace Strata.Runs;
 
 public sealed record CheckpointInfo
 {
@@ -116,6 +117,24 @@ public static class Checkpoint
         }
         var extra = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal) && !expected.ContainsKey(k[ModelPrefix.Length..])).ToList();
         if (extra.Count > 0) throw new StrataException($"{file.Path}: unexpected tensor '{extra[0]}' that its plan does not make");
+    }
+
+    /// <summary>Refuses, before anything is loaded or written, a checkpoint whose model tensors do not fit
+    /// <paramref name="model"/> (built on the meta device): a missing, an extra or a differently shaped tensor is named.
+    /// The substrate's table is left to the load, which knows its width.</summary>
+    public static void RequireWeights(LanguageModel model, string path)
+    {
+        using var file = new SafetensorsFile(path);
+        ReadInfo(file);
+        var expected = model.state_dict().Where(kv => kv.Key != "embed_in.weight").ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        foreach (var (name, shape) in expected)
+        {
+            var entry = file.Entries.GetValueOrDefault(ModelPrefix + name) ?? throw new StrataException($"{path}: missing tensor '{name}' (shape [{string.Join(", ", shape)}])");
+            if (!entry.Shape.SequenceEqual(shape))
+                throw new StrataException($"{path}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}], the model expects [{string.Join(", ", shape)}]");
+        }
+        var extra = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal) && k != ModelPrefix + "embed_in.weight" && !expected.ContainsKey(k[ModelPrefix.Length..])).ToList();
+        if (extra.Count > 0) throw new StrataException($"{path}: unexpected tensor '{extra[0][ModelPrefix.Length..]}': it does not belong to this model");
     }
 
     /// <summary>Loads a checkpoint's weights into a model of the same shape; a tensor of another shape, a missing or an

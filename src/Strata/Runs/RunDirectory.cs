@@ -1,4 +1,5 @@
-namespace Strata.Training;
+
+namespace Strata.Runs;
 
 /// <summary>
 /// The layout of a run folder, in one place:

@@ -9,7 +9,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Strata.Training;
+namespace Strata.Optim;
 
 public sealed class AdamW : IDisposable
 {

@@ -1,4 +1,4 @@
-namespace Strata.Training;
+namespace Strata.Optim;
 
 /// <summary>Linear warmup then cosine decay, per stage.</summary>
 public static class LrSchedule

@@ -1,7 +1,7 @@
 using Strata.Util;
 using static TorchSharp.torch;
 
-namespace Strata.Training;
+namespace Strata.Runs;
 
 /// <summary>Open-ended growth: a finished (or stage-boundary) checkpoint continued with more stages.</summary>
 public static class Growth
@@ -28,8 +28,7 @@ public static class Growth
         if (run.HasCheckpoint) throw new StrataException($"{outDir} already holds a checkpoint: choose another --out");
         var stages = old.Stages.Take(info.StageIndex + 1).Concat(more.Stages).ToList();
         var grown = more with { Stages = stages };
-        grown.Validate("grown plan");
-        GrowthStage.Budgets(grown, "grown plan");
+        grown = GrowthStage.Resolve(grown.Validate("grown plan"), "grown plan");
         var (model, _) = Checkpoint.LoadModel(checkpoint, device);
         using (model)
             Checkpoint.Save(run.Checkpoint, model, null, info with { Plan = grown, Completed = false });

@@ -4,12 +4,13 @@
 // The same three steps build the model a checkpoint describes (replayed in order) and count every stage's parameter
 // budget on the meta device, so what is counted is what trains.
 using Strata.Modeling;
+using Strata.Optim;
 using Strata.Substrates;
 using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Strata.Training;
+namespace Strata.Runs;
 
 public sealed class GrowthStage
 {
@@ -44,24 +45,18 @@ public sealed class GrowthStage
     public double LearningRate(int step) =>
         LrSchedule.At(step, Steps, Config.WarmupSteps ?? _plan.Training.WarmupSteps, Config.LearningRate ?? _plan.Training.LearningRate, _plan.Training.MinLearningRate);
 
-    /// <summary>Stacks the stage's new blocks (GPT-2 initialised for the plan's final depth) and, for the first stage,
-    /// optionally takes the weights of <paramref name="initFrom"/> (a checkpoint of the same shape and substrate); then
-    /// attaches the stage's LoRA adapters. An adapter left unmerged by an earlier stage where this one attaches is folded
-    /// into its weights first (it is frozen, so nothing computed changes).</summary>
-    public void Enter(LanguageModel model, string? initFrom = null)
+    /// <summary>Stacks the stage's new blocks (GPT-2 initialised for the plan's final depth, then as stages[i].init
+    /// says), hands the grown model to <paramref name="grown"/> (a run started from another checkpoint loads its weights
+    /// there), then attaches the stage's LoRA adapters. An adapter left unmerged by an earlier stage where this one
+    /// attaches is folded into its weights first (it is frozen, so nothing computed changes).</summary>
+    public void Enter(LanguageModel model, Action<LanguageModel>? grown = null)
     {
         if (model.Depth != Depth - Config.AddBlocks)
             throw new InvalidOperationException($"stage {Number} expects a model of depth {Depth - Config.AddBlocks}, got {model.Depth}");
         torch.manual_seed(Seed);
         var added = Enumerable.Range(0, Config.AddBlocks).Select(i => model.InsertBlock(InsertAt + i, _plan.FinalDepth)).ToList();
         Initialize(model, added);
-        if (initFrom is not null)
-        {
-            if (Index != 0) throw new InvalidOperationException("only the first stage starts from another checkpoint");
-            var planned = model.Substrate.ContentHash;
-            Checkpoint.LoadWeights(model, initFrom);
-            SubstrateIdentity.Require(planned, "the plan", model.Substrate.ContentHash, initFrom);
-        }
+        grown?.Invoke(model);
         if (Config.Lora is not { } lora) return;
         torch.manual_seed(Seed + 500);
         foreach (var block in LoraBlocks(model))
@@ -125,14 +120,14 @@ public sealed class GrowthStage
 
     /// <summary>The blocks the stage's LoRA phase adapts: the frozen stack (below the new blocks), or every block.</summary>
     private IEnumerable<DecoderBlock> LoraBlocks(LanguageModel model) => Config.Lora is not { } lora ? []
-        : model.Blocks.Take(lora.Blocks == Training.LoraBlocks.All ? model.Depth : InsertAt);
+        : model.Blocks.Take(lora.Blocks == Runs.LoraBlocks.All ? model.Depth : InsertAt);
 
     /// <summary>The model of <paramref name="plan"/> as it stands inside stage <paramref name="stageIndex"/> (after
     /// leaving it when <paramref name="stageFinished"/>): every earlier stage entered and left, in order. Weights are
     /// freshly initialised; a checkpoint's are loaded next.</summary>
     public static LanguageModel Build(GrowthPlan plan, int stageIndex, bool stageFinished, Device? device = null, int? tableWidth = null)
     {
-        var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, device, tableWidth), 0, device);
+        var model = new LanguageModel(plan.Model, SubstrateBuilder.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, device, tableWidth), 0, device);
         try
         {
             for (int i = 0; i <= stageIndex; i++)
@@ -164,7 +159,7 @@ public sealed class GrowthStage
 
     private static List<ParameterBudget> Count(GrowthPlan plan)
     {
-        using var model = new LanguageModel(plan.Model, Substrate.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, META), 0, META);
+        using var model = new LanguageModel(plan.Model, SubstrateBuilder.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, META), 0, META);
         var budgets = new List<ParameterBudget>();
         foreach (var stage in All(plan))
         {
@@ -174,6 +169,15 @@ public sealed class GrowthStage
             stage.Leave(model);
         }
         return budgets;
+    }
+
+    /// <summary>The plan as it trains: LoRA ranks marked fit_budget resolved, and every stage's active parameters
+    /// checked against training.max_active_parameters (refused naming the stage, before anything is built).</summary>
+    public static GrowthPlan Resolve(GrowthPlan plan, string source)
+    {
+        plan = FitLoraRanks(plan, source);
+        Budgets(plan, source);
+        return plan;
     }
 
     /// <summary>The plan with the rank of every LoRA phase marked fit_budget set to the largest (up to d_model) whose
