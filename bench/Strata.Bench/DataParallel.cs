@@ -50,7 +50,8 @@ public static class DataParallel
         }).ToList());
         foreach (var (setup, rows) in median)
             foreach (var m in rows)
-                Console.WriteLine($"| {setup} | {m.Config} | {m.Active:N0} | {m.TokensPerSecond:F0} | {(m.BytesPerStep > 0 ? $"{m.BytesPerStep / 1048576:F2} MiB" : "0")} | {100 * m.CommShare:F1}% |");
+                Console.WriteLine($"| {setup} | {m.Config} | {m.Active:N0} | {m.TokensPerSecond:F0} | " +
+                    $"{(m.BytesPerStep > 0 ? $"{m.BytesPerStep / 1048576:F2} MiB" : "0")} | {100 * m.CommShare:F1}% |");
         for (int i = 0; i < median.First().Value.Count; i++)
         {
             var (two, one) = (median["2 ranks x 1 thread"][i], median["1 rank x 2 threads"][i]);
@@ -72,7 +73,8 @@ public static class DataParallel
             for (int i = 0; i < budgets.Count; i++)
             {
                 double bytes = 4.0 * budgets[i].Active;
-                Console.WriteLine($"| {plan.Name} | {i + 1} '{plan.Stages[i].Name}' | {budgets[i].Active / 1e6:F1}M | {bytes / (1 << 20):F0} MiB | {2 * 7.0 / 8 * bytes / (1 << 20):F0} MiB |");
+                Console.WriteLine($"| {plan.Name} | {i + 1} '{plan.Stages[i].Name}' | {budgets[i].Active / 1e6:F1}M | {bytes / (1 << 20):F0} MiB | " +
+                    $"{2 * 7.0 / 8 * bytes / (1 << 20):F0} MiB |");
             }
         }
         Console.WriteLine();
@@ -102,7 +104,8 @@ public static class DataParallel
         var output = p.StandardOutput.ReadToEnd();
         p.WaitForExit();
         // (under mpirun a rank's stdout is a terminal, so .NET may put escape codes before the line)
-        var line = output.Split('\n').FirstOrDefault(l => l.Contains("RESULT [")) ?? throw new InvalidOperationException($"the worker failed ({p.ExitCode}):\n{output}");
+        var line = output.Split('\n').FirstOrDefault(l => l.Contains("RESULT [")) ?? throw new InvalidOperationException(
+            $"the worker failed ({p.ExitCode}):\n{output}");
         return JsonSerializer.Deserialize<List<Measured>>(line[(line.IndexOf("RESULT [") + "RESULT ".Length)..])!;
     }
 

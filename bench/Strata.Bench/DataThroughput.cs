@@ -37,7 +37,8 @@ public static class DataThroughput
             foreach (var gb in sizes)
             {
                 var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-                foreach (var a in new[] { typeof(DataThroughput).Assembly.Location, "data", "--one", "--gb", gb.ToString(System.Globalization.CultureInfo.InvariantCulture), "--dir", root }) psi.ArgumentList.Add(a);
+                foreach (var a in new[] { typeof(DataThroughput).Assembly.Location, "data", "--one", "--gb", gb.ToString(
+                    System.Globalization.CultureInfo.InvariantCulture), "--dir", root }) psi.ArgumentList.Add(a);
                 using var child = Process.Start(psi)!;
                 Console.Write(child.StandardOutput.ReadToEnd());
                 child.WaitForExit();
@@ -58,7 +59,8 @@ public static class DataThroughput
             double seconds = clock.Elapsed.TotalSeconds, peak = PeakMemory.Mib();
             double mb = (m.Train.Bytes + m.Validation.Bytes) / 1e6;
             bool exact = FirstDocumentsExact(corpus, outDir, 2000);
-            Console.WriteLine($"| {gb} GB | {fileCount} | {mb:N0} | {seconds:F0} | {mb / seconds:F1} | {m.Train.Tokens + m.Validation.Tokens:N0} | {peak:F0} | {(exact ? "yes" : "NO")} |");
+            Console.WriteLine($"| {gb} GB | {fileCount} | {mb:N0} | {seconds:F0} | {mb / seconds:F1} | {m.Train.Tokens + m.Validation.Tokens:N0} | " +
+                $"{peak:F0} | {(exact ? "yes" : "NO")} |");
             Directory.Delete(outDir, recursive: true);
         }
     }
@@ -69,7 +71,8 @@ public static class DataThroughput
         var docs = new List<string>();
         foreach (var f in Directory.GetFiles(Path.Combine(StrataHome.Root, "data", "raw", "sotu", "data"), "*.txt").Order(StringComparer.Ordinal))
             docs.AddRange(Corpus.ReadText(f).Split("\n\n").Where(p => p.Length > 40));
-        foreach (var f in Directory.GetFiles("/usr/share/games/fortunes/ru").Where(f => !f.EndsWith(".dat") && !f.EndsWith(".u8")).Order(StringComparer.Ordinal))
+        foreach (var f in Directory.GetFiles("/usr/share/games/fortunes/ru").Where(f => !f.EndsWith(".dat") && !f.EndsWith(".u8")).Order(
+            StringComparer.Ordinal))
             docs.AddRange(Corpus.ReadText(f).Split("\n%\n").Where(p => p.Length > 20));
         foreach (var f in new[] { "chinese", "tang300", "song100" })
             docs.AddRange(Corpus.StripAnsiColour(Corpus.ReadText("/usr/share/games/fortunes/" + f)).Split("\n%\n").Where(p => p.Length > 10));
@@ -124,7 +127,8 @@ public static class DataThroughput
         {
             var batch = new List<string>();
             long size = 0;
-            while (size < 64_000_000 && written + size < bytes && docs.MoveNext()) { batch.Add(docs.Current); size += Encoding.UTF8.GetByteCount(docs.Current); }
+            while (size < 64_000_000 && written + size < bytes && docs.MoveNext()) { batch.Add(docs.Current); size += Encoding.UTF8.GetByteCount(
+                docs.Current); }
             var name = Path.Combine(dir, $"part-{file:D4}");
             switch (next++ % 3)
             {
@@ -186,7 +190,8 @@ public static class DataThroughput
         }
         int at = Enumerable.Range(0, Math.Min(stream.Count, expected.Count)).FirstOrDefault(i => stream[i] != expected[i], -1);
         if (at >= 0 || stream.Count != expected.Count)
-            Console.WriteLine($"  first difference at token {at} of {expected.Count} (stream has {stream.Count}): dataset {string.Join(",", stream.Skip(Math.Max(0, at - 3)).Take(8))} vs alone {string.Join(",", expected.Skip(Math.Max(0, at - 3)).Take(8))}");
+            Console.WriteLine($"  first difference at token {at} of {expected.Count} (stream has {stream.Count}): dataset " +
+                $"{string.Join(",", stream.Skip(Math.Max(0, at - 3)).Take(8))} vs alone {string.Join(",", expected.Skip(Math.Max(0, at - 3)).Take(8))}");
         return stream.SequenceEqual(expected);
     }
 }

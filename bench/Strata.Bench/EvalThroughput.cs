@@ -31,15 +31,18 @@ public static class EvalThroughput
         var settings = new EvalSettings { Home = home, Limit = questions };
         var task = (MultipleChoiceTask)EvalSuites.Resolve("quiz-capitals").Single();
         int n = task.Items(settings).Count;
-        Console.WriteLine($"eval throughput: {n} quiz-capitals questions (4 choices), model d {plan.Model.DModel} x {plan.Stages.Sum(s => s.AddBlocks)} blocks, vocab {plan.Model.VocabSize}, {torch.get_num_threads()} threads");
+        Console.WriteLine($"eval throughput: {n} quiz-capitals questions (4 choices), model d {plan.Model.DModel} x " +
+            $"{plan.Stages.Sum(s => s.AddBlocks)} blocks, vocab {plan.Model.VocabSize}, {torch.get_num_threads()} threads");
 
         var configs = new (string Name, Scorer Scorer, string Protocol, SamplingOptions Decoding)[]
         {
             ("loglik-cloze, batched", new Scorer(model, tokenizer), Protocol.LogLikelihoodCloze, SamplingOptions.Greedy),
             ("loglik-cloze, one sequence per pass", new Scorer(model, tokenizer) { MaxBatchRows = 1 }, Protocol.LogLikelihoodCloze, SamplingOptions.Greedy),
             ("generative, batched", new Scorer(model, tokenizer), Protocol.Generative, SamplingOptions.Greedy),
-            ("generative, one question at a time, KV cache", new Scorer(model, tokenizer) { BatchGeneration = false }, Protocol.Generative, SamplingOptions.Greedy),
-            ("generative, one question at a time, no cache", new Scorer(model, tokenizer) { BatchGeneration = false }, Protocol.Generative, SamplingOptions.Greedy with { UseCache = false }),
+            ("generative, one question at a time, KV cache", new Scorer(model, tokenizer) { BatchGeneration = false }, Protocol.Generative,
+                SamplingOptions.Greedy),
+            ("generative, one question at a time, no cache", new Scorer(model, tokenizer) { BatchGeneration = false }, Protocol.Generative,
+                SamplingOptions.Greedy with { UseCache = false }),
         };
         var best = new double[configs.Length];
         for (int round = 0; round < 2; round++)

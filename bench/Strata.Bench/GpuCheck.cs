@@ -136,7 +136,8 @@ public static class GpuCheck
         double tokS = (double)shape.Batch * shape.Context * steps / clock.Elapsed.TotalSeconds;
         var library = device.type == DeviceType.CUDA ? Distributed.ProcessGroup.NcclDescription ?? "NCCL" : "none (CPU, one rank: buckets only)";
         var check = new AllReduceCheck(library, (group.BytesReduced - bytes) / steps, difference, tokS);
-        Console.WriteLine($"all-reduce at world size 1 ({library}): {check.BytesPerStep / 1048576.0:F1} MiB per step, gradients changed by {difference:E1}, stage 3 bf16 {tokS:F0} tokens/s");
+        Console.WriteLine($"all-reduce at world size 1 ({library}): {check.BytesPerStep / 1048576.0:F1} MiB per step, gradients changed by " +
+            $"{difference:E1}, stage 3 bf16 {tokS:F0} tokens/s");
         return check;
     }
 
@@ -178,7 +179,8 @@ public static class GpuCheck
         if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
     }
 
-    private static string MemoryMeasure(Device device) => device.type == DeviceType.CUDA ? "GPU memory of this process, nvidia-smi" : "resident memory, /proc/self/status";
+    private static string MemoryMeasure(Device device) => device.type == DeviceType.CUDA ? "GPU memory of this process, nvidia-smi"
+        : "resident memory, /proc/self/status";
 
     /// <summary>GPU memory this process holds (nvidia-smi), or resident memory on the CPU.</summary>
     private static double MemoryMib(Device device)
@@ -212,22 +214,26 @@ public static class GpuCheck
         {
             if (pytorch is not { } doc) return null;
             foreach (var r in doc.RootElement.GetProperty("rows").EnumerateArray())
-                if (r.GetProperty("impl").GetString() == impl && r.GetProperty("config").GetString() == config && r.GetProperty("precision").GetString() == precision)
+                if (r.GetProperty("impl").GetString() == impl && r.GetProperty("config").GetString() == config && r.GetProperty(
+                    "precision").GetString() == precision)
                     return r.GetProperty("tokens_per_s").GetDouble();
             return null;
         }
         static string F(double? v, string format = "F0") => v is { } x && double.IsFinite(x) ? x.ToString(format) : "-";
 
         var table = new List<Dictionary<string, object?>>();
-        Console.WriteLine($"gpu-check: {strata.Device}{(gpu.Length > 0 ? $" ({gpu})" : "")}, {strata.Shape.Layers} blocks, d {strata.Shape.DModel}, {strata.Shape.Heads} heads, V {strata.Shape.Vocab}, T {strata.Shape.Context}, B {strata.Shape.Batch}");
+        Console.WriteLine($"gpu-check: {strata.Device}{(gpu.Length > 0 ? $" ({gpu})" : "")}, {strata.Shape.Layers} blocks, d " +
+            $"{strata.Shape.DModel}, {strata.Shape.Heads} heads, V {strata.Shape.Vocab}, T {strata.Shape.Context}, B {strata.Shape.Batch}");
         Console.WriteLine("| config | precision | Strata tokens/s | PyTorch eager | PyTorch compile | Strata / eager | Strata MFU |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var r in strata.Rows)
         {
             double? eager = Torch("eager", r.Config, r.Precision), compiled = Torch("compile", r.Config, r.Precision);
             double? mfu = peaks is null ? null : 100 * r.TokensPerSecond * r.FlopsPerToken / (peaks[r.Precision] * 1e12);
-            Console.WriteLine($"| {r.Config} | {r.Precision} | {r.TokensPerSecond:F0} | {F(eager)} | {F(compiled)} | {F(r.TokensPerSecond / eager, "F2")} | {(mfu is { } m ? $"{m:F0}%" : "-")} |");
-            table.Add(new() { ["config"] = r.Config, ["precision"] = r.Precision, ["strata_tokens_per_s"] = r.TokensPerSecond, ["pytorch_eager_tokens_per_s"] = eager,
+            Console.WriteLine($"| {r.Config} | {r.Precision} | {r.TokensPerSecond:F0} | {F(eager)} | {F(compiled)} | " +
+                $"{F(r.TokensPerSecond / eager, "F2")} | {(mfu is { } m ? $"{m:F0}%" : "-")} |");
+            table.Add(new() { ["config"] = r.Config, ["precision"] = r.Precision, ["strata_tokens_per_s"] = r.TokensPerSecond,
+                ["pytorch_eager_tokens_per_s"] = eager,
                 ["pytorch_compile_tokens_per_s"] = compiled, ["strata_mfu_percent"] = mfu });
         }
         var speedups = new List<Dictionary<string, object?>>();
@@ -240,12 +246,15 @@ public static class GpuCheck
             speedups.Add(new() { ["precision"] = precision, ["measured"] = measured, ["predicted_by_flops"] = predicted });
         }
         double growth = strata.MemoryLastMib - strata.MemoryFirstMib;
-        Console.WriteLine($"memory ({strata.MemoryMeasure}): {strata.MemoryFirstMib:F0} MiB after step 10, {strata.MemoryLastMib:F0} MiB after step {strata.MemorySteps} ({growth:+0;-0;0} MiB)");
+        Console.WriteLine($"memory ({strata.MemoryMeasure}): {strata.MemoryFirstMib:F0} MiB after step 10, {strata.MemoryLastMib:F0} MiB after " +
+            $"step {strata.MemorySteps} ({growth:+0;-0;0} MiB)");
         if (strata.AllReduce is { } ar)
-            Console.WriteLine($"all-reduce at world size 1 ({ar.Library}): {ar.BytesPerStep / 1048576.0:F1} MiB per step, gradients changed by {ar.MaxDifference:E1} ({(ar.MaxDifference == 0 ? "unchanged, as they must be" : "CHANGED")}), stage 3 bf16 {ar.TokensPerSecond:F0} tokens/s");
+            Console.WriteLine($"all-reduce at world size 1 ({ar.Library}): {ar.BytesPerStep / 1048576.0:F1} MiB per step, gradients changed by " +
+                $"{ar.MaxDifference:E1} ({(ar.MaxDifference == 0 ? "unchanged, as they must be" : "CHANGED")}), stage 3 bf16 {ar.TokensPerSecond:F0} tokens/s");
         double? exportDiff = export?.RootElement.GetProperty("max_abs_diff").GetDouble();
         Console.WriteLine(export is null ? "transformers export check: not run (no transformers here)"
-            : $"transformers export check: max |logits difference| {exportDiff:E2} ({(exportDiff <= 1e-4 ? "within" : "OUTSIDE")} 1e-4), {export.RootElement.GetProperty("detail").GetString()}");
+            : $"transformers export check: max |logits difference| {exportDiff:E2} ({(exportDiff <= 1e-4 ? "within" : "OUTSIDE")} 1e-4), " +
+                $"{export.RootElement.GetProperty("detail").GetString()}");
         if (pytorch is null) Console.WriteLine("PyTorch reference: not run (no PyTorch here)");
         AtomicFile.WriteAllText(Path.Combine(dir, "gpu-check.json"), JsonSerializer.Serialize(new Dictionary<string, object?>
         {

@@ -26,7 +26,8 @@ public static class PrecisionRuns
                 var tokS = File.ReadLines(r.Run.Metrics).Select(l => System.Text.Json.Nodes.JsonNode.Parse(l)!)
                     .Where(n => n["kind"]!.GetValue<string>() == "train").Select(n => n["tokens_per_s"]!.GetValue<double>()).Average();
                 results.Add((precision, r, tokS));
-                Console.WriteLine($"{precision}: validation loss {r.InitialValidationLoss:F4} -> {r.FinalValidationLoss:F4}, {tokS:F0} tokens/s (mean over steps)");
+                Console.WriteLine($"{precision}: validation loss {r.InitialValidationLoss:F4} -> {r.FinalValidationLoss:F4}, {tokS:F0} tokens/s " +
+                    "(mean over steps)");
             }
         }
         finally { if (Directory.Exists(root)) Directory.Delete(root, recursive: true); }
@@ -35,6 +36,7 @@ public static class PrecisionRuns
         Console.WriteLine("| demo plan (200 steps, 2 stages) | final validation loss (nats/token) | training tokens/s |");
         Console.WriteLine("|---|---|---|");
         foreach (var (p, r, tokS) in results) Console.WriteLine($"| {p.ToString().ToLowerInvariant()} | {r.FinalValidationLoss:F4} | {tokS:F0} |");
-        Console.WriteLine($"| bf16 / fp32 | {bf16.Result.FinalValidationLoss / fp32.Result.FinalValidationLoss:F4} | {bf16.TokensPerSecond / fp32.TokensPerSecond:F2}x |");
+        Console.WriteLine($"| bf16 / fp32 | {bf16.Result.FinalValidationLoss / fp32.Result.FinalValidationLoss:F4} | " +
+            $"{bf16.TokensPerSecond / fp32.TokensPerSecond:F2}x |");
     }
 }

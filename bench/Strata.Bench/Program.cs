@@ -54,7 +54,8 @@ switch (which)
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{which}' (known: train, profile, precision, growth, tokenizer, data, eval, substrate, distributed, gpu, gpu-report)");
+        Console.Error.WriteLine(
+            $"unknown benchmark '{which}' (known: train, profile, precision, growth, tokenizer, data, eval, substrate, distributed, gpu, gpu-report)");
         return 2;
 }
 return 0;

@@ -83,7 +83,8 @@ public static class StepProfile
                 double m = Readings.Median(ms);
                 total += m;
                 totalFlops += flops;
-                Console.WriteLine(flops > 0 ? $"| {name} | {m:F1} | {flops / 1e9:F2} | {flops / rate / 1e6:F1} | {100 * flops / rate / 1e6 / m:F0}% |" : $"| {name} | {m:F1} | | | |");
+                Console.WriteLine(flops > 0
+                    ? $"| {name} | {m:F1} | {flops / 1e9:F2} | {flops / rate / 1e6:F1} | {100 * flops / rate / 1e6 / m:F0}% |" : $"| {name} | {m:F1} | | | |");
             }
             Console.WriteLine($"| all | {total:F1} | {totalFlops / 1e9:F2} | {totalFlops / rate / 1e6:F1} | {100 * totalFlops / rate / 1e6 / total:F0}% |");
         }

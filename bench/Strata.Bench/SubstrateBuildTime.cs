@@ -15,7 +15,8 @@ public static class SubstrateBuildTime
     public static void Run(string[] args)
     {
         var tokens = Bvv241Builder.Get(Bvv241Builder.TwoThree).Tokens;
-        Console.WriteLine($"visual substrate bvv241-2-3: {tokens.Count:N0} tokens, {Environment.ProcessorCount} cores, {torch.get_num_threads()} torch threads");
+        Console.WriteLine($"visual substrate bvv241-2-3: {tokens.Count:N0} tokens, {Environment.ProcessorCount} cores, {torch.get_num_threads()} " +
+            "torch threads");
         string? first = null;
         for (int round = 1; round <= 2; round++)
         {

@@ -24,7 +24,8 @@ public static class TokenizerThroughput
         var corpora = new (string Lang, string[] Files)[]
         {
             ("English", Directory.GetFiles(sotu, "*.txt").Order(StringComparer.Ordinal).ToArray()),
-            ("Russian", Directory.GetFiles("/usr/share/games/fortunes/ru").Where(f => !f.EndsWith(".dat") && !f.EndsWith(".u8")).Order(StringComparer.Ordinal).ToArray()),
+            ("Russian", Directory.GetFiles("/usr/share/games/fortunes/ru").Where(f => !f.EndsWith(".dat") && !f.EndsWith(".u8")).Order(
+                StringComparer.Ordinal).ToArray()),
             ("Chinese", new[] { "chinese", "tang300", "song100" }.Select(f => "/usr/share/games/fortunes/" + f).ToArray()),
         };
         Console.WriteLine($"tokenizer throughput: MB/s on one thread, median of {Rounds} alternating rounds");
@@ -54,14 +55,16 @@ public static class TokenizerThroughput
                         seconds[3, round] += Time(() => hf.Encode(t));
                     }
                 double Speed(int k) => mb / Readings.Median(Enumerable.Range(0, Rounds).Select(r => seconds[k, r]));
-                Console.WriteLine($"| {name} | {lang} | {mb:F1} | {Speed(0):F1} | {Speed(1):F1} | {Speed(0) / Speed(1):F2}x | {Speed(2):F1} | {Speed(3):F1} | {Speed(2) / Speed(3):F1}x | {(equal ? "yes" : "NO")} |");
+                Console.WriteLine($"| {name} | {lang} | {mb:F1} | {Speed(0):F1} | {Speed(1):F1} | {Speed(0) / Speed(1):F2}x | {Speed(2):F1} | " +
+                    $"{Speed(3):F1} | {Speed(2) / Speed(3):F1}x | {(equal ? "yes" : "NO")} |");
             }
         }
         var outDir = Path.Combine(Path.GetTempPath(), "strata-bench-prepare");
         var bytes = corpora[0].Files.Sum(f => new FileInfo(f).Length) / 1e6;
         var clock = Stopwatch.StartNew();
         DataPreparer.Prepare(new PrepareOptions { Inputs = [sotu], OutDir = outDir });
-        Console.WriteLine($"\ndata prepare (bvv241-2-3, {Environment.ProcessorCount} cores, read + encode + write): {bytes:F1} MB of State of the Union in {clock.Elapsed.TotalSeconds:F2} s = {bytes / clock.Elapsed.TotalSeconds:F1} MB/s");
+        Console.WriteLine($"\ndata prepare (bvv241-2-3, {Environment.ProcessorCount} cores, read + encode + write): {bytes:F1} MB of State of the " +
+            $"Union in {clock.Elapsed.TotalSeconds:F2} s = {bytes / clock.Elapsed.TotalSeconds:F1} MB/s");
     }
 
     private static double Time(Action action)

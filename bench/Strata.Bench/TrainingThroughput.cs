@@ -29,7 +29,8 @@ public static class TrainingThroughput
         int steps = args.SkipWhile(a => a != "--steps").Skip(1).Select(int.Parse).FirstOrDefault(2);
         int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(3);
         var device = args.SkipWhile(a => a != "--device").Skip(1).FirstOrDefault() == "cuda" ? InitCuda() : CPU;
-        Console.WriteLine($"threads {torch.get_num_threads()}, device {device.type}, {rounds} alternating rounds of {steps} timed steps per model (after a warm-up step)");
+        Console.WriteLine($"threads {torch.get_num_threads()}, device {device.type}, {rounds} alternating rounds of {steps} timed steps per model " +
+            "(after a warm-up step)");
         var precisions = new[] { Precision.Fp32, Precision.Bf16 };
         var mm = precisions.ToDictionary(p => p, _ => new List<double>());
         var burst = precisions.ToDictionary(p => p, _ => new List<double>());
@@ -66,14 +67,16 @@ public static class TrainingThroughput
                 string.Join(", ", models.Select(m => $"d={m.D} {m.P} {m.TokS[^1]:F0} tok/s")));
         }
         Console.WriteLine();
-        Console.WriteLine($"| model ({L} blocks, T {T}, B {B}, V 65,536, 16-bit substrate) | precision | tokens/s | model GFLOP/s | torch.mm GFLOP/s, sustained (burst) | MFU vs torch.mm sustained (burst) | tokens/s vs fp32 |");
+        Console.WriteLine($"| model ({L} blocks, T {T}, B {B}, V 65,536, 16-bit substrate) | precision | tokens/s | model GFLOP/s | torch.mm " +
+            "GFLOP/s, sustained (burst) | MFU vs torch.mm sustained (burst) | tokens/s vs fp32 |");
         Console.WriteLine("|---|---|---|---|---|---|---|");
         foreach (var m in models)
         {
             double tokS = Readings.Median(m.TokS), flopsPerToken = 6.0 * (12.0 * L * m.D * m.D + (double)m.D * V) + 12.0 * L * T * m.D;
             double gflops = tokS * flopsPerToken / 1e9, reference = Readings.Median(mm[m.P]), fastest = Readings.Median(burst[m.P]);
             double fp32 = Readings.Median(models.Single(x => x.D == m.D && x.P == Precision.Fp32).TokS);
-            Console.WriteLine($"| d = {m.D} | {m.P.ToString().ToLowerInvariant()} | {tokS:F0} | {gflops:F1} | {reference:F1} ({fastest:F1}) | {100 * gflops / reference:F0}% ({100 * gflops / fastest:F0}%) | {tokS / fp32:F2}x |");
+            Console.WriteLine($"| d = {m.D} | {m.P.ToString().ToLowerInvariant()} | {tokS:F0} | {gflops:F1} | {reference:F1} ({fastest:F1}) | " +
+                $"{100 * gflops / reference:F0}% ({100 * gflops / fastest:F0}%) | {tokS / fp32:F2}x |");
         }
         foreach (var m in models) { m.Model.Dispose(); m.Opt.Dispose(); m.Batch.Dispose(); }
         if (device.type != DeviceType.CPU) return;
@@ -116,7 +119,8 @@ public static class TrainingThroughput
         Console.WriteLine("| head and loss | s/step | step's peak resident memory above the model and optimizer (MiB) |");
         Console.WriteLine("|---|---|---|");
         for (int k = 0; k < paths.Length; k++) Console.WriteLine($"| {paths[k].Name} | {Readings.Median(seconds[k]):F3} | {Readings.Median(peaks[k]):F0} |");
-        Console.WriteLine($"peak memory of the step: {100 * (1 - Readings.Median(peaks[1]) / Readings.Median(peaks[0])):F0}% lower; time {Readings.Median(seconds[0]) / Readings.Median(seconds[1]):F2}x faster");
+        Console.WriteLine($"peak memory of the step: {100 * (1 - Readings.Median(peaks[1]) / Readings.Median(peaks[0])):F0}% lower; time " +
+            $"{Readings.Median(seconds[0]) / Readings.Median(seconds[1]):F2}x faster");
     }
 
     /// <summary>Trainer.Step with the loss taken from the whole logits, as before the chunked head.</summary>
@@ -186,7 +190,8 @@ public static class TrainingThroughput
                 ms[k].Add(sw.Elapsed.TotalMilliseconds);
             }
         Console.WriteLine();
-        Console.WriteLine($"optimizer of the d = 256 model ({trained.Sum(p => p.parameter.numel()) / 1e6:F1}M trained parameters), median of {rounds} alternating readings:");
+        Console.WriteLine($"optimizer of the d = 256 model ({trained.Sum(p => p.parameter.numel()) / 1e6:F1}M trained parameters), median of " +
+            $"{rounds} alternating readings:");
         Console.WriteLine("| clipping and AdamW | ms per step |");
         Console.WriteLine("|---|---|");
         for (int k = 0; k < paths.Length; k++) Console.WriteLine($"| {paths[k].Name} | {Readings.Median(ms[k]):F1} |");

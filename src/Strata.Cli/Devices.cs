@@ -18,8 +18,11 @@ public static class Devices
         if (name != "cuda" && !(name.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(name[5..], out index) && index >= 0))
             throw new StrataException($"--device: expected cpu, cuda or cuda:N, got '{name}'");
         try { torch.InitializeDeviceType(DeviceType.CUDA); }
-        catch (Exception e) { throw new StrataException($"--device {name}: CUDA could not be initialised ({e.Message.Split('\n')[0]}); this build references the CPU libtorch, see README 'Other platforms'"); }
-        if (!torch.cuda.is_available()) throw new StrataException($"--device {name}: no CUDA device is available (this build references the CPU libtorch; see README 'Other platforms')");
+        catch (Exception e) { throw new StrataException(
+            $"--device {name}: CUDA could not be initialised ({e.Message.Split('\n')[0]}); this build references the CPU libtorch, see README " +
+                "'Other platforms'"); }
+        if (!torch.cuda.is_available()) throw new StrataException(
+            $"--device {name}: no CUDA device is available (this build references the CPU libtorch; see README 'Other platforms')");
         if (index >= torch.cuda.device_count()) throw new StrataException($"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)");
         return new Device(DeviceType.CUDA, index);
     }

@@ -27,7 +27,8 @@ public static class Program
             new VersionOption(),
             DemoCommand.Create(output),
             new Command("data", "prepare and inspect token datasets") { DataCommand.Prepare(output), DataCommand.Info(output) },
-            new Command("tokenizer", "train, mine, build and try tokenizers") { TokenizerCommand.Train(output), TokenizerCommand.Mine(output), TokenizerCommand.Build(output), TokenizerCommand.Encode(output) },
+            new Command("tokenizer", "train, mine, build and try tokenizers") { TokenizerCommand.Train(output), TokenizerCommand.Mine(output),
+                TokenizerCommand.Build(output), TokenizerCommand.Encode(output) },
             new Command("substrate", "build and look at frozen token interfaces") { SubstrateCommand.Build(output), SubstrateCommand.Show(output) },
             TrainCommand.Create(output),
             GrowCommand.Create(output),
@@ -61,7 +62,8 @@ public static class Program
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         var root = Root(output);
-        if (args is [CompletionCommand.Verb, var point, var line]) return CompletionCommand.Complete(root, line, int.TryParse(point, out var p) ? p : line.Length, output);
+        if (args is [CompletionCommand.Verb, var point, var line]) return CompletionCommand.Complete(root, line, int.TryParse(point, out var p) ? p
+            : line.Length, output);
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)
         {

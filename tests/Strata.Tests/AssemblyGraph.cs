@@ -109,7 +109,8 @@ internal sealed class AssemblyGraph
             foreach (var i in def.GetInterfaceImplementations())
                 foreach (var target in Types(_md.GetInterfaceImplementation(i).Interface, provider)) FromType(target, "interface");
             foreach (var fh in def.GetFields())
-                foreach (var target in _md.GetFieldDefinition(fh).DecodeSignature(provider, null)) FromType(target, $"field {_md.GetString(_md.GetFieldDefinition(fh).Name)}");
+                foreach (var target in _md.GetFieldDefinition(fh).DecodeSignature(provider, null)) FromType(target,
+                    $"field {_md.GetString(_md.GetFieldDefinition(fh).Name)}");
             foreach (var mh in def.GetMethods())
             {
                 var method = _md.GetMethodDefinition(mh);
@@ -122,7 +123,8 @@ internal sealed class AssemblyGraph
                 if (method.RelativeVirtualAddress == 0) continue;
                 var body = pe.GetMethodBody(method.RelativeVirtualAddress);
                 if (!body.LocalSignature.IsNil)
-                    foreach (var target in _md.GetStandaloneSignature(body.LocalSignature).DecodeLocalSignature(provider, null).SelectMany(l => l)) FromMethod(target);
+                    foreach (var target in _md.GetStandaloneSignature(body.LocalSignature).DecodeLocalSignature(provider, null).SelectMany(l =>
+                        l)) FromMethod(target);
                 foreach (var token in Tokens(body.GetILReader()))
                     foreach (var target in Types(token, provider)) FromMethod(target);
             }
@@ -200,20 +202,24 @@ internal sealed class AssemblyGraph
         bool Visible(TypeDefinition d) => (d.Attributes & TypeAttributes.VisibilityMask) switch
         {
             TypeAttributes.Public => true,
-            TypeAttributes.NestedPublic or TypeAttributes.NestedFamily or TypeAttributes.NestedFamORAssem => Visible(_md.GetTypeDefinition(d.GetDeclaringType())),
+            TypeAttributes.NestedPublic or TypeAttributes.NestedFamily or TypeAttributes.NestedFamORAssem => Visible(_md.GetTypeDefinition(
+                d.GetDeclaringType())),
             _ => false,
         };
-        static bool Member(MethodAttributes a) => (a & MethodAttributes.MemberAccessMask) is MethodAttributes.Public or MethodAttributes.Family or MethodAttributes.FamORAssem;
+        static bool Member(MethodAttributes a) => (
+            a & MethodAttributes.MemberAccessMask) is MethodAttributes.Public or MethodAttributes.Family or MethodAttributes.FamORAssem;
         foreach (var t in _md.TypeDefinitions)
         {
             var d = _md.GetTypeDefinition(t);
             if (!Visible(d) || Folder(t) is null) continue;
             PublicTypes++;
-            PublicMembers += d.GetMethods().Select(_md.GetMethodDefinition).Count(m => Member(m.Attributes) && (m.Attributes & MethodAttributes.SpecialName) == 0);
+            PublicMembers += d.GetMethods().Select(_md.GetMethodDefinition).Count(m => Member(m.Attributes) && (
+                m.Attributes & MethodAttributes.SpecialName) == 0);
             PublicMembers += d.GetProperties().Count(p => _md.GetPropertyDefinition(p).GetAccessors() is var a
                 && new[] { a.Getter, a.Setter }.Any(h => !h.IsNil && Member(_md.GetMethodDefinition(h).Attributes)));
             PublicMembers += d.GetEvents().Count(e => Member(_md.GetMethodDefinition(_md.GetEventDefinition(e).GetAccessors().Adder).Attributes));
-            PublicMembers += d.GetFields().Count(f => (_md.GetFieldDefinition(f).Attributes & FieldAttributes.FieldAccessMask) is FieldAttributes.Public or FieldAttributes.Family
+            PublicMembers += d.GetFields().Count(f => (_md.GetFieldDefinition(
+                f).Attributes & FieldAttributes.FieldAccessMask) is FieldAttributes.Public or FieldAttributes.Family
                 && (_md.GetFieldDefinition(f).Attributes & FieldAttributes.SpecialName) == 0);
         }
     }
@@ -248,7 +254,8 @@ internal sealed class AssemblyGraph
         var cycles = Cycles(FolderEdges.Keys);
         sb.AppendLine(cycles.Count == 0 ? "Folder cycles: none" : "Folder cycles: " + string.Join("; ", cycles.Select(c => string.Join(" <-> ", c))));
         var fileCycles = Cycles(FileEdges.Keys);
-        sb.AppendLine(fileCycles.Count == 0 ? "File cycles inside a folder: none" : "File cycles inside a folder:\n" + string.Join("\n", fileCycles.Select(c => "  " + string.Join(" <-> ", c))));
+        sb.AppendLine(fileCycles.Count == 0 ? "File cycles inside a folder: none" : "File cycles inside a folder:\n" + string.Join("\n",
+            fileCycles.Select(c => "  " + string.Join(" <-> ", c))));
         sb.AppendLine($"Public surface: {PublicTypes} types, {PublicMembers} members");
         return sb.ToString();
     }
@@ -260,11 +267,14 @@ internal sealed class TypeCollector : ISignatureTypeProvider<ImmutableArray<Type
     private static readonly ImmutableArray<TypeDefinitionHandle> None = [];
     public ImmutableArray<TypeDefinitionHandle> GetArrayType(ImmutableArray<TypeDefinitionHandle> e, ArrayShape shape) => e;
     public ImmutableArray<TypeDefinitionHandle> GetByReferenceType(ImmutableArray<TypeDefinitionHandle> e) => e;
-    public ImmutableArray<TypeDefinitionHandle> GetFunctionPointerType(MethodSignature<ImmutableArray<TypeDefinitionHandle>> s) => s.ReturnType.AddRange(s.ParameterTypes.SelectMany(p => p));
-    public ImmutableArray<TypeDefinitionHandle> GetGenericInstantiation(ImmutableArray<TypeDefinitionHandle> g, ImmutableArray<ImmutableArray<TypeDefinitionHandle>> args) => g.AddRange(args.SelectMany(a => a));
+    public ImmutableArray<TypeDefinitionHandle> GetFunctionPointerType(MethodSignature<ImmutableArray<TypeDefinitionHandle>> s) =>
+        s.ReturnType.AddRange(s.ParameterTypes.SelectMany(p => p));
+    public ImmutableArray<TypeDefinitionHandle> GetGenericInstantiation(ImmutableArray<TypeDefinitionHandle> g,
+        ImmutableArray<ImmutableArray<TypeDefinitionHandle>> args) => g.AddRange(args.SelectMany(a => a));
     public ImmutableArray<TypeDefinitionHandle> GetGenericMethodParameter(object? c, int index) => None;
     public ImmutableArray<TypeDefinitionHandle> GetGenericTypeParameter(object? c, int index) => None;
-    public ImmutableArray<TypeDefinitionHandle> GetModifiedType(ImmutableArray<TypeDefinitionHandle> m, ImmutableArray<TypeDefinitionHandle> u, bool required) => u;
+    public ImmutableArray<TypeDefinitionHandle> GetModifiedType(ImmutableArray<TypeDefinitionHandle> m, ImmutableArray<TypeDefinitionHandle> u,
+        bool required) => u;
     public ImmutableArray<TypeDefinitionHandle> GetPinnedType(ImmutableArray<TypeDefinitionHandle> e) => e;
     public ImmutableArray<TypeDefinitionHandle> GetPointerType(ImmutableArray<TypeDefinitionHandle> e) => e;
     public ImmutableArray<TypeDefinitionHandle> GetPrimitiveType(PrimitiveTypeCode t) => None;

@@ -28,11 +28,27 @@ public class BadInputTests
     [Theory]
     [InlineData("""{ "model": { "d_model": 32, "n_head": "four" } }""", "$.model.n_head")]
     [InlineData("""{ "model": { "d_model": 32, "n_head": 4, "context_lenght": 32 } }""", "context_lenght")]
-    [InlineData("""{ "model": { "d_model": 30, "n_head": 4 }, "substrate": {}, "data": {"train": "a", "validation": "b"}, "stages": [{"add_blocks": 1, "steps": 1}] }""", "model.n_head")]
-    [InlineData("""{ "model": { "d_model": 32, "n_head": 4 }, "substrate": {}, "data": {"train": "a", "validation": "b"}, "stages": [{"add_blocks": 1, "steps": 0}] }""", "stages[0].steps")]
-    [InlineData("""{ "model": { "d_model": 32, "n_head": 4 }, "substrate": {}, "data": {"train": "a", "validation": "b"}, "training": {"learning_rate": -1}, "stages": [{"add_blocks": 1, "steps": 1}] }""", "training.learning_rate")]
+    [InlineData("""
+        { "model": { "d_model": 30, "n_head": 4 }, "substrate": {},
+          "data": {"train": "a", "validation": "b"},
+          "stages": [{"add_blocks": 1, "steps": 1}] }
+        """, "model.n_head")]
+    [InlineData("""
+        { "model": { "d_model": 32, "n_head": 4 }, "substrate": {},
+          "data": {"train": "a", "validation": "b"},
+          "stages": [{"add_blocks": 1, "steps": 0}] }
+        """, "stages[0].steps")]
+    [InlineData("""
+        { "model": { "d_model": 32, "n_head": 4 }, "substrate": {},
+          "data": {"train": "a", "validation": "b"}, "training": {"learning_rate": -1},
+          "stages": [{"add_blocks": 1, "steps": 1}] }
+        """, "training.learning_rate")]
     [InlineData("""{ "model": { "d_model": 32, "n_head": 4 }, "substrate": {}, "data": {"train": "a", "validation": "b"} }""", "stages")]
-    [InlineData("""{ "model": { "d_model": 32, "n_head": 4 }, "substrate": { "kind": "glyphs" }, "data": {"train": "a", "validation": "b"}, "stages": [] }""", "$.substrate.kind")]
+    [InlineData("""
+        { "model": { "d_model": 32, "n_head": 4 }, "substrate": { "kind": "glyphs" },
+          "data": {"train": "a", "validation": "b"},
+          "stages": [] }
+        """, "$.substrate.kind")]
     [InlineData("""{ "model": { "d_model": 32, "n_head": 4 """, "plan.json")]
     public void Malformed_plan_is_refused_naming_the_field(string json, string field)
     {

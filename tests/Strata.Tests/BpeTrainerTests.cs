@@ -50,7 +50,8 @@ public class BpeTrainerTests
     {
         var dir = TestPaths.TempDir();
         var sotu = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
-        var (code, output, err) = CliRunner.Run("tokenizer", "train", sotu, "/usr/share/games/fortunes/ru", "--pattern", "*", "--exclude", @"(^20|\.dat$|\.u8$)",
+        var (code, output, err) = CliRunner.Run("tokenizer", "train", sotu, "/usr/share/games/fortunes/ru", "--pattern", "*", "--exclude",
+            @"(^20|\.dat$|\.u8$)",
             "--vocab-size", "4096", "--out", dir);
         Assert.True(code == 0, err);
         Assert.Contains("tokenizer.json (4,096 ids: 4 special", output);

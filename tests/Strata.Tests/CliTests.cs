@@ -12,7 +12,8 @@ public class CliTests
         var readme = File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "README.md"));
         var section = readme[readme.IndexOf("## CLI reference", StringComparison.Ordinal)..];
         foreach (var c in Strata.Cli.Program.CommandNames) Assert.Contains($"`strata {c}", section);
-        var documented = System.Text.RegularExpressions.Regex.Matches(section, @"^\| `strata ([a-z]+(?: [a-z]+)?)", System.Text.RegularExpressions.RegexOptions.Multiline)
+        var documented = System.Text.RegularExpressions.Regex.Matches(section, @"^\| `strata ([a-z]+(?: [a-z]+)?)",
+            System.Text.RegularExpressions.RegexOptions.Multiline)
             .Select(m => m.Groups[1].Value).ToHashSet();
         Assert.Equal(Strata.Cli.Program.CommandNames.ToHashSet(), documented);
     }

@@ -35,7 +35,8 @@ public class CrashTests
             Stages =
             [
                 new StageConfig { Name = "a", AddBlocks = 2, Steps = 4 },
-                new StageConfig { Name = "b + lora", AddBlocks = 1, Steps = 4, Lora = new LoraConfig { Rank = 2, Alpha = 4, Targets = [Modeling.LoraTarget.Qkv, Modeling.LoraTarget.Fc2] } },
+                new StageConfig { Name = "b + lora", AddBlocks = 1, Steps = 4, Lora = new LoraConfig { Rank = 2, Alpha = 4, Targets =
+                    [Modeling.LoraTarget.Qkv, Modeling.LoraTarget.Fc2] } },
             ],
         };
         var path = Path.Combine(TestPaths.TempDir(), "plan.json");

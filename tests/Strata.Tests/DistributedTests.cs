@@ -50,7 +50,8 @@ public class DistributedTests
             Stages =
             [
                 new StageConfig { Name = "a", AddBlocks = 2, Steps = steps },
-                new StageConfig { Name = "b + lora", AddBlocks = 1, Steps = steps, Lora = new LoraConfig { Rank = 2, Alpha = 4, Targets = [Modeling.LoraTarget.Qkv, Modeling.LoraTarget.Fc2] } },
+                new StageConfig { Name = "b + lora", AddBlocks = 1, Steps = steps, Lora = new LoraConfig { Rank = 2, Alpha = 4, Targets =
+                    [Modeling.LoraTarget.Qkv, Modeling.LoraTarget.Fc2] } },
             ],
         };
         var path = Path.Combine(TestPaths.TempDir(), $"{name}.json");
@@ -68,7 +69,8 @@ public class DistributedTests
     });
 
     private static double[] Losses(RunDirectory run) =>
-        File.ReadLines(run.Metrics).Where(l => l.Contains("\"kind\":\"train\"")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("loss").GetDouble()).ToArray();
+        File.ReadLines(run.Metrics).Where(l => l.Contains("\"kind\":\"train\"")).Select(l => System.Text.Json.JsonDocument.Parse(
+            l).RootElement.GetProperty("loss").GetDouble()).ToArray();
 
     /// <summary>The largest difference of the losses and of every tensor of the final checkpoints.</summary>
     private static double Difference(RunDirectory a, RunDirectory b)
@@ -166,7 +168,8 @@ public class DistributedTests
     {
         static IEnumerable<int> Children(int pid) =>
             Directory.EnumerateDirectories("/proc").Select(Path.GetFileName).Where(n => n!.All(char.IsDigit)).Select(int.Parse!)
-                .Where(p => { try { return File.ReadAllText($"/proc/{p}/stat").Split(") ")[1].Split(' ')[1] == pid.ToString(); } catch (IOException) { return false; } });
+                .Where(p => { try { return File.ReadAllText($"/proc/{p}/stat").Split(") ")[1].Split(' ')[1] == pid.ToString(); } catch (
+                    IOException) { return false; } });
         var mpirun = Children(launcher).Single();
         return Children(mpirun).Order().ToList();
     }

@@ -122,7 +122,8 @@ public class EnsembleTests
         var plain = Train("plain", new SubstrateSpec());
         var affine = Train("affine", new SubstrateSpec { Affine = true, Seed = 9 });
         var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([plain, affine]));
-        Assert.Equal($"{affine} has the substrate table sha256:{Checkpoint.ReadInfo(affine).SubstrateHash}, {plain} has sha256:{Checkpoint.ReadInfo(plain).SubstrateHash}: they must share the frozen interface", e.Message);
+        Assert.Equal($"{affine} has the substrate table sha256:{Checkpoint.ReadInfo(affine).SubstrateHash}, {plain} has " +
+            $"sha256:{Checkpoint.ReadInfo(plain).SubstrateHash}: they must share the frozen interface", e.Message);
         Assert.NotNull(Checkpoint.ReadInfo(plain).TokenizerHash);
     }
 
@@ -131,11 +132,13 @@ public class EnsembleTests
     {
         var (a, _, _, _) = Runs.Value;
         var dir = TestPaths.TempDir();
-        Strata.Data.DataPreparer.Prepare(new Strata.Data.PrepareOptions { Inputs = Corpora.EnglishFiles.Take(6).ToList(), OutDir = dir, ValidationFraction = 0.2 });
+        Strata.Data.DataPreparer.Prepare(new Strata.Data.PrepareOptions { Inputs = Corpora.EnglishFiles.Take(6).ToList(), OutDir = dir,
+            ValidationFraction = 0.2 });
         var plan = SotuData.Plan(2) with { Data = SotuData.DataAt(dir) };
         Trainer.Run(plan, new TrainOptions { OutDir = Path.Combine(dir, "bvv"), Log = TextWriter.Null });
         var bvv = Path.Combine(dir, "bvv", RunDirectory.CheckpointName);
         var e = Assert.Throws<Strata.Util.StrataException>(() => LogitAveragingEnsemble.Load([a, bvv]));
-        Assert.Equal($"{bvv} uses the tokenizer 'bvv241-2-3' (sha256:{Checkpoint.ReadInfo(bvv).TokenizerHash}), {a} uses 'codepoint' (sha256:{Checkpoint.ReadInfo(a).TokenizerHash}): they must share the vocabulary", e.Message);
+        Assert.Equal($"{bvv} uses the tokenizer 'bvv241-2-3' (sha256:{Checkpoint.ReadInfo(bvv).TokenizerHash}), {a} uses 'codepoint' " +
+            $"(sha256:{Checkpoint.ReadInfo(a).TokenizerHash}): they must share the vocabulary", e.Message);
     }
 }

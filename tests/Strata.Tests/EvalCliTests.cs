@@ -60,7 +60,8 @@ public class EvalCliTests
     public void Eval_compare_draws_metric_vs_depth_for_the_stages_of_a_run()
     {
         var outDir = TestPaths.TempDir();
-        var (code, output, err) = CliRunner.Run("eval", "compare", GrownRun.Value, "--suite", "arc-easy,mmlu", "--protocols", "loglik-cloze", "--data", Datasets, "--out", outDir);
+        var (code, output, err) = CliRunner.Run("eval", "compare", GrownRun.Value, "--suite", "arc-easy,mmlu", "--protocols", "loglik-cloze",
+            "--data", Datasets, "--out", outDir);
         Assert.True(code == 0, err);
         var png = File.ReadAllBytes(Path.Combine(outDir, EvalComparison.DepthPlotFile));
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
@@ -77,7 +78,8 @@ public class EvalCliTests
         var plan = SotuData.Plan(2, blocks: 1);
         Trainer.Run(plan with { Training = plan.Training with { Seed = 77 } }, new TrainOptions { OutDir = other, Log = TextWriter.Null });
         var ensemble = Path.Combine(dir, "pair.json");
-        var (code, _, err) = CliRunner.Run("compose", Path.Combine(GrownRun.Value, "stage-1.safetensors"), Path.Combine(other, RunDirectory.CheckpointName), "--out", ensemble);
+        var (code, _, err) = CliRunner.Run("compose", Path.Combine(GrownRun.Value, "stage-1.safetensors"), Path.Combine(other,
+            RunDirectory.CheckpointName), "--out", ensemble);
         Assert.True(code == 0, err);
         (code, _, err) = CliRunner.Run("eval", "--checkpoint", ensemble, "--suite", "arc-easy", "--data", Datasets, "--out", Path.Combine(dir, "eval"));
         Assert.True(code == 0, err);
@@ -95,7 +97,8 @@ public class EvalCliTests
         Assert.StartsWith("error: --suite: empty", err);
         (code, _, err) = CliRunner.Run("eval", "--checkpoint", ckpt, "--suite", "bleu-en-zh", "--data", Datasets);
         Assert.Equal(1, code);
-        Assert.Contains(Path.Combine(Datasets, "opus-100/en-zh") + ": no validation-*.parquet files; put the public Helsinki-NLP/opus-100 en-zh files there", err);
+        Assert.Contains(Path.Combine(Datasets, "opus-100/en-zh")
+            + ": no validation-*.parquet files; put the public Helsinki-NLP/opus-100 en-zh files there", err);
         // the fixture's only answerable item has a 9-character first answer ("The Volga"): the paper's filter leaves nothing
         (code, _, err) = CliRunner.Run("eval", "--checkpoint", ckpt, "--suite", "squad-v2", "--data", Datasets);
         Assert.Equal("error: squad-v2: no answerable item with an answer of at most 8 characters", err.Trim());

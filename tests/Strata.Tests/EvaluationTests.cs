@@ -116,7 +116,9 @@ public class BenchmarkFileTests
         File.WriteAllText(csv, "Q1?,a,b,c,d,X\n");
         Assert.Contains($"{csv}:1: answer: expected A, B, C or D", Assert.Throws<StrataException>(() => BenchmarkFiles.MmluCsv(csv)).Message);
         var jsonl = Path.Combine(dir, "set.jsonl");
-        File.WriteAllText(jsonl, "{\"question\":\"q\",\"labels\":[\"A\",\"B\"],\"choices\":[\"x\",\"y\"],\"answer\":1}\n{\"question\":\"q\",\"labels\":[\"A\"],\"choices\":[\"x\",\"y\"],\"answer\":0}\n");
+        File.WriteAllText(jsonl,
+            "{\"question\":\"q\",\"labels\":[\"A\",\"B\"],\"choices\":[\"x\",\"y\"],\"answer\":1}\n" +
+            "{\"question\":\"q\",\"labels\":[\"A\"],\"choices\":[\"x\",\"y\"],\"answer\":0}\n");
         Assert.StartsWith($"{jsonl}:2: expected", Assert.Throws<StrataException>(() => BenchmarkFiles.ReadJsonl(jsonl)).Message);
         var wrongLayout = D("opus-100", "en-ru", "validation-00000-of-00001.parquet");
         Assert.StartsWith($"{wrongLayout} row 1: ", Assert.Throws<StrataException>(() => BenchmarkFiles.MmluParquet(wrongLayout)).Message);
@@ -187,7 +189,8 @@ public class ScorerTests
     {
         var (model, scorer) = Model();
         using var _ = model;
-        var requests = new List<(string, string)> { ("Question: 2+2?\nAnswer:", " 4"), ("Q:", " a longer continuation here"), ("", "empty context"), ("x", new string('y', 40)) };
+        var requests = new List<(string, string)> { ("Question: 2+2?\nAnswer:", " 4"), ("Q:", " a longer continuation here"), ("", "empty context"), (
+            "x", new string('y', 40)) };
         var batched = scorer.LogLikelihoods(requests);
         var single = new Scorer(model, scorer.Tokenizer) { MaxBatchRows = 1 }.LogLikelihoods(requests);
         for (int i = 0; i < requests.Count; i++) Assert.True(Math.Abs(batched[i] - single[i]) < 1e-3, $"{i}: {batched[i]} vs {single[i]}");
@@ -246,7 +249,8 @@ public class ScorerTests
     {
         torch.manual_seed(12);
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 96, VocabSize = 65536 };
-        using var model = new LanguageModel(cfg, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize, cfg.DModel), 3);
+        using var model = new LanguageModel(cfg, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 }, cfg.VocabSize,
+            cfg.DModel), 3);
         var tokenizer = new CodePointTokenizer();
         // lengths 1 to 40: up to 39 positions of left padding; 24 new tokens each (SQuAD and translation generate more than 4)
         string[] prompts = ["Question: What is the capital of France?\nAnswer:", "Q:", "x", "Translate to German: the house is red.", "Жизнь"];

@@ -58,7 +58,8 @@ public class ExportImportTests
         using (var header = JsonDocument.Parse(bytes.AsMemory(8, (int)n)))
         {
             long expectedStart = 0;
-            foreach (var e in header.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__").OrderBy(p => p.Value.GetProperty("data_offsets")[0].GetInt64()))
+            foreach (var e in header.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__").OrderBy(p => p.Value.GetProperty(
+                "data_offsets")[0].GetInt64()))
             {
                 var off = e.Value.GetProperty("data_offsets");
                 Assert.Equal(expectedStart, off[0].GetInt64());
@@ -68,7 +69,8 @@ public class ExportImportTests
                 expectedStart = off[1].GetInt64();
             }
             Assert.Equal(bytes.Length - 8 - n, expectedStart);
-            Assert.Equal([65536L, 32], header.RootElement.GetProperty("gpt_neox.embed_in.weight").GetProperty("shape").EnumerateArray().Select(x => x.GetInt64()));
+            Assert.Equal([65536L, 32], header.RootElement.GetProperty("gpt_neox.embed_in.weight").GetProperty("shape").EnumerateArray().Select(x =>
+                x.GetInt64()));
         }
 
         var back = Path.Combine(dir, "back.safetensors");
@@ -91,7 +93,8 @@ public class ExportImportTests
     {
         var dir = TestPaths.TempDir();
         File.Copy(Path.Combine(Fixture, "model.safetensors"), Path.Combine(dir, "model.safetensors"));
-        File.WriteAllText(Path.Combine(dir, "config.json"), File.ReadAllText(Path.Combine(Fixture, "config.json")).Replace("\"intermediate_size\": 256", "\"intermediate_size\": 128"));
+        File.WriteAllText(Path.Combine(dir, "config.json"), File.ReadAllText(Path.Combine(Fixture, "config.json")).Replace(
+            "\"intermediate_size\": 256", "\"intermediate_size\": 128"));
         var e = Assert.Throws<Strata.Util.StrataException>(() => HfExport.Import(dir, "codepoint"));
         Assert.Contains("dense_h_to_4h.weight", e.Message);
         Assert.Contains("[256, 64]", e.Message);

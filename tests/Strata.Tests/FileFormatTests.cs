@@ -37,7 +37,9 @@ public class FileFormatTests
         BinaryPrimitives.WriteSingleLittleEndian(data, 1.5f);
         BinaryPrimitives.WriteSingleLittleEndian(data.AsSpan(4), -2f);
         BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(8), 7);
-        var path = Save(File("""{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"I32","shape":[1,1],"data_offsets":[8,12]}}""", data));
+        const string header = """{"__metadata__":{"k":"v"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},""" +
+                              """ "b":{"dtype":"I32","shape":[1,1],"data_offsets":[8,12]}}""";
+        var path = Save(File(header, data));
         using var f = new SafetensorsFile(path);
         Assert.Equal("v", f.Metadata["k"]);
         using var a = f.Read("a");

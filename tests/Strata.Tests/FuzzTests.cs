@@ -26,7 +26,8 @@ namespace Strata.Tests;
 public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static readonly int Iterations = int.TryParse(Environment.GetEnvironmentVariable("STRATA_FUZZ_ITERATIONS"), out var n) ? n : 150;
-    private static readonly string? Seed = Environment.GetEnvironmentVariable("STRATA_FUZZ_SEED") switch { "random" => null, { Length: > 0 } s => s, _ => "4qxu89lcc2Z1" };
+    private static readonly string? Seed = Environment.GetEnvironmentVariable("STRATA_FUZZ_SEED") switch { "random" => null, { Length: > 0 } s => s,
+        _ => "4qxu89lcc2Z1" };
     private const double MaxGrowthMib = 512;
 
     /// <summary>One change to a file's bytes.</summary>
@@ -35,9 +36,11 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
         public abstract void Apply(List<byte> b);
     }
 
-    private sealed record FlipBit(int At, int Bit) : Mutation { public override void Apply(List<byte> b) { if (b.Count > 0) b[At % b.Count] ^= (byte)(1 << Bit); } }
+    private sealed record FlipBit(int At, int Bit) : Mutation { public override void Apply(List<byte> b) { if (b.Count > 0) b[At % b.Count] ^= (byte)(
+        1 << Bit); } }
     private sealed record SetByte(int At, byte Value) : Mutation { public override void Apply(List<byte> b) { if (b.Count > 0) b[At % b.Count] = Value; } }
-    private sealed record Cut(int Length) : Mutation { public override void Apply(List<byte> b) { if (Length < b.Count) b.RemoveRange(Length, b.Count - Length); } }
+    private sealed record Cut(int Length) : Mutation { public override void Apply(List<byte> b) { if (Length < b.Count) b.RemoveRange(Length,
+        b.Count - Length); } }
     private sealed record Delete(int At, int Length) : Mutation
     {
         public override void Apply(List<byte> b) { int at = b.Count == 0 ? 0 : At % b.Count; b.RemoveRange(at, Math.Min(Length, b.Count - at)); }
@@ -89,9 +92,11 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
             count++;
             if (wasRefused) refused++;
             worst = Math.Max(worst, grown);
-            if (problem is not null) failures.Add($"{problem} after {string.Join(", ", mutations.Select(m => m.ToString()[..Math.Min(80, m.ToString().Length)]))}");
+            if (problem is not null) failures.Add(
+                $"{problem} after {string.Join(", ", mutations.Select(m => m.ToString()[..Math.Min(80, m.ToString().Length)]))}");
         }, seed: Seed, iter: iterations ?? Iterations, threads: 1);
-        output.WriteLine($"fuzz {name}: {count} mutated inputs, {refused} refused with one line, {count - refused - failures.Count} loaded, {failures.Count} misbehaved; worst resident growth {worst:F0} MiB");
+        output.WriteLine($"fuzz {name}: {count} mutated inputs, {refused} refused with one line, {count - refused - failures.Count} loaded, " +
+            $"{failures.Count} misbehaved; worst resident growth {worst:F0} MiB");
         Assert.True(failures.Count == 0, $"{name}: {failures.Count} of {count} mutated inputs misbehaved:\n" + string.Join("\n", failures.Take(5)));
     }
 
@@ -131,7 +136,8 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
     public void Safetensors_files()
     {
         var seed = Path.Combine(TestPaths.TempDir(), "seed.safetensors");
-        SafetensorsWriter.Write(seed, [("a", TorchSharp.torch.arange(12f).view(3, 4)), ("b", TorchSharp.torch.ones(5, dtype: TorchSharp.torch.ScalarType.Int64))],
+        SafetensorsWriter.Write(seed, [("a", TorchSharp.torch.arange(12f).view(3, 4)), ("b", TorchSharp.torch.ones(5,
+            dtype: TorchSharp.torch.ScalarType.Int64))],
             new Dictionary<string, string> { ["format"] = "pt" });
         Fuzz("x.safetensors", File.ReadAllBytes(seed), path =>
         {
@@ -152,7 +158,8 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
     {
         // the archive stays valid, so the mutations reach the pickle machine itself
         using var zip = ZipFile.OpenRead(TestPaths.Data("pytorch", "normalized_embeddings_weights.pt"));
-        var entries = zip.Entries.Select(e => { using var s = e.Open(); using var ms = new MemoryStream(); s.CopyTo(ms); return (e.FullName, Bytes: ms.ToArray()); }).ToList();
+        var entries = zip.Entries.Select(e => { using var s = e.Open(); using var ms = new MemoryStream(); s.CopyTo(ms); return (e.FullName,
+            Bytes: ms.ToArray()); }).ToList();
         var pkl = entries.First(e => e.FullName.EndsWith("data.pkl"));
         Fuzz("data.pkl", pkl.Bytes, path =>
         {
@@ -196,7 +203,8 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public void Ngram_lists() =>
         Fuzz("n-gramms.txt", Text("[{'lang': 'en', 'language_name': 'English', 'top_ngrams': {2: [('th', 10), ('he', 5)], 3: [('the', 3), ('ing', 2)]}}, " +
-                                  "{'lang': 'ru', 'language_name': 'Russian', 'top_ngrams': {2: [('ст', 7)], 3: [('ого', 4)]}}]"), path => NgramList.Load(path));
+                                  "{'lang': 'ru', 'language_name': 'Russian', 'top_ngrams': {2: [('ст', 7)], 3: [('ого', 4)]}}]"), path =>
+                                      NgramList.Load(path));
 
     [Fact]
     public void Embeddings_txt() =>
@@ -204,19 +212,22 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
 
     [Fact]
     public void Mmlu_csv() =>
-        Fuzz("astronomy_test.csv", File.ReadAllBytes(TestPaths.Data("datasets", "mmlu-csv", "test", "astronomy_test.csv")), path => BenchmarkFiles.MmluCsv(path));
+        Fuzz("astronomy_test.csv", File.ReadAllBytes(TestPaths.Data("datasets", "mmlu-csv", "test", "astronomy_test.csv")), path =>
+            BenchmarkFiles.MmluCsv(path));
 
     [Fact]
     public void Jsonl_item_sets()
     {
         var seed = Path.Combine(TestPaths.TempDir(), "set.jsonl");
-        BenchmarkFiles.WriteJsonl(seed, [new MultipleChoiceItem("2 + 2?", ["A", "B"], ["3", "4"], 1, "x"), new MultipleChoiceItem("Sky?", ["A", "B"], ["blue", "green"], 0, "y")]);
+        BenchmarkFiles.WriteJsonl(seed, [new MultipleChoiceItem("2 + 2?", ["A", "B"], ["3", "4"], 1, "x"), new MultipleChoiceItem("Sky?", ["A", "B"],
+            ["blue", "green"], 0, "y")]);
         Fuzz("set.jsonl", File.ReadAllBytes(seed), path => BenchmarkFiles.ReadJsonl(path));
     }
 
     [Fact]
     public void Parquet_benchmark_files() =>
-        Fuzz("test.parquet", File.ReadAllBytes(TestPaths.Data("datasets", "cais-mmlu", "astronomy", "test-00000-of-00001.parquet")), path => BenchmarkFiles.MmluParquet(path));
+        Fuzz("test.parquet", File.ReadAllBytes(TestPaths.Data("datasets", "cais-mmlu", "astronomy", "test-00000-of-00001.parquet")), path =>
+            BenchmarkFiles.MmluParquet(path));
 
     [Fact]
     public void Dataset_manifests()

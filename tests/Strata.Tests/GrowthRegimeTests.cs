@@ -73,7 +73,8 @@ public class GrowthRegimeTests
         Assert.Equal(5, model.Depth);
         for (int i = 0; i < 2; i++)
         {
-            var (copy, source) = (model.Blocks[3 + i].named_parameters().ToList(), model.Blocks[1 + i].named_parameters().ToDictionary(p => p.name, p => p.parameter));
+            var (copy, source) = (model.Blocks[3 + i].named_parameters().ToList(), model.Blocks[1 + i].named_parameters().ToDictionary(p => p.name,
+                p => p.parameter));
             Assert.Equal(source.Count, copy.Count);
             foreach (var (name, p) in copy)
             {
@@ -103,7 +104,8 @@ public class GrowthRegimeTests
         AssertSameWeights(model.Blocks[4], model.Blocks[2], "block 5");
         Assert.Contains("\"init\": \"copy_last\"", Json.Serialize(plan));
         var first = plan.Stages[0] with { Init = BlockInit.CopyLast };
-        Assert.Contains("copy_last copies the block below", Assert.Throws<StrataException>(() => (plan with { Stages = [first, plan.Stages[1]] }).Validate("p.json")).Message);
+        Assert.Contains("copy_last copies the block below", Assert.Throws<StrataException>(() => (plan with { Stages = [first,
+            plan.Stages[1]] }).Validate("p.json")).Message);
     }
 
     /// <summary>stages[i].trainable_top: the top blocks keep training and the new blocks go under them.</summary>
@@ -193,9 +195,11 @@ public class GrowthRegimeTests
         var constructive = SotuData.SmallVocabPlan(2, evalEvery: 1) with
         {
             Name = "constructive",
-            Stages = [new StageConfig { Name = "a", AddBlocks = 1, Steps = 2 }, new StageConfig { Name = "b", AddBlocks = 1, Steps = 2, Init = BlockInit.ZeroOut }],
+            Stages = [new StageConfig { Name = "a", AddBlocks = 1, Steps = 2 }, new StageConfig { Name = "b", AddBlocks = 1, Steps = 2, Init =
+                BlockInit.ZeroOut }],
         };
-        var monolithic = constructive with { Name = "monolithic", Stages = [new StageConfig { Name = "all", AddBlocks = 2, Steps = 4, Trains = StageTrains.All }] };
+        var monolithic = constructive with { Name = "monolithic", Stages = [new StageConfig { Name = "all", AddBlocks = 2, Steps = 4, Trains =
+            StageTrains.All }] };
         string p1 = Path.Combine(dir, "m.json"), p2 = Path.Combine(dir, "c.json");
         File.WriteAllText(p1, Json.Serialize(monolithic));
         File.WriteAllText(p2, Json.Serialize(constructive));
@@ -228,7 +232,8 @@ public class GrowthRegimeTests
         Assert.True(twin.Tokens > c.Tokens, $"{twin.Tokens} tokens");
         double perStep = Study.FlopsPerToken(constructive, 1) * 4 * 32;
         Assert.InRange(twin.Flops, mono.Flops - perStep, mono.Flops + perStep);
-        Assert.Equal(first.Runs.Where(r => r.Name == twin.Name).Select(r => r.FinalValidationLoss), again.Runs.Where(r => r.Name == twin.Name).Select(r => r.FinalValidationLoss));
+        Assert.Equal(first.Runs.Where(r => r.Name == twin.Name).Select(r => r.FinalValidationLoss), again.Runs.Where(r => r.Name == twin.Name).Select(
+            r => r.FinalValidationLoss));
         Assert.Contains("at equal compute", report);
         Assert.True(new FileInfo(Path.Combine(dir, "one", Study.PlotFile)).Length > 10_000);
         Assert.Contains("--equal-compute: 'monolithic' is the baseline", Assert.Throws<StrataException>(() =>
@@ -249,7 +254,8 @@ public class GrowthRegimeTests
         double d = 64, T = 32, V = 65536, forward = 24 * d * d + 4 * T * d, head = 6 * d * V;
         Assert.Equal(3 * 3 * forward + head, Study.FlopsPerToken(plan, 0), 6);
         Assert.Equal(3 * forward + 3 * 3 * forward + head, Study.FlopsPerToken(plan, 1), 6);
-        Assert.Equal(6 * 2 * forward + 3 * 3 * forward + head + 6 * 4 * (d + 3 * d) * 6, Study.FlopsPerToken(plan, 2), 6);  // LoRA: gradients cross the frozen blocks
+        // LoRA: gradients cross the frozen blocks
+        Assert.Equal(6 * 2 * forward + 3 * 3 * forward + head + 6 * 4 * (d + 3 * d) * 6, Study.FlopsPerToken(plan, 2), 6);
         double tokensPerStep = 4 * 32;
         Assert.Equal(10 * tokensPerStep * Study.FlopsPerToken(plan, 0) + 5 * tokensPerStep * Study.FlopsPerToken(plan, 1), Study.FlopsAt(plan, 15), 3);
     }

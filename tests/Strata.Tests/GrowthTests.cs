@@ -13,7 +13,8 @@ namespace Strata.Tests;
 [Collection("torch")]
 public class GrowthTests
 {
-    private static GrowthPlan TwoStages(SubstrateKind kind = SubstrateKind.Binary, bool embeddingInStage1 = false) => SotuData.Plan(4, kind: kind, checkpointEvery: 1000) with
+    private static GrowthPlan TwoStages(SubstrateKind kind = SubstrateKind.Binary, bool embeddingInStage1 = false) => SotuData.Plan(4, kind: kind,
+        checkpointEvery: 1000) with
     {
         Stages =
         [
@@ -79,7 +80,8 @@ public class GrowthTests
         Train(TwoStages(SubstrateKind.Trainable, embeddingInStage1: true), dir);
         var budgets = GrowthStage.Budgets(TwoStages(SubstrateKind.Trainable, embeddingInStage1: true), "plan");
         Assert.Equal(budgets[0].Total - 0, budgets[0].Active);                      // stage 1: everything trains
-        Assert.Equal(Tensors(Path.Combine(dir, "stage-1.safetensors"), "model.embed_in."), Tensors(Path.Combine(dir, "stage-2.safetensors"), "model.embed_in."));
+        Assert.Equal(Tensors(Path.Combine(dir, "stage-1.safetensors"), "model.embed_in."), Tensors(Path.Combine(dir, "stage-2.safetensors"),
+            "model.embed_in."));
     }
 
     [Fact]
@@ -128,7 +130,8 @@ public class GrowCommandTests
         var more = first with { Stages = [new StageConfig { Name = "more", AddBlocks = 1, Steps = 3 }] };
         var planPath = Path.Combine(dir, "more.json");
         File.WriteAllText(planPath, Json.Serialize(more));
-        var (code, output, err) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", RunDirectory.CheckpointName), "--plan", planPath, "--out", Path.Combine(dir, "b"));
+        var (code, output, err) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", RunDirectory.CheckpointName), "--plan", planPath,
+            "--out", Path.Combine(dir, "b"));
         Assert.True(code == 0, err);
         Assert.Contains("finished at step 6", output);
         var info = Checkpoint.ReadInfo(Path.Combine(dir, "b", RunDirectory.CheckpointName));
@@ -142,7 +145,8 @@ public class GrowCommandTests
 
         var other = more with { Substrate = more.Substrate with { Lift = SubstrateLift.Tile } };
         File.WriteAllText(planPath, Json.Serialize(other));
-        var (bad, _, badErr) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", RunDirectory.CheckpointName), "--plan", planPath, "--out", Path.Combine(dir, "c"));
+        var (bad, _, badErr) = CliRunner.Run("grow", "--checkpoint", Path.Combine(dir, "a", RunDirectory.CheckpointName), "--plan", planPath,
+            "--out", Path.Combine(dir, "c"));
         Assert.Equal(1, bad);
         Assert.Contains("\"lift\":\"tile\"", badErr);
         Assert.Contains("\"lift\":\"interleave\"", badErr);

@@ -52,7 +52,8 @@ public class KnowledgeTests(Xunit.Abstractions.ITestOutputHelper log)
             Model = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 64, VocabSize = 128 },
             Substrate = new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = 16 },
             Data = SotuData.DataAt(shards, "elements"),
-            Training = new TrainingConfig { BatchSize = 32, LearningRate = 5e-3, MinLearningRate = 5e-4, WarmupSteps = 20, EvalEvery = 1000, EvalBatches = 2, CheckpointEvery = 1000, LogEvery = 1000, Seed = 1 },
+            Training = new TrainingConfig { BatchSize = 32, LearningRate = 5e-3, MinLearningRate = 5e-4, WarmupSteps = 20, EvalEvery = 1000,
+                EvalBatches = 2, CheckpointEvery = 1000, LogEvery = 1000, Seed = 1 },
             Stages = [new StageConfig { Name = "monolithic", AddBlocks = 2, Steps = 1000 }],
         }.Validate("facts plan");
         TorchSharp.torch.manual_seed(1);

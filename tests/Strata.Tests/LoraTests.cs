@@ -49,7 +49,8 @@ public class LoraTests
         Stages =
         [
             new StageConfig { Name = "grow-1", AddBlocks = 2, Steps = 4 },
-            new StageConfig { Name = "grow-2 + lora", AddBlocks = 1, Steps = 4, Lora = new LoraConfig { Rank = rank, Alpha = 2 * rank, Targets = [LoraTarget.Qkv, LoraTarget.Fc2] } },
+            new StageConfig { Name = "grow-2 + lora", AddBlocks = 1, Steps = 4, Lora = new LoraConfig { Rank = rank, Alpha = 2 * rank, Targets =
+                [LoraTarget.Qkv, LoraTarget.Fc2] } },
         ],
     };
 
@@ -114,7 +115,8 @@ public class LoraTests
         Stages =
         [
             new StageConfig { Name = "a", AddBlocks = 2, Steps = 3 },
-            new StageConfig { Name = "b + kept lora", AddBlocks = 1, Steps = 3, Lora = new LoraConfig { Rank = 2, Alpha = 4, Targets = [LoraTarget.Qkv, LoraTarget.Fc1], Merge = false } },
+            new StageConfig { Name = "b + kept lora", AddBlocks = 1, Steps = 3, Lora = new LoraConfig { Rank = 2, Alpha = 4, Targets =
+                [LoraTarget.Qkv, LoraTarget.Fc1], Merge = false } },
             new StageConfig { Name = "c", AddBlocks = 1, Steps = 3 },
             new StageConfig { Name = "d + lora", AddBlocks = 1, Steps = 3, Lora = new LoraConfig { Rank = 2, Alpha = 4, Targets = [LoraTarget.Qkv] } },
         ],

@@ -37,7 +37,8 @@ public class NgramMinerTests
         var dir = TestPaths.TempDir();
         var lists = Path.Combine(dir, "ngrams.txt");
         var en = string.Join(",", Corpora.EnglishFiles.Where(f => Path.GetFileName(f).StartsWith("19")).Take(20));
-        var (code, output, err) = CliRunner.Run("tokenizer", "mine", $"en={en}", $"ru=/usr/share/games/fortunes/ru/love", "--out", lists, "--n", "2,3", "--top", "300");
+        var (code, output, err) = CliRunner.Run("tokenizer", "mine", $"en={en}", $"ru=/usr/share/games/fortunes/ru/love", "--out", lists, "--n",
+            "2,3", "--top", "300");
         Assert.True(code == 0, err);
         var list = NgramList.Load(lists);
         Assert.Equal(["en", "ru"], list.Languages.Select(l => l.Lang));

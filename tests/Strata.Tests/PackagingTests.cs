@@ -8,7 +8,8 @@ public class PackagingTests
 {
     private static (int Code, string Output) Run(string file, string args, string? workingDirectory = null)
     {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory ?? TestPaths.RepoRoot };
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory
+            ?? TestPaths.RepoRoot };
         psi.Environment.Remove("STRATA_HOME");
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();

@@ -64,7 +64,8 @@ public class ParameterCountTests
     [Fact]
     public void Head_bias_adds_one_row_of_vocab()
     {
-        using var m = new LanguageModel(Paper with { HeadBias = true }, SubstrateBuilder.Create(new SubstrateSpec(), Paper.VocabSize, Paper.DModel, META), 9, META);
+        using var m = new LanguageModel(Paper with { HeadBias = true }, SubstrateBuilder.Create(new SubstrateSpec(), Paper.VocabSize, Paper.DModel,
+            META), 9, META);
         Assert.Equal(181_525_504 + 65_536, ParameterBudget.Of(m).Total);
     }
 

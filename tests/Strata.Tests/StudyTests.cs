@@ -16,7 +16,8 @@ public class StudyTests
             Name = "constructive",
             Stages = [new StageConfig { Name = "a", AddBlocks = 1, Steps = 3 }, new StageConfig { Name = "b", AddBlocks = 1, Steps = 3 }],
         };
-        var monolithic = constructive with { Name = "monolithic", Stages = [new StageConfig { Name = "all", AddBlocks = 2, Steps = 6, Trains = StageTrains.All }] };
+        var monolithic = constructive with { Name = "monolithic", Stages = [new StageConfig { Name = "all", AddBlocks = 2, Steps = 6, Trains =
+            StageTrains.All }] };
         string p1 = Path.Combine(dir, "c.json"), p2 = Path.Combine(dir, "m.json");
         File.WriteAllText(p1, Json.Serialize(constructive));
         File.WriteAllText(p2, Json.Serialize(monolithic));

@@ -90,7 +90,8 @@ public class SubstrateFamilyTests
         var dir = TestPaths.TempDir();
         var txt = Path.Combine(dir, "embeddings.txt");
         using var code = SubstrateTables.BinaryCode(300, 16);
-        File.WriteAllLines(txt, Enumerable.Range(0, 300).SelectMany(i => new[] { i.ToString(), "[" + string.Join(", ", code[i].data<float>().ToArray().Select(v => v.ToString("F1"))) + "]" }));
+        File.WriteAllLines(txt, Enumerable.Range(0, 300).SelectMany(i => new[] { i.ToString(), "[" + string.Join(", ",
+            code[i].data<float>().ToArray().Select(v => v.ToString("F1"))) + "]" }));
         using var read = SubstrateFile.Read(txt);
         Assert.True(read.Table.equal(code).all().item<bool>());
         File.WriteAllLines(txt, ["0", "[0, 1, 0]", "1", "[0, 1]"]);
@@ -109,7 +110,8 @@ public class SubstrateFamilyTests
         bytes[^5] ^= 0x40;                                                              // a flipped bit in the table
         File.WriteAllBytes(path, bytes);
         var e = Assert.Throws<StrataException>(() => SubstrateFile.Load(path));
-        Assert.Matches($"^{System.Text.RegularExpressions.Regex.Escape(path)}: corrupted substrate file: its content hashes to [0-9a-f]{{64}}, the file records [0-9a-f]{{64}}$", e.Message);
+        Assert.Matches($"^{System.Text.RegularExpressions.Regex.Escape(path)}: corrupted substrate file: its content hashes to " +
+            $"[0-9a-f]{{64}}, the file records [0-9a-f]{{64}}$", e.Message);
 
         var font = Path.Combine(dir, "no-such-unifont.otf");
         e = Assert.Throws<StrataException>(() => new UnicodeGlyphs(font, 32));
@@ -118,7 +120,8 @@ public class SubstrateFamilyTests
         e = Assert.Throws<StrataException>(() => SubstrateBuilder.Build(new SubstrateSpec { Kind = SubstrateKind.Visual }, 131072, VisualTable.Home));
         Assert.Equal("substrate: tokenizer 'bvv241-2-3' has 65,536 entries but the model's vocabulary is 131,072", e.Message);
         var cfg = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 8, VocabSize = 300 };
-        e = Assert.Throws<StrataException>(() => SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = path.Replace("code", "x") }, cfg.VocabSize, cfg.DModel));
+        e = Assert.Throws<StrataException>(() => SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = path.Replace("code",
+            "x") }, cfg.VocabSize, cfg.DModel));
         Assert.EndsWith("no such substrate file", e.Message);
         var pt = TestPaths.Data("pytorch", "normalized_embeddings_weights.pt");                   // [300, 16]
         e = Assert.Throws<StrataException>(() => SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.File, Path = pt }, 301, cfg.DModel));
@@ -164,6 +167,7 @@ public class SubstrateFamilyTests
             File.WriteAllBytes(r.Run.Checkpoint, bytes);
         }
         var e = Assert.Throws<StrataException>(() => Checkpoint.LoadModel(r.Run.Checkpoint));
-        Assert.Matches("stored table \\(the file is corrupted\\) has the substrate table sha256:[0-9a-f]{64}, .*'s metadata has sha256:" + info.SubstrateHash, e.Message);
+        Assert.Matches("stored table \\(the file is corrupted\\) has the substrate table sha256:[0-9a-f]{64}, .*'s metadata has sha256:"
+            + info.SubstrateHash, e.Message);
     }
 }

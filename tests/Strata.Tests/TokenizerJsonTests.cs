@@ -84,9 +84,18 @@ public class TokenizerJsonTests
     [InlineData("model.vocab", """{"decoder":{"type":"Sequence","decoders":[]},"model":{"type":"BPE","unk_token":"<unk>","merges":[]}}""")]
     [InlineData("pre_tokenizer", """{"pre_tokenizer":{"type":"Whitespace"},"decoder":{"type":"Sequence","decoders":[]},"model":{"type":"BPE"}}""")]
     [InlineData("model.type", """{"decoder":{"type":"Sequence","decoders":[]},"model":{"type":"WordPiece"}}""")]
-    [InlineData("merges[0]", """{"decoder":{"type":"Sequence","decoders":[]},"model":{"type":"BPE","unk_token":"<unk>","vocab":{"<unk>":0,"a":1},"merges":["a b"]}}""")]
-    [InlineData("model.vocab", """{"decoder":{"type":"Sequence","decoders":[]},"model":{"type":"BPE","unk_token":"<unk>","vocab":{"<unk>":0,"a":2},"merges":[]}}""")]
-    [InlineData("added_tokens[0]", """{"added_tokens":[{"id":5,"content":"<s>"}],"decoder":{"type":"Sequence","decoders":[]},"model":{"type":"BPE","unk_token":"<unk>","vocab":{"<unk>":0},"merges":[]}}""")]
+    [InlineData("merges[0]", """
+        {"decoder":{"type":"Sequence","decoders":[]},
+         "model":{"type":"BPE","unk_token":"<unk>","vocab":{"<unk>":0,"a":1},"merges":["a b"]}}
+        """)]
+    [InlineData("model.vocab", """
+        {"decoder":{"type":"Sequence","decoders":[]},
+         "model":{"type":"BPE","unk_token":"<unk>","vocab":{"<unk>":0,"a":2},"merges":[]}}
+        """)]
+    [InlineData("added_tokens[0]", """
+        {"added_tokens":[{"id":5,"content":"<s>"}],"decoder":{"type":"Sequence","decoders":[]},
+         "model":{"type":"BPE","unk_token":"<unk>","vocab":{"<unk>":0},"merges":[]}}
+        """)]
     [InlineData("not valid JSON", """{"model": """)]
     public void Malformed_tokenizer_json_is_refused_naming_the_field(string field, string json)
     {

@@ -27,7 +27,8 @@ public class VisualPipelineTests
         Assert.Equal((-3, 2), (dx, dy));
         // salt noise: black dots per canvas shape and level, as NumPy draws them
         int Dots(int w, int h, double level) => VisualUnicodeTable.SaltMask(w, h, level).Count(m => m);
-        Assert.Equal([32, 5, 0, 60, 95, 122], new[] { Dots(32, 32, 0.03), Dots(32, 32, 0.01), Dots(32, 32, 0.001), Dots(64, 32, 0.03), Dots(96, 32, 0.03), Dots(64, 64, 0.03) });
+        Assert.Equal([32, 5, 0, 60, 95, 122], new[] { Dots(32, 32, 0.03), Dots(32, 32, 0.01), Dots(32, 32, 0.001), Dots(64, 32, 0.03), Dots(96, 32,
+            0.03), Dots(64, 64, 0.03) });
     }
 
     [Fact]
@@ -131,7 +132,8 @@ public class VisualPipelineTests
         bool DefaultIgnorable(int c) => c is 0x00AD or 0x034F or 0x061C or >= 0x17B4 and <= 0x17B5 or >= 0x180B and <= 0x180F or >= 0x200B and <= 0x200F
             or >= 0x202A and <= 0x202E or >= 0x2060 and <= 0x206F or >= 0xFE00 and <= 0xFE0F or 0xFEFF or >= 0xFFF0 and <= 0xFFF8;
         var others = differing.Where(c => !combining.Contains(c)).ToList();
-        Assert.All(others, c => Assert.True(DefaultIgnorable(c) || c is 0x000A or >= 0x0600 and <= 0x06FF or 0x0CF3 or 0x0E33 or 0x0EB3 or 0x1885 or 0x1886, $"U+{c:X4}"));
+        Assert.All(others, c => Assert.True(DefaultIgnorable(c)
+            || c is 0x000A or >= 0x0600 and <= 0x06FF or 0x0CF3 or 0x0E33 or 0x0EB3 or 0x1885 or 0x1886, $"U+{c:X4}"));
         Assert.Equal(1312 + 75, differing.Count);
     }
 }

@@ -16,11 +16,13 @@ public static class ComposeCommand
         var eval = Opt.Text("--eval", "datasets whose validation splits each expert and the ensemble are measured on", "DATASET[,DATASET]");
         var evalBatches = Opt.Int("--eval-batches", 8, "fixed batches per validation shard");
         var batchSize = Opt.Int("--batch-size", 8, "sequences per batch");
-        var trainAdapter = Opt.Text("--train-adapter", "train a small adapter over the experts' logits on this dataset's training split (experts frozen)", "DATASET");
+        var trainAdapter = Opt.Text("--train-adapter",
+            "train a small adapter over the experts' logits on this dataset's training split (experts frozen)", "DATASET");
         var adapterSteps = Opt.Int("--adapter-steps", 100, "adapter training steps");
         var adapterLr = Opt.Double("--adapter-lr", 0.01, "adapter learning rate");
         var device = Opt.Device();
-        var command = new Command("compose", "a logit-averaging ensemble of models on one frozen interface; optionally each expert's and the ensemble's validation loss")
+        var command = new Command("compose",
+            "a logit-averaging ensemble of models on one frozen interface; optionally each expert's and the ensemble's validation loss")
             { checkpoints, outPath, eval, evalBatches, batchSize, trainAdapter, adapterSteps, adapterLr, device };
         command.SetAction(p =>
         {
@@ -51,7 +53,8 @@ public static class ComposeCommand
             }
             var path = p.GetValue(outPath)!;
             ensemble.Save(path, experts);
-            output.WriteLine($"{path}: {(ensemble.Adapter is null ? "mean of the logits" : "trained adapter over the logits")} of {ensemble.Experts.Count} experts ({ensemble.Experts.Sum(e => ParameterBudget.Of(e).Total):N0} parameters in all)");
+            output.WriteLine($"{path}: {(ensemble.Adapter is null ? "mean of the logits" : "trained adapter over the logits")} of " +
+                $"{ensemble.Experts.Count} experts ({ensemble.Experts.Sum(e => ParameterBudget.Of(e).Total):N0} parameters in all)");
             return 0;
         });
         return command;

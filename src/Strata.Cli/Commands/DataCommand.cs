@@ -13,21 +13,25 @@ public static class DataCommand
         var outDir = Opt.Required("--out", "the dataset folder: shards and manifest.json", "DIR");
         var pattern = Opt.Text("--pattern", "*.txt", "file name pattern inside folders (e.g. *.parquet, *.jsonl.zst)", "GLOB");
         var exclude = Opt.Text("--exclude", "skip relative paths matching this regular expression", "REGEX");
-        var tokenizer = Opt.Text("--tokenizer", Tokenizers.Default, "bvv241-2-3, bvv241-max, codepoint, gpt2, cl100k_base or a tokenizer.json", "NAME|FILE.json");
+        var tokenizer = Opt.Text("--tokenizer", Tokenizers.Default, "bvv241-2-3, bvv241-max, codepoint, gpt2, cl100k_base or a tokenizer.json",
+            "NAME|FILE.json");
         var field = Opt.Text("--field", "text", "JSON-lines and Parquet: the field or column that holds the text", "NAME");
-        var valFraction = Opt.Double("--val-fraction", 0.1, "share of documents held out for validation (a seeded hash per document; a single text file: its tail)");
+        var valFraction = Opt.Double("--val-fraction", 0.1,
+            "share of documents held out for validation (a seeded hash per document; a single text file: its tail)");
         var valMatch = Opt.Text("--val-match", "hold out the documents of files whose relative path matches (instead of a fraction)", "REGEX");
         var seed = Opt.Long("--seed", 1337, "seed of the validation choice");
         var shardTokens = Opt.Long("--shard-tokens", 100_000_000, "tokens per shard");
         var stripBom = Opt.Flag("--strip-bom", "drop a leading byte-order mark (by default the text is exactly the file's)");
         var newlines = Opt.Text("--newlines", "keep", "keep: CR LF stays CR LF (the file's text); lf: CR LF and CR become LF", "keep|lf");
         newlines.AcceptOnlyFromAmong("keep", "lf");
-        var replaceInvalid = Opt.Flag("--replace-invalid", "replace invalid UTF-8 by U+FFFD and count it in the manifest (by default it is refused, naming file and byte)");
+        var replaceInvalid = Opt.Flag("--replace-invalid",
+            "replace invalid UTF-8 by U+FFFD and count it in the manifest (by default it is refused, naming file and byte)");
         var stripAnsi = Opt.Flag("--strip-ansi", "remove ANSI colour escapes (some fortune files carry them)");
         var threads = Opt.Int("--threads", Environment.ProcessorCount, "cores used for encoding (the output does not depend on it)");
         var restart = Opt.Flag("--restart", "drop an interrupted preparation's progress instead of resuming it");
         var command = new Command("prepare", "text in, a dataset (shards and manifest.json) out, streaming; resumes after an interruption")
-            { inputs, outDir, pattern, exclude, tokenizer, field, valFraction, valMatch, seed, shardTokens, stripBom, newlines, replaceInvalid, stripAnsi, threads, restart };
+            { inputs, outDir, pattern, exclude, tokenizer, field, valFraction, valMatch, seed, shardTokens, stripBom, newlines, replaceInvalid,
+                stripAnsi, threads, restart };
         command.SetAction(p =>
         {
             var o = new PrepareOptions
@@ -42,7 +46,8 @@ public static class DataCommand
                 },
             };
             var m = DataPreparer.Prepare(o);
-            output.WriteLine($"{o.OutDir}: tokenizer {m.Tokenizer} (vocab {m.VocabSize:N0}); train {m.Train.Tokens:N0} tokens from {m.Train.Documents:N0} documents " +
+            output.WriteLine($"{o.OutDir}: tokenizer {m.Tokenizer} (vocab {m.VocabSize:N0}); train {m.Train.Tokens:N0} tokens from " +
+                $"{m.Train.Documents:N0} documents " +
                              $"in {m.Train.Shards.Count} shard(s), validation {m.Validation.Tokens:N0} tokens from {m.Validation.Documents:N0}" +
                              (m.Replacements > 0 ? $"; {m.Replacements:N0} invalid UTF-8 sequences replaced" : ""));
             return 0;
@@ -70,7 +75,9 @@ public static class DataCommand
             if (m.Inputs.Count > 0)
             {
                 output.WriteLine($"  from {m.Inputs.Count} file(s):");
-                foreach (var i in m.Inputs.Take(20)) output.WriteLine($"    {i.Path} ({i.Kind}{(i.Compression == "none" ? "" : ", " + i.Compression)}{(i.Field is { } f ? $", field {f}" : "")}): {i.Documents:N0} documents, {i.Bytes:N0} bytes");
+                foreach (var i in m.Inputs.Take(20)) output.WriteLine(
+                    $"    {i.Path} ({i.Kind}{(i.Compression == "none" ? "" : ", " + i.Compression)}{(i.Field is { } f ? $", field {f}" : "")}): " +
+                        $"{i.Documents:N0} documents, {i.Bytes:N0} bytes");
                 if (m.Inputs.Count > 20) output.WriteLine($"    ... and {m.Inputs.Count - 20} more");
             }
             if (m.Replacements > 0) output.WriteLine($"  {m.Replacements:N0} invalid UTF-8 sequences were replaced by U+FFFD");

@@ -19,9 +19,11 @@ public static class DemoCommand
 {
     public static Command Create(TextWriter output)
     {
-        var substrate = Opt.Text("--substrate", "binary", "the frozen interface: the 16-bit code (binary) or the visual Unicode glyphs (visual)", "binary|visual");
+        var substrate = Opt.Text("--substrate", "binary", "the frozen interface: the 16-bit code (binary) or the visual Unicode glyphs (visual)",
+            "binary|visual");
         substrate.AcceptOnlyFromAmong("binary", "visual");
-        var command = new Command("demo", "prepare the data, grow the demo model (with a LoRA phase), report, plot, sample, evaluate each stage, then compose two experts") { substrate };
+        var command = new Command("demo",
+            "prepare the data, grow the demo model (with a LoRA phase), report, plot, sample, evaluate each stage, then compose two experts") { substrate };
         command.SetAction(p => Run(p.GetValue(substrate)!, output));
         return command;
     }
@@ -41,7 +43,9 @@ public static class DemoCommand
         foreach (var (s, b) in plan.Stages.Zip(budgets))
         {
             depth += s.AddBlocks;
-            output.WriteLine($"| {s.Name} | {depth} | {(s.Lora is { } l ? $"rank {l.Rank} on {l.Blocks.ToString().ToLowerInvariant()} blocks" : "-")} | {b.Active:N0} | {b.Frozen:N0} | {b.Total:N0} |");
+            output.WriteLine($"| {s.Name} | {depth} | " +
+                $"{(s.Lora is { } l ? $"rank {l.Rank} on {l.Blocks.ToString().ToLowerInvariant()} blocks" : "-")} | {b.Active:N0} | {b.Frozen:N0} " +
+                    $"| {b.Total:N0} |");
         }
         var run = new RunDirectory(Path.Combine(home, "runs", "demo" + suffix));
         if (Directory.Exists(run.Path)) Directory.Delete(run.Path, recursive: true);
@@ -55,7 +59,8 @@ public static class DemoCommand
             var tokenizer = Tokenizers.ByName(file.Tokenizer);
             const string prompt = "The state of the Union is";
             output.Write(prompt);
-            foreach (var id in TextGenerator.Generate(file.Model, tokenizer.Encode(prompt), 300, new SamplingOptions { Temperature = 0.8, TopK = 40, Seed = 7 }, tokenizer.EndOfText))
+            foreach (var id in TextGenerator.Generate(file.Model, tokenizer.Encode(prompt), 300, new SamplingOptions { Temperature = 0.8, TopK = 40,
+                Seed = 7 }, tokenizer.EndOfText))
                 output.Write(tokenizer.Decode([id]));
             output.WriteLine();
         }
@@ -96,7 +101,8 @@ public static class DemoCommand
             var report = CausalLMFile.Evaluate(run.Stage(i), tasks, "demo", settings);
             reports.Add(report);
             string Cell(string task, string protocol, string metric) => report.Find(task, protocol, metric) is { } s ? EvalReport.Format(s) : "-";
-            output.WriteLine($"| {i} | {report.Depth} | {Cell("ppl-sotu", Protocol.Perplexity, "bits_per_byte")} | {Cell("quiz-capitals", Protocol.LogLikelihoodCloze, "accuracy")} | {Cell("quiz-capitals", Protocol.Generative, "accuracy")} |");
+            output.WriteLine($"| {i} | {report.Depth} | {Cell("ppl-sotu", Protocol.Perplexity, "bits_per_byte")} | " +
+                $"{Cell("quiz-capitals", Protocol.LogLikelihoodCloze, "accuracy")} | {Cell("quiz-capitals", Protocol.Generative, "accuracy")} |");
         }
         EvalComparison.Save(run.Eval, reports);
     }
@@ -121,7 +127,8 @@ public static class DemoCommand
         using var ensemble = LogitAveragingEnsemble.Load(experts);
         output.WriteLine("| validation set | English expert | Russian expert | logit average |");
         output.WriteLine("|---|---|---|---|");
-        foreach (var (name, dataset) in new[] { ("State of the Union 2001-2021", HeldOutCorpus.Sotu.DatasetDir(home, Tokenizers.Default)), ("Russian fortunes", ru) })
+        foreach (var (name, dataset) in new[] { ("State of the Union 2001-2021", HeldOutCorpus.Sotu.DatasetDir(home, Tokenizers.Default)), (
+            "Russian fortunes", ru) })
         {
             var (each, mean) = ensemble.Compare(dataset, batches: 16, batchSize: 8);
             output.WriteLine($"| {name} | {each[0]:F3} | {each[1]:F3} | {mean:F3} |");

@@ -24,7 +24,8 @@ public static class EvalCommand
         public readonly Option<string?> Data = Opt.Text("--data", "where the public benchmark files are (default HOME/data/benchmarks)", "DIR");
         public readonly Option<string> Device = Opt.Device();
 
-        public void AddTo(Command c) { foreach (var o in new Option[] { Suite, Protocols, Runs, Temperature, TopK, TopP, Seed, Limit, PplTokens, Data, Device }) c.Add(o); }
+        public void AddTo(Command c) { foreach (var o in new Option[] { Suite, Protocols, Runs, Temperature, TopK, TopP, Seed, Limit, PplTokens,
+            Data, Device }) c.Add(o); }
 
         public (IReadOnlyList<EvalTask> Tasks, string Suite, EvalSettings Settings, TorchSharp.torch.Device Device) Read(ParseResult p, TextWriter output)
         {
@@ -32,7 +33,8 @@ public static class EvalCommand
             var tasks = EvalSuites.Resolve(suite);
             var protocols = p.GetValue(Protocols)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var name in protocols)
-                if (!Protocol.MultipleChoice.Contains(name)) throw new StrataException($"--protocols: unknown '{name}' (known: {string.Join(", ", Protocol.MultipleChoice)})");
+                if (!Protocol.MultipleChoice.Contains(name)) throw new StrataException(
+                    $"--protocols: unknown '{name}' (known: {string.Join(", ", Protocol.MultipleChoice)})");
             if (p.GetValue(Runs) < 1) throw new StrataException($"--runs: at least 1, got {p.GetValue(Runs)}");
             if (p.GetValue(Limit) is < 1) throw new StrataException($"--limit: at least 1, got {p.GetValue(Limit)}");
             if (p.GetValue(PplTokens) is < 1) throw new StrataException($"--ppl-tokens: at least 1, got {p.GetValue(PplTokens)}");
@@ -57,7 +59,8 @@ public static class EvalCommand
         var options = new EvalOptions();
         var checkpoint = Opt.Text("--checkpoint", "a checkpoint, a stage-N.safetensors or an ensemble .json (required)", "CKPT|STAGE|ENSEMBLE.json");
         var outDir = Opt.Text("--out", "where eval.json and eval.md go (default: eval/NAME beside the model)", "DIR");
-        var command = new Command("eval", "score a model by the paper's generative protocol and by log-likelihood, perplexity and bits per byte; eval.json and eval.md")
+        var command = new Command("eval",
+            "score a model by the paper's generative protocol and by log-likelihood, perplexity and bits per byte; eval.json and eval.md")
             { checkpoint, outDir, Compare(output) };
         options.AddTo(command);
         command.SetAction(p =>
@@ -81,7 +84,8 @@ public static class EvalCommand
         var options = new EvalOptions();
         var models = Opt.Many("MODEL", "checkpoints, ensembles, or run folders (each stands for its stage-N.safetensors)");
         var outDir = Opt.Required("--out", "where compare.md, compare.json and the depth figures go", "DIR");
-        var command = new Command("compare", "several models (a run folder = its stages) side by side; compare.md and the metric-vs-depth figure depth.png") { models, outDir };
+        var command = new Command("compare",
+            "several models (a run folder = its stages) side by side; compare.md and the metric-vs-depth figure depth.png") { models, outDir };
         options.AddTo(command);
         command.SetAction(p =>
         {
@@ -103,7 +107,8 @@ public static class EvalCommand
             output.WriteLine();
             output.Write(EvalComparison.Markdown(reports));
             output.WriteLine($"\nwrote {Path.Combine(dir, EvalComparison.MarkdownFile)}, {EvalComparison.JsonFile}" +
-                             (reports.Any(r => r.Depth is not null) ? $" and the metric-vs-depth figures {EvalComparison.DepthPlotFile}, {EvalComparison.DepthBitsPlotFile}" : ""));
+                             (reports.Any(r => r.Depth is not null)
+                                 ? $" and the metric-vs-depth figures {EvalComparison.DepthPlotFile}, {EvalComparison.DepthBitsPlotFile}" : ""));
             return 0;
         });
         return command;

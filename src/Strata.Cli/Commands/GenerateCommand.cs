@@ -24,7 +24,8 @@ public static class GenerateCommand
         {
             var options = new SamplingOptions
             {
-                Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed), UseCache = !p.GetValue(noCache),
+                Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed), UseCache =
+                    !p.GetValue(noCache),
             };
             using var file = CausalLMFile.Load(p.GetValue(checkpoint)!, Devices.Parse(p.GetValue(device)));
             var tokenizer = Tokenizers.ByName(file.Tokenizer);

@@ -21,9 +21,11 @@ public static class GrowCommand
             var more = GrowthPlan.Load(p.GetValue(plan)!);
             var run = new RunDirectory(p.GetValue(outDir)!);
             var grown = Growth.Prepare(p.GetValue(checkpoint)!, more, run.Path, dev);
-            output.WriteLine($"{run.Path}: continuing '{grown.Name}' at depth {Checkpoint.ReadInfo(run.Checkpoint).Depth} with {more.Stages.Count} more stage(s)");
+            output.WriteLine($"{run.Path}: continuing '{grown.Name}' at depth {Checkpoint.ReadInfo(run.Checkpoint).Depth} with {more.Stages.Count} " +
+                "more stage(s)");
             using var graceful = Signals.Graceful();
-            var r = Trainer.Run(grown, new TrainOptions { OutDir = run.Path, Resume = true, Device = dev, Log = output, Interactive = Devices.IsTerminal(output), Stop = Signals.Stop });
+            var r = Trainer.Run(grown, new TrainOptions { OutDir = run.Path, Resume = true, Device = dev, Log = output, Interactive =
+                Devices.IsTerminal(output), Stop = Signals.Stop });
             output.WriteLine(r.Summary());
             r.ThrowIfInterrupted();
             return 0;

@@ -27,11 +27,13 @@ public static class InfoCommand
                 plan = info.Plan;
                 depth = info.Depth;
                 substrateHash = info.SubstrateHash;
-                output.WriteLine($"checkpoint of '{plan.Name}': step {info.GlobalStep}, stage {info.StageIndex + 1}/{plan.Stages.Count} step {info.StageStep}, " +
+                output.WriteLine($"checkpoint of '{plan.Name}': step {info.GlobalStep}, stage {info.StageIndex + 1}/{plan.Stages.Count} step " +
+                    $"{info.StageStep}, " +
                                  $"{(info.Completed ? "complete" : "in progress")}, tokenizer {info.Tokenizer}, validation loss {info.ValidationLoss:F4}");
             }
             var m = plan.Model;
-            output.WriteLine($"model: d_model {m.DModel}, {m.NHead} heads of {m.HeadSize}, ffn {m.Ffn}, context {m.ContextLength}, vocab {m.VocabSize}, depth {depth}, rope theta {m.RopeTheta}, head bias {m.HeadBias}");
+            output.WriteLine($"model: d_model {m.DModel}, {m.NHead} heads of {m.HeadSize}, ffn {m.Ffn}, context {m.ContextLength}, vocab " +
+                $"{m.VocabSize}, depth {depth}, rope theta {m.RopeTheta}, head bias {m.HeadBias}");
             output.WriteLine($"substrate: {plan.Substrate.Describe()}{(substrateHash is null ? "" : $", table sha256:{substrateHash}")}");
             var budgets = GrowthStage.Budgets(plan, file);
             output.WriteLine($"parameters at depth {plan.FinalDepth}: total {budgets[^1].Total:N0}");

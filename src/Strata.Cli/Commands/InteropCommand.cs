@@ -13,10 +13,12 @@ public static class InteropCommand
         var checkpoint = Opt.Required("--checkpoint", "the checkpoint to export (LoRA adapters of a mid-phase checkpoint are merged)", "CKPT");
         var format = Opt.Text("--format", "hf", "hf: a Hugging Face GPTNeoXForCausalLM directory", "hf");
         var outDir = Opt.Required("--out", "the directory to write", "DIR");
-        var command = new Command("export", "a Hugging Face GPTNeoXForCausalLM directory (config.json, model.safetensors, tokenizer, strata.json)") { checkpoint, format, outDir };
+        var command = new Command("export",
+            "a Hugging Face GPTNeoXForCausalLM directory (config.json, model.safetensors, tokenizer, strata.json)") { checkpoint, format, outDir };
         command.SetAction(p =>
         {
-            if (p.GetValue(format) != "hf") throw new StrataException($"--format: only 'hf' (Hugging Face GPTNeoXForCausalLM) is supported, got '{p.GetValue(format)}'");
+            if (p.GetValue(format) != "hf") throw new StrataException(
+                $"--format: only 'hf' (Hugging Face GPTNeoXForCausalLM) is supported, got '{p.GetValue(format)}'");
             var dir = p.GetValue(outDir)!;
             HfExport.Export(p.GetValue(checkpoint)!, dir);
             output.WriteLine($"{dir}: config.json, model.safetensors, tokenizer files, {HfExport.MetadataFile} (GPTNeoXForCausalLM; docs/EXPORT.md)");
@@ -38,7 +40,8 @@ public static class InteropCommand
             if (File.Exists(path)) throw new StrataException($"{path} already exists");
             var (model, info) = HfExport.Import(p.GetValue(dir)!, p.GetValue(tokenizer));
             using (model) Checkpoint.Save(path, model, null, info);
-            output.WriteLine($"{path}: depth {info.Depth}, d_model {info.Plan.Model.DModel}, substrate {info.Plan.Substrate.Describe()}, tokenizer {info.Tokenizer}");
+            output.WriteLine($"{path}: depth {info.Depth}, d_model {info.Plan.Model.DModel}, substrate {info.Plan.Substrate.Describe()}, tokenizer " +
+                $"{info.Tokenizer}");
             return 0;
         });
         return command;

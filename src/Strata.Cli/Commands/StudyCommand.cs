@@ -15,8 +15,11 @@ public static class StudyCommand
         var outDir = Opt.Required("--out", "the study folder: one run folder per plan, report.md, report.json, loss_curves.png", "DIR");
         var seeds = Opt.Int("--seeds", 1, "train every regime at this many seeds (training.seed, +1, ...): means and 95% intervals");
         var baseline = Opt.Text("--baseline", "the regime the others are compared with (a plan's name; the first plan by default)", "NAME");
-        var equalCompute = Opt.Text("--equal-compute", "also run these regimes (plan names, comma-separated) with their stages' steps scaled to the baseline's training FLOPs", "NAME[,NAME]");
-        var jobs = Opt.Int("--jobs", 1, "runs trained at once, each a 'strata train' process with cores / jobs threads (1: one after another in this process; results depend on the thread count)");
+        var equalCompute = Opt.Text("--equal-compute",
+            "also run these regimes (plan names, comma-separated) with their stages' steps scaled to the baseline's training FLOPs", "NAME[,NAME]");
+        var jobs = Opt.Int("--jobs", 1,
+            "runs trained at once, each a 'strata train' process with cores / jobs threads (1: one after another in this process; results depend " +
+                "on the thread count)");
         var device = Opt.Device();
         var command = new Command("study", "train several regimes on identical data and protocol at one or more seeds; report.md, report.json, loss_curves.png")
             { plans, outDir, seeds, baseline, equalCompute, jobs, device };
@@ -30,7 +33,8 @@ public static class StudyCommand
             {
                 Seeds = p.GetValue(seeds), Baseline = p.GetValue(baseline), Jobs = n, Device = Devices.Parse(deviceName), Stop = Signals.Stop,
                 EqualCompute = p.GetValue(equalCompute)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
-                Launch = (plan, run, resume, console, stop) => Launch(plan, run, resume, console, Math.Max(1, Environment.ProcessorCount / Math.Max(1, n)), deviceName, stop),
+                Launch = (plan, run, resume, console, stop) => Launch(plan, run, resume, console, Math.Max(1, Environment.ProcessorCount / Math.Max(
+                    1, n)), deviceName, stop),
             });
             output.WriteLine();
             output.WriteLine(File.ReadAllText(Path.Combine(dir, Study.ReportFile)));
@@ -47,7 +51,8 @@ public static class StudyCommand
         var self = Environment.ProcessPath ?? throw new StrataException("cannot tell which program is running to start it again");
         var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
         if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(StudyCommand).Assembly.Location);
-        foreach (var a in new[] { "train", "--plan", plan, "--out", run, "--threads", threads.ToString(), "--device", device }.Concat(resume ? ["--resume"] : []))
+        foreach (var a in new[] { "train", "--plan", plan, "--out", run, "--threads", threads.ToString(), "--device", device }.Concat(resume
+            ? ["--resume"] : []))
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         await using var log = new StreamWriter(console, append: true) { AutoFlush = true };

@@ -50,7 +50,8 @@ public static class SubstrateCommand
     {
         var spec = new SpecOptions();
         var outPath = Opt.Text("--out", "write a substrate file (table + recipe + hash)", "FILE");
-        var command = new Command("build", "build (or read) a frozen token interface: the table, its recipe and its sha256; visual tables are cached under the Strata home") { outPath };
+        var command = new Command("build",
+            "build (or read) a frozen token interface: the table, its recipe and its sha256; visual tables are cached under the Strata home") { outPath };
         spec.AddTo(command);
         command.SetAction(p =>
         {
@@ -74,7 +75,8 @@ public static class SubstrateCommand
         var input = new Argument<string?>("FILE") { Description = "a substrate file (otherwise the recipe the options name)", Arity = ArgumentArity.ZeroOrOne };
         var tokens = Opt.Text("--tokens", "visual: the tokens to draw", "A,中,the");
         var outDir = Opt.Required("--out", "the folder for projection.png (and glyphs.png)", "DIR");
-        var command = new Command("show", "look at an interface: projection.png (first two principal axes, coloured by script) and, for visual ones, glyphs.png") { input, tokens, outDir };
+        var command = new Command("show",
+            "look at an interface: projection.png (first two principal axes, coloured by script) and, for visual ones, glyphs.png") { input, tokens, outDir };
         spec.AddTo(command);
         command.SetAction(p =>
         {

@@ -17,7 +17,8 @@ public static class TokenizerCommand
         var command = new Command("mine", "mine character n-grams per language (the bvv241 recipe) into the published list format") { langs, outPath, n, top };
         command.SetAction(p =>
         {
-            var ns = p.GetValue(n)!.Split(',').Select(s => int.TryParse(s, out var k) && k > 1 ? k : throw new StrataException($"--n: expected integers > 1, got '{s}'")).ToList();
+            var ns = p.GetValue(n)!.Split(',').Select(s => int.TryParse(s, out var k) && k > 1 ? k : throw new StrataException(
+                $"--n: expected integers > 1, got '{s}'")).ToList();
             var corpora = p.GetValue(langs)!.Select(arg =>
             {
                 var eq = arg.IndexOf('=');
@@ -29,7 +30,8 @@ public static class TokenizerCommand
             var path = p.GetValue(outPath)!;
             AtomicFile.WriteAllText(path, list.ToPythonLiteral());
             foreach (var l in list.Languages)
-                output.WriteLine($"{l.Lang}: " + string.Join(", ", l.TopNgrams.OrderBy(kv => kv.Key).Select(kv => $"{kv.Value.Count} {kv.Key}-grams (top: {string.Join(" ", kv.Value.Take(5).Select(g => g.Gram))})")));
+                output.WriteLine($"{l.Lang}: " + string.Join(", ", l.TopNgrams.OrderBy(kv => kv.Key).Select(kv =>
+                    $"{kv.Value.Count} {kv.Key}-grams (top: {string.Join(" ", kv.Value.Take(5).Select(g => g.Gram))})")));
             output.WriteLine($"wrote {path}");
             return 0;
         });
@@ -47,7 +49,8 @@ public static class TokenizerCommand
         var size = Opt.Int("--vocab-size", 65536, "vocabulary size: 65536 or 131072");
         var name = Opt.Text("--name", "the tokenizer's name (default: the folder's name)", "NAME");
         var outDir = Opt.Required("--out", "the folder for tokenizer.json, tokenizer_config.json, special_tokens_map.json", "DIR");
-        var command = new Command("build", "write tokenizer.json, tokenizer_config.json, special_tokens_map.json") { vocab, ngrams, n, top, intersection, size, name, outDir };
+        var command = new Command("build", "write tokenizer.json, tokenizer_config.json, special_tokens_map.json") { vocab, ngrams, n, top,
+            intersection, size, name, outDir };
         command.SetAction(p =>
         {
             var dir = p.GetValue(outDir)!;
@@ -55,7 +58,8 @@ public static class TokenizerCommand
             if (p.GetValue(vocab) is { } published) t = Bvv241Builder.Get(published);
             else if (p.GetValue(ngrams) is { } list)
             {
-                var ns = p.GetValue(n)!.Split(',').Select(s => int.TryParse(s, out var k) && k > 1 ? k : throw new StrataException($"--n: expected integers > 1, got '{s}'")).ToList();
+                var ns = p.GetValue(n)!.Split(',').Select(s => int.TryParse(s, out var k) && k > 1 ? k : throw new StrataException(
+                    $"--n: expected integers > 1, got '{s}'")).ToList();
                 var candidates = Bvv241Builder.Candidates(NgramList.Load(list), ns, p.GetValue(top));
                 if (p.GetValue(intersection) is { } shared) candidates.UnionWith(Bvv241Builder.IntersectionStrings(File.ReadAllText(shared)));
                 var r = Bvv241Builder.Build(p.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(dir)), candidates, p.GetValue(size));
@@ -98,7 +102,8 @@ public static class TokenizerCommand
                 }
             var t = BpeTrainer.Train(p.GetValue(name) ?? Path.GetFileName(Path.GetFullPath(dir)), words, p.GetValue(size), p.GetValue(minFrequency));
             TokenizerJson.WriteDirectory(t, dir);
-            output.WriteLine($"{dir}: tokenizer.json ({t.VocabSize:N0} ids: {BpeTrainer.SpecialTokens.Count} special, {t.VocabSize - BpeTrainer.SpecialTokens.Count - t.Merges.Count:N0} characters, " +
+            output.WriteLine($"{dir}: tokenizer.json ({t.VocabSize:N0} ids: {BpeTrainer.SpecialTokens.Count} special, " +
+                $"{t.VocabSize - BpeTrainer.SpecialTokens.Count - t.Merges.Count:N0} characters, " +
                              $"{t.Merges.Count:N0} merges) learnt from {chars:N0} characters in {files.Count} file(s), {words.Count:N0} distinct words");
             return 0;
         });

@@ -14,13 +14,18 @@ public static class TrainCommand
         var resume = Opt.Flag("--resume", "continue the run in --out from its checkpoint");
         var initFrom = Opt.Text("--init-from", "start the first stage from this checkpoint's weights (same shape and substrate)", "CKPT");
         var stopAfter = Opt.OptionalLong("--stop-after", "stop with a checkpoint after this many optimizer steps (resume later)");
-        var lrScale = new Option<double?>("--lr-scale") { Description = "with --resume: multiply every learning rate of the plan by this from now on (after a non-finite loss, e.g. 0.5)" };
+        var lrScale = new Option<double?>("--lr-scale") { Description =
+            "with --resume: multiply every learning rate of the plan by this from now on (after a non-finite loss, e.g. 0.5)" };
         var rewind = Opt.Flag("--rewind", "with --resume: continue from the checkpoint before the latest one (the latest is dropped)");
-        var precision = new Option<Modeling.Precision?>("--precision") { Description = "fp32, tf32 (CUDA tensor cores) or bf16 matrix products, instead of the plan's training.precision (weights and checkpoints stay fp32)", HelpName = "fp32|tf32|bf16" };
+        var precision = new Option<Modeling.Precision?>("--precision") { Description =
+            "fp32, tf32 (CUDA tensor cores) or bf16 matrix products, instead of the plan's training.precision (weights and checkpoints stay fp32)",
+                HelpName = "fp32|tf32|bf16" };
         var device = Opt.Device();
-        var ranks = Opt.OptionalInt("--ranks", "data-parallel: start this many ranks on this machine with mpirun (each takes batch_size / N rows); under mpirun or srun leave it out");
+        var ranks = Opt.OptionalInt("--ranks",
+            "data-parallel: start this many ranks on this machine with mpirun (each takes batch_size / N rows); under mpirun or srun leave it out");
         var threads = Opt.OptionalInt("--threads", "CPU threads for libtorch's operations (default: every core)");
-        var command = new Command("train", "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png; SIGINT/SIGTERM stop with a checkpoint")
+        var command = new Command("train",
+            "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png; SIGINT/SIGTERM stop with a checkpoint")
             { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, precision, device, ranks, threads };
         command.SetAction(p =>
         {

@@ -27,7 +27,8 @@ public sealed record CausalLMFile(ICausalLM Model, string Tokenizer, int? Depth)
     {
         var tokenizer = Tokenizers.ByName(Tokenizer);
         if (tokenizer.VocabSize > Model.Config.VocabSize)
-            throw new StrataException($"{path}: tokenizer '{Tokenizer}' has {tokenizer.VocabSize:N0} ids but the model's vocabulary is {Model.Config.VocabSize:N0}");
+            throw new StrataException(
+                $"{path}: tokenizer '{Tokenizer}' has {tokenizer.VocabSize:N0} ids but the model's vocabulary is {Model.Config.VocabSize:N0}");
         settings.Log.WriteLine($"== evaluating {path}{(Depth is { } d ? $" (depth {d})" : "")} on '{suite}'");
         return EvalReport.Run(new Scorer(Model, tokenizer), path, Depth, suite, tasks, settings);
     }

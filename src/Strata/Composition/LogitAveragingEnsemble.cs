@@ -27,11 +27,14 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         foreach (var (m, info, source) in experts.Skip(1))
         {
             if (info.Plan.Substrate != i0.Plan.Substrate)
-                throw new StrataException($"{source} was trained on substrate {Json.Compact(info.Plan.Substrate)}, {s0} on {Json.Compact(i0.Plan.Substrate)}: experts must share the frozen interface");
+                throw new StrataException(
+                    $"{source} was trained on substrate {Json.Compact(info.Plan.Substrate)}, {s0} on {Json.Compact(i0.Plan.Substrate)}: experts " +
+                        "must share the frozen interface");
             Substrates.SubstrateIdentity.Require(i0.SubstrateHash, s0, info.SubstrateHash, source);
             TokenizerIdentity.Require(new(i0.Tokenizer, i0.TokenizerHash ?? ""), s0, new(info.Tokenizer, info.TokenizerHash ?? ""), source);
             if (m.Config.VocabSize != m0.Config.VocabSize || m.Config.DModel != m0.Config.DModel)
-                throw new StrataException($"{source} has vocab {m.Config.VocabSize} / d_model {m.Config.DModel}, {s0} has {m0.Config.VocabSize} / {m0.Config.DModel}");
+                throw new StrataException(
+                    $"{source} has vocab {m.Config.VocabSize} / d_model {m.Config.DModel}, {s0} has {m0.Config.VocabSize} / {m0.Config.DModel}");
         }
         _experts = experts.Select(e => e.Model).ToList();
         // the ensemble can attend as far as its shortest-context expert
@@ -67,7 +70,8 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
             var adapterPath = Path.GetFullPath(a, dir);
             ensemble.Adapter = new LogitAdapter(ensemble.Experts.Count, ensemble.Config.VocabSize, device);
             using var file = new SafetensorsFile(adapterPath);
-            ModelState.Load(ensemble.Adapter, n => file.Contains(n) ? file.Read(n).to(ensemble.Device) : null, adapterPath, file.Entries.Keys);
+            ModelState.Load(ensemble.Adapter, n => file.Contains(n) ? file.Read(n).to(ensemble.Device, disposeAfter: true) : null, adapterPath,
+                file.Entries.Keys);
         }
         return ensemble;
     }

@@ -18,7 +18,9 @@ internal sealed class Windows
         _firstStart = new long[shards.Count + 1];
         for (int i = 0; i < shards.Count; i++) _firstStart[i + 1] = _firstStart[i] + Math.Max(0, shards[i].Count - contextLength);
         if (Count == 0)
-            throw new StrataException($"{name}: {shards.Sum(s => s.Count):N0} tokens in {shards.Count} shard(s), fewer than one window of context_length + 1 = {Length} in any shard");
+            throw new StrataException(
+                $"{name}: {shards.Sum(s => s.Count):N0} tokens in {shards.Count} shard(s), fewer than one window of context_length + 1 = {Length} " +
+                    "in any shard");
     }
 
     public string Name { get; }

@@ -20,7 +20,8 @@ internal static partial class Corpus
         System.Text.RegularExpressions.Regex? skip;
         try
         {
-            skip = exclude is null ? null : new System.Text.RegularExpressions.Regex(exclude, System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+            skip = exclude is null ? null : new System.Text.RegularExpressions.Regex(exclude,
+                System.Text.RegularExpressions.RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
         }
         catch (ArgumentException) { throw new StrataException($"--exclude: '{exclude}' is not a regular expression"); }
         var found = new List<(string, string)>();

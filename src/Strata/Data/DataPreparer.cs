@@ -24,7 +24,8 @@ public static class DataPreparer
 
     public static DatasetManifest Prepare(PrepareOptions o)
     {
-        if (o.ValidationFraction is < 0 or >= 1 || double.IsNaN(o.ValidationFraction)) throw new StrataException($"--val-fraction: must be in [0, 1), got {o.ValidationFraction}");
+        if (o.ValidationFraction is < 0 or >= 1 || double.IsNaN(o.ValidationFraction)) throw new StrataException(
+            $"--val-fraction: must be in [0, 1), got {o.ValidationFraction}");
         if (o.ShardTokens < 1024) throw new StrataException($"--shard-tokens: at least 1024, got {o.ShardTokens}");
         if (o.Threads < 1) throw new StrataException($"--threads: at least 1, got {o.Threads}");
         Regex? valMatch;
@@ -114,7 +115,8 @@ public static class DataPreparer
             Inputs = Enumerable.Range(0, files.Count).Select(i =>
             {
                 var (kind, compression) = DocumentReader.KindOf(files[i].Path);
-                return new InputInfo(Path.GetFullPath(files[i].Path), kind.ToString().ToLowerInvariant(), compression, kind == InputKind.Text ? null : o.Read.Field, inputs[i, 0], inputs[i, 1], inputs[i, 2]);
+                return new InputInfo(Path.GetFullPath(files[i].Path), kind.ToString().ToLowerInvariant(), compression, kind == InputKind.Text ? null
+                    : o.Read.Field, inputs[i, 0], inputs[i, 1], inputs[i, 2]);
             }).ToList(),
             Recipe = recipe, Replacements = reader.Replacements,
         };
@@ -150,7 +152,8 @@ public static class DataPreparer
         try { p = Json.ReadFile<PrepareProgress>(progressPath); }
         catch (StrataException) { o.Log.WriteLine($"note: {progressPath} is not readable; starting again"); return null; }
         if (o.Restart) { o.Log.WriteLine("note: --restart: the interrupted preparation's shards are dropped"); return null; }
-        if (Json.Compact(p.Recipe) != Json.Compact(recipe)) { o.Log.WriteLine("note: an interrupted preparation with other options is dropped; starting again"); return null; }
+        if (Json.Compact(p.Recipe) != Json.Compact(recipe)) { o.Log.WriteLine(
+            "note: an interrupted preparation with other options is dropped; starting again"); return null; }
         foreach (var shard in p.Train.Shards.Concat(p.Validation.Shards))
         {
             var path = Path.Combine(o.OutDir, shard.File);

@@ -34,8 +34,10 @@ public sealed class Dataset : IDisposable
         if (File.Exists(manifestPath))
         {
             var m = Json.ReadFile<DatasetManifest>(manifestPath);
-            if (m.Format != DatasetManifest.FormatName) throw new StrataException($"{manifestPath}: format: expected '{DatasetManifest.FormatName}', got '{m.Format}'");
-            if (m.FormatVersion != DatasetManifest.CurrentFormat) throw new StrataException($"{manifestPath}: dataset format {m.FormatVersion}, this Strata reads {DatasetManifest.CurrentFormat}");
+            if (m.Format != DatasetManifest.FormatName) throw new StrataException(
+                $"{manifestPath}: format: expected '{DatasetManifest.FormatName}', got '{m.Format}'");
+            if (m.FormatVersion != DatasetManifest.CurrentFormat) throw new StrataException(
+                $"{manifestPath}: dataset format {m.FormatVersion}, this Strata reads {DatasetManifest.CurrentFormat}");
             foreach (var split in new[] { m.Train, m.Validation })
                 foreach (var shard in split.Shards)
                     if (System.IO.Path.GetFileName(shard.File) != shard.File || shard.File is "." or "..")
@@ -78,7 +80,8 @@ public sealed class Dataset : IDisposable
                 var shard = TokenShard.Open(files[i]);
                 opened.Add(shard);
                 if (shard.Count != infos[i].Tokens)
-                    throw new StrataException($"{files[i]}: holds {shard.Count:N0} tokens, the dataset's manifest says {infos[i].Tokens:N0} (re-run 'strata data prepare')");
+                    throw new StrataException(
+                        $"{files[i]}: holds {shard.Count:N0} tokens, the dataset's manifest says {infos[i].Tokens:N0} (re-run 'strata data prepare')");
                 if (shard.VocabSize != Manifest.VocabSize)
                     throw new StrataException($"{files[i]}: tokens of a vocabulary of {shard.VocabSize:N0}, the manifest says {Manifest.VocabSize:N0}");
             }
@@ -104,7 +107,9 @@ public sealed class Dataset : IDisposable
             {
                 if (infos[i].Sha256 is not { } recorded) continue;
                 var hash = shards[i].ContentHash();
-                if (hash != recorded) throw new StrataException($"{shards[i].Path}: its tokens hash to sha256:{hash}, the manifest records sha256:{recorded} (the shard is damaged: re-run 'strata data prepare')");
+                if (hash != recorded) throw new StrataException(
+                    $"{shards[i].Path}: its tokens hash to sha256:{hash}, the manifest records sha256:{recorded} (the shard is damaged: re-run " +
+                        "'strata data prepare')");
                 n++;
             }
         }

@@ -48,7 +48,8 @@ internal sealed class DocumentReader(ReadOptions options)
         if (compression != "none") name = Path.GetFileNameWithoutExtension(name);
         var kind = name.EndsWith(".jsonl") || name.EndsWith(".ndjson") || name.EndsWith(".json") ? InputKind.JsonLines
             : name.EndsWith(".parquet") ? InputKind.Parquet : InputKind.Text;
-        if (kind == InputKind.Parquet && compression != "none") throw new StrataException($"{path}: a compressed Parquet file (Parquet compresses its own pages)");
+        if (kind == InputKind.Parquet && compression != "none") throw new StrataException(
+            $"{path}: a compressed Parquet file (Parquet compresses its own pages)");
         return (kind, compression);
     }
 
@@ -118,7 +119,8 @@ internal sealed class DocumentReader(ReadOptions options)
             int n = _inner.Read(buffer);
             _read += n;
             if (n == 0 && buffer.Length > 0 && (uint)_read != _trailerSize)
-                throw new StrataException($"{path}: the gzip stream is truncated or damaged (it decompresses to {_read:N0} bytes, its trailer says {_trailerSize:N0} mod 2^32)");
+                throw new StrataException(
+                    $"{path}: the gzip stream is truncated or damaged (it decompresses to {_read:N0} bytes, its trailer says {_trailerSize:N0} mod 2^32)");
             return n;
         }
 
@@ -158,7 +160,8 @@ internal sealed class DocumentReader(ReadOptions options)
     }
 
     /// <summary>The text of bytes [<paramref name="from"/>, <paramref name="to"/>) of a file: one document, in segments.</summary>
-    private IEnumerable<Document> Text(int input, string path, string source, string compression, bool canCutAtNewline, long from, long to, long index, bool? validation)
+    private IEnumerable<Document> Text(int input, string path, string source, string compression, bool canCutAtNewline, long from, long to,
+        long index, bool? validation)
     {
         using var s = Open(path, compression);
         if (from > 0) s.Seek(from, SeekOrigin.Begin);
@@ -176,7 +179,9 @@ internal sealed class DocumentReader(ReadOptions options)
             while (pending.Length >= options.SegmentChars)
             {
                 if (!canCutAtNewline)
-                    throw new StrataException($"{path}: more than {options.SegmentChars:N0} characters, and this tokenizer may merge across newlines, so the file cannot be read in pieces: split it into documents");
+                    throw new StrataException(
+                        $"{path}: more than {options.SegmentChars:N0} characters, and this tokenizer may merge across newlines, so the file cannot " +
+                            "be read in pieces: split it into documents");
                 int cut = LastNewline(pending, pending.Length);
                 if (cut < 0)
                 {
@@ -256,7 +261,8 @@ internal sealed class DocumentReader(ReadOptions options)
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new StrataException($"{where}: not a JSON object");
-            if (!doc.RootElement.TryGetProperty(options.Field, out var v)) throw new StrataException($"{where}: no field '{options.Field}' (choose one with --field)");
+            if (!doc.RootElement.TryGetProperty(options.Field, out var v)) throw new StrataException(
+                $"{where}: no field '{options.Field}' (choose one with --field)");
             if (v.ValueKind != JsonValueKind.String) throw new StrataException($"{where}: field '{options.Field}' is not a string");
             return v.GetString()!;
         }
@@ -279,11 +285,15 @@ internal sealed class DocumentReader(ReadOptions options)
         ParquetFooter.Check(path);
         Parquet.ParquetReader reader;
         try { reader = Parquet.ParquetReader.CreateAsync(path).GetAwaiter().GetResult(); }
-        catch (Exception e) when (e is not (StrataException or OutOfMemoryException)) { throw new StrataException($"{path}: not a readable Parquet file ({e.GetType().Name})"); }
+        catch (Exception e) when (e is not (StrataException or OutOfMemoryException)) { throw new StrataException(
+            $"{path}: not a readable Parquet file ({e.GetType().Name})"); }
         try
         {
-            var field = reader.Schema.GetDataFields().FirstOrDefault(f => f.Name == options.Field && (f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>)))
-                ?? throw new StrataException($"{path}: no text column '{options.Field}' (columns: {string.Join(", ", reader.Schema.GetDataFields().Select(f => f.Name))}; choose one with --field)");
+            var field = reader.Schema.GetDataFields().FirstOrDefault(f => f.Name == options.Field && (f.ClrType == typeof(string)
+                || f.ClrType == typeof(ReadOnlyMemory<char>)))
+                ?? throw new StrataException(
+                    $"{path}: no text column '{options.Field}' (columns: {string.Join(", ", reader.Schema.GetDataFields().Select(f => f.Name))}; " +
+                        "choose one with --field)");
             long index = 0;
             for (int g = 0; g < reader.RowGroupCount; g++)
             {
@@ -295,7 +305,8 @@ internal sealed class DocumentReader(ReadOptions options)
                     values = new string?[group.RowCount];
                     group.ReadAsync(field, values.AsMemory()!).AsTask().GetAwaiter().GetResult();
                 }
-                catch (Exception e) when (e is not (StrataException or OutOfMemoryException)) { throw new StrataException($"{path}: row group {g} is not readable ({e.GetType().Name})"); }
+                catch (Exception e) when (e is not (StrataException or OutOfMemoryException)) { throw new StrataException(
+                    $"{path}: row group {g} is not readable ({e.GetType().Name})"); }
                 foreach (var v in values)
                 {
                     if (v is null) { index++; continue; }
@@ -334,7 +345,8 @@ internal sealed class Utf8Text(string path, bool decompressed, bool replace)
         int pos = 0;
         while (pos < bytes.Length)
         {
-            var status = System.Text.Unicode.Utf8.ToUtf16(bytes[pos..], _chars, out int read, out int written, replaceInvalidSequences: false, isFinalBlock: final);
+            var status = System.Text.Unicode.Utf8.ToUtf16(bytes[pos..], _chars, out int read, out int written, replaceInvalidSequences: false,
+                isFinalBlock: final);
             into.Append(_chars, 0, written);
             pos += read;
             if (status == OperationStatus.Done) break;

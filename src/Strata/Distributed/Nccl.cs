@@ -34,7 +34,9 @@ internal static unsafe class Nccl
         if (_comm != 0) return;
         var file = Environment.GetEnvironmentVariable("STRATA_NCCL") is { Length: > 0 } f ? f : "libnccl.so.2";
         if (!NativeLibrary.TryLoad(file, out var lib))
-            throw new StrataException($"{file} cannot be loaded: CUDA training across ranks needs NCCL (PyTorch's nvidia/nccl/lib or the CUDA install on LD_LIBRARY_PATH, or STRATA_NCCL=/path/libnccl.so.2)");
+            throw new StrataException(
+                $"{file} cannot be loaded: CUDA training across ranks needs NCCL (PyTorch's nvidia/nccl/lib or the CUDA install on " +
+                    "LD_LIBRARY_PATH, or STRATA_NCCL=/path/libnccl.so.2)");
         nint F(string name) => NativeLibrary.GetExport(lib, name);
         _getUniqueId = (delegate* unmanaged<UniqueId*, int>)F("ncclGetUniqueId");
         _commInitRank = (delegate* unmanaged<nint*, int, UniqueId, int, int>)F("ncclCommInitRank");

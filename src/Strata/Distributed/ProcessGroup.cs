@@ -103,7 +103,8 @@ public sealed class ProcessGroup : IDisposable
     public unsafe void AllReduceMean(Tensor flat)
     {
         if (!Reduces) return;
-        if (flat.dtype != ScalarType.Float32 || !flat.is_contiguous()) throw new ArgumentException("all-reduce takes a contiguous float32 tensor", nameof(flat));
+        if (flat.dtype != ScalarType.Float32 || !flat.is_contiguous()) throw new ArgumentException("all-reduce takes a contiguous float32 tensor",
+            nameof(flat));
         long count = flat.numel();
         nint data = TensorMemory.Float32(flat);
         if (flat.device.type == DeviceType.CUDA)
@@ -167,7 +168,8 @@ public sealed class ProcessGroup : IDisposable
             var (mainName, mainHash) = (main[k].Split('\t')[0], main[k].Split('\t')[1]);
             string where = ranks.Contains(Rank) ? $"this rank ({Rank}) was started with {items[k].What} '{items[k].Name}' ({mine[k]})"
                 : $"rank{(ranks.Count > 1 ? "s" : "")} {string.Join(", ", ranks)} {(ranks.Count > 1 ? "were" : "was")} started with another {items[k].What}";
-            throw new StrataException($"{where}, rank 0 with {items[k].What} '{mainName}' ({mainHash}): every rank of a job runs the same plan, program and data");
+            throw new StrataException(
+                $"{where}, rank 0 with {items[k].What} '{mainName}' ({mainHash}): every rank of a job runs the same plan, program and data");
         }
     }
 
@@ -203,8 +205,10 @@ public sealed class ProcessGroup : IDisposable
                 bool stopping = stop != 0 && Stopwatch.GetElapsedTime(stop) > TimeSpan.FromSeconds(3) && waited > TimeSpan.FromSeconds(3);
                 if (waited < Timeout && !stopping) continue;
                 Console.Error.WriteLine(stopping
-                    ? $"error: rank {Rank}: stopped while waiting for the other ranks ({what}); continue from the last checkpoint with 'strata train --resume --out DIR'"
-                    : $"error: rank {Rank}: no answer from the other ranks for {waited.TotalSeconds:F0} s ({what}): a rank has stopped or hangs; ending the job (continue from the last checkpoint with 'strata train --resume --out DIR')");
+                    ? $"error: rank {Rank}: stopped while waiting for the other ranks ({what}); continue from the last checkpoint with 'strata " +
+                        "train --resume --out DIR'"
+                    : $"error: rank {Rank}: no answer from the other ranks for {waited.TotalSeconds:F0} s ({what}): a rank has stopped or hangs; " +
+                        "ending the job (continue from the last checkpoint with 'strata train --resume --out DIR')");
                 Console.Error.Flush();
                 Exit(stopping ? 143 : 1);
             }

@@ -125,7 +125,8 @@ internal static class BenchmarkFiles
             JsonlItem? r;
             try { r = JsonSerializer.Deserialize<JsonlItem>(text, Json.Options); }
             catch (JsonException e) { throw new StrataException($"{where}: not a JSON object ({Json.Describe(e)})"); }
-            if (r?.Question is null || r.Labels is null || r.Choices is null || r.Labels.Count != r.Choices.Count || r.Answer < 0 || r.Answer >= r.Choices.Count)
+            if (r?.Question is null || r.Labels is null || r.Choices is null || r.Labels.Count != r.Choices.Count || r.Answer < 0
+                || r.Answer >= r.Choices.Count)
                 throw new StrataException($"{where}: expected {{question, labels, choices, answer}} with as many labels as choices and 0 <= answer < choices");
             items.Add(new MultipleChoiceItem(r.Question, r.Labels, r.Choices, r.Answer, where));
         }

@@ -13,9 +13,11 @@ public static class EvalComparison
     public static string Markdown(IReadOnlyList<EvalReport> reports)
     {
         var keys = Series(reports);
-        var sb = new StringBuilder("# Evaluation comparison\n\n| task | protocol | metric | " + string.Join(" | ", reports.Select(Label)) + " |\n|---|---|---|" + string.Concat(reports.Select(_ => "---|")) + "\n");
+        var sb = new StringBuilder("# Evaluation comparison\n\n| task | protocol | metric | " + string.Join(" | ", reports.Select(Label))
+            + " |\n|---|---|---|" + string.Concat(reports.Select(_ => "---|")) + "\n");
         foreach (var (task, protocol, metric) in keys)
-            sb.Append($"| {task} | {protocol} | {metric} | " + string.Join(" | ", reports.Select(r => r.Find(task, protocol, metric) is { } s ? EvalReport.Format(s) : "-")) + " |\n");
+            sb.Append($"| {task} | {protocol} | {metric} | " + string.Join(" | ", reports.Select(r => r.Find(task, protocol, metric) is { } s
+                ? EvalReport.Format(s) : "-")) + " |\n");
         return sb.ToString();
     }
 

@@ -21,12 +21,14 @@ public static class EvalSuites
     public static IReadOnlyList<EvalTask> Resolve(string spec)
     {
         var names = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (names.Length == 0) throw new StrataException($"--suite: empty; give tasks or suites ({string.Join(", ", Suites.Keys)}; tasks: {string.Join(", ", Tasks.Select(t => t.Name))})");
+        if (names.Length == 0) throw new StrataException(
+            $"--suite: empty; give tasks or suites ({string.Join(", ", Suites.Keys)}; tasks: {string.Join(", ", Tasks.Select(t => t.Name))})");
         var result = new List<EvalTask>();
         foreach (var n in names.SelectMany(n => Suites.TryGetValue(n, out var members) ? members : [n]))
         {
             var task = Tasks.FirstOrDefault(t => t.Name == n)
-                ?? throw new StrataException($"--suite: unknown task or suite '{n}' (suites: {string.Join(", ", Suites.Keys)}; tasks: {string.Join(", ", Tasks.Select(t => t.Name))})");
+                ?? throw new StrataException(
+                    $"--suite: unknown task or suite '{n}' (suites: {string.Join(", ", Suites.Keys)}; tasks: {string.Join(", ", Tasks.Select(t => t.Name))})");
             if (!result.Contains(task)) result.Add(task);
         }
         return result;
@@ -44,18 +46,23 @@ public static class EvalSuites
         };
         foreach (var q in QuizSets.All)
             tasks.Add(new MultipleChoiceTask(q.Name, q.Description, s => QuizSets.Load(q, s.Home, s.Seed), PaperPrompts.OptionList, maxNewTokens: 2));
-        tasks.Add(new MultipleChoiceTask("mmlu", "MMLU test, all subjects pooled (cais/mmlu parquet or the original CSVs)", LoadMmlu, PaperPrompts.Mmlu, maxNewTokens: 1));
+        tasks.Add(new MultipleChoiceTask("mmlu", "MMLU test, all subjects pooled (cais/mmlu parquet or the original CSVs)", LoadMmlu,
+            PaperPrompts.Mmlu, maxNewTokens: 1));
         tasks.Add(new MultipleChoiceTask("arc-easy", "ARC-Easy validation (allenai/ai2_arc)",
-            s => Files(s, "ai2-arc/ARC-Easy", "validation-*.parquet", "allenai/ai2_arc ARC-Easy").SelectMany(BenchmarkFiles.LabelledChoices).ToList(), PaperPrompts.OptionList, 2));
+            s => Files(s, "ai2-arc/ARC-Easy", "validation-*.parquet", "allenai/ai2_arc ARC-Easy").SelectMany(
+                BenchmarkFiles.LabelledChoices).ToList(), PaperPrompts.OptionList, 2));
         tasks.Add(new MultipleChoiceTask("arc-challenge", "ARC-Challenge validation (allenai/ai2_arc)",
-            s => Files(s, "ai2-arc/ARC-Challenge", "validation-*.parquet", "allenai/ai2_arc ARC-Challenge").SelectMany(BenchmarkFiles.LabelledChoices).ToList(), PaperPrompts.OptionList, 2));
+            s => Files(s, "ai2-arc/ARC-Challenge", "validation-*.parquet", "allenai/ai2_arc ARC-Challenge").SelectMany(
+                BenchmarkFiles.LabelledChoices).ToList(), PaperPrompts.OptionList, 2));
         tasks.Add(new MultipleChoiceTask("commonsense-qa", "CommonsenseQA validation (tau/commonsense_qa)",
-            s => Files(s, "commonsense-qa", "validation-*.parquet", "tau/commonsense_qa").SelectMany(BenchmarkFiles.LabelledChoices).ToList(), PaperPrompts.OptionList, 2));
+            s => Files(s, "commonsense-qa", "validation-*.parquet", "tau/commonsense_qa").SelectMany(BenchmarkFiles.LabelledChoices).ToList(),
+                PaperPrompts.OptionList, 2));
         tasks.Add(new SquadTask(s => Files(s, "squad-v2", "validation-*.parquet", "rajpurkar/squad_v2").SelectMany(BenchmarkFiles.SquadV2).ToList()));
         foreach (var (from, to) in new[] { ("en", "ru"), ("ru", "en"), ("en", "zh"), ("zh", "en") })
         {
             var pair = from == "en" ? $"en-{to}" : $"en-{from}";
-            tasks.Add(new TranslationTask(from, to, s => Files(s, $"opus-100/{pair}", "validation-*.parquet", $"Helsinki-NLP/opus-100 {pair}").SelectMany(f => BenchmarkFiles.Opus100(f, from, to)).ToList()));
+            tasks.Add(new TranslationTask(from, to, s => Files(s, $"opus-100/{pair}", "validation-*.parquet",
+                $"Helsinki-NLP/opus-100 {pair}").SelectMany(f => BenchmarkFiles.Opus100(f, from, to)).ToList()));
         }
         return tasks;
     }
@@ -69,7 +76,8 @@ public static class EvalSuites
         if (Directory.Exists(cais))
         {
             var all = Path.Combine(cais, "all");
-            return Files(s, Directory.Exists(all) ? "cais-mmlu/all" : "cais-mmlu", "test-*.parquet", "cais/mmlu").SelectMany(BenchmarkFiles.MmluParquet).ToList();
+            return Files(s, Directory.Exists(all) ? "cais-mmlu/all" : "cais-mmlu", "test-*.parquet", "cais/mmlu").SelectMany(
+                BenchmarkFiles.MmluParquet).ToList();
         }
         return Files(s, "mmlu-csv/test", "*_test.csv", "cais/mmlu (or the original MMLU data.tar's test CSVs)").SelectMany(BenchmarkFiles.MmluCsv).ToList();
     }

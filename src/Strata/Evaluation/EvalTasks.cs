@@ -73,7 +73,8 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
                         var continuations = scorer.ContinueAll(prompts, maxNewTokens, s.DecodingsFor(run, items.Count));
                         perRun.Add(100.0 * items.Where((q, i) => PaperPrompts.FirstCharacterCorrect(continuations[i], q.AnswerLabel)).Count() / items.Count);
                     }
-                    scores.Add(Summarise(protocol, "accuracy", perRun, items.Count, chance, $"{s.Describe()}, max_new_tokens {maxNewTokens}, first character", true));
+                    scores.Add(Summarise(protocol, "accuracy", perRun, items.Count, chance,
+                        $"{s.Describe()}, max_new_tokens {maxNewTokens}, first character", true));
                     break;
                 }
                 case Protocol.LogLikelihoodLetter:
@@ -86,7 +87,8 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
                         at += q.Choices.Count;
                         if (ArgMax(ll) == q.Answer) correct++;
                     }
-                    scores.Add(Summarise(protocol, "accuracy", [100.0 * correct / items.Count], items.Count, chance, "the paper's prompt, continuation \" LABEL\"", true));
+                    scores.Add(Summarise(protocol, "accuracy", [100.0 * correct / items.Count], items.Count, chance,
+                        "the paper's prompt, continuation \" LABEL\"", true));
                     break;
                 }
                 case Protocol.LogLikelihoodCloze:
@@ -100,8 +102,10 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
                         if (ArgMax(ll) == q.Answer) correct++;
                         if (ArgMax(ll.Select((v, k) => v / (q.Choices[k].Length + 1)).ToList()) == q.Answer) correctNorm++;
                     }
-                    scores.Add(Summarise(protocol, "accuracy", [100.0 * correct / items.Count], items.Count, chance, "\"Question: q\\nAnswer:\" + \" ANSWER\", sum of log-probabilities", true));
-                    scores.Add(Summarise(protocol, "accuracy_norm", [100.0 * correctNorm / items.Count], items.Count, chance, "log-probability / characters of \" ANSWER\"", true));
+                    scores.Add(Summarise(protocol, "accuracy", [100.0 * correct / items.Count], items.Count, chance,
+                        "\"Question: q\\nAnswer:\" + \" ANSWER\", sum of log-probabilities", true));
+                    scores.Add(Summarise(protocol, "accuracy_norm", [100.0 * correctNorm / items.Count], items.Count, chance,
+                        "log-probability / characters of \" ANSWER\"", true));
                     break;
                 }
                 default: throw new StrataException($"unknown protocol '{protocol}' (known: {string.Join(", ", Protocol.MultipleChoice)})");
@@ -120,7 +124,8 @@ public sealed class MultipleChoiceTask(string name, string description, Func<Eva
 
 /// <summary>SQuAD v2 as the paper ran it: answerable items whose first answer has at most 8 characters, shuffled, 256
 /// of them; max_new_tokens = the answer's characters (at most 100); exact or substring match.</summary>
-internal sealed class SquadTask(Func<EvalSettings, IReadOnlyList<SquadItem>> load) : EvalTask("squad-v2", "SQuAD v2 validation, short answerable items (the paper's filter)")
+internal sealed class SquadTask(Func<EvalSettings, IReadOnlyList<SquadItem>> load) : EvalTask("squad-v2",
+    "SQuAD v2 validation, short answerable items (the paper's filter)")
 {
     public const int Sample = 256, MaxAnswerChars = 8;
 
@@ -173,13 +178,15 @@ internal sealed class TranslationTask(string from, string to, Func<EvalSettings,
             for (int i = 0; i < items.Count; i++)
             {
                 var p = items[i];
-                var cont = scorer.Continue(PaperPrompts.Translation(Language(from), Language(to), p.Source), PaperPrompts.ReferenceLength(p.Target), decodings[i]);
+                var cont = scorer.Continue(PaperPrompts.Translation(Language(from), Language(to), p.Source), PaperPrompts.ReferenceLength(p.Target),
+                    decodings[i]);
                 var hyp = PaperPrompts.BleuHypothesis(cont);
                 foreach (var t in tokenisers) sums[t] += SacreBleu.CorpusBleu([hyp], [p.Target.ToUpperInvariant()], t).Score;
             }
             foreach (var t in tokenisers) perRun[t].Add(sums[t] / items.Count);
         }
-        return tokenisers.Select(t => Summarise(Protocol.Generative, $"sentence_bleu_{t}", perRun[t], items.Count, null, $"{s.Describe()}, sacreBLEU {t}, upper-cased", false)).ToList();
+        return tokenisers.Select(t => Summarise(Protocol.Generative, $"sentence_bleu_{t}", perRun[t], items.Count, null,
+            $"{s.Describe()}, sacreBLEU {t}, upper-cased", false)).ToList();
     }
 }
 
@@ -197,7 +204,8 @@ internal sealed class PerplexityTask(string name, HeldOutCorpus corpus) : EvalTa
         // with a token limit, bytes are prorated by the share of tokens measured
         var split = dataset.Manifest.Validation;
         double bytes = split.Bytes * (double)tokens / split.Tokens;
-        var how = $"non-overlapping context windows, {(tokens + split.Shards.Count < split.Tokens ? $"first {tokens:N0} of {split.Tokens:N0} tokens" : "all tokens")}";
+        var how = $"non-overlapping context windows, " +
+            $"{(tokens + split.Shards.Count < split.Tokens ? $"first {tokens:N0} of {split.Tokens:N0} tokens" : "all tokens")}";
         return
         [
             new(Name, Protocol.Perplexity, "nats_per_token", perToken, null, "none", (int)tokens, 1, null, how),

@@ -56,7 +56,8 @@ internal static class QuizSets
             foreach (var (line, fields) in ReadQuizTable(Path.Combine(QuizDir, t)))
             {
                 if (fields.Count <= Math.Max(keyField, answerField))
-                    throw new StrataException($"{Path.Combine(QuizDir, t)}:{line}: expected at least {Math.Max(keyField, answerField) + 1} ':'-separated fields, got {fields.Count}");
+                    throw new StrataException(
+                        $"{Path.Combine(QuizDir, t)}:{line}: expected at least {Math.Max(keyField, answerField) + 1} ':'-separated fields, got {fields.Count}");
                 rows.Add((Canonical(fields[keyField]), Canonical(fields[answerField]), $"{t}:{line}"));
             }
         var answers = rows.Select(r => r.Answer).Distinct(StringComparer.Ordinal).ToList();
@@ -179,7 +180,8 @@ internal static class QuizSets
         foreach (var pos in new[] { "noun", "verb", "adj", "adv" })
         {
             var path = Path.Combine(WordNetDir, $"data.{pos}");
-            if (!File.Exists(path)) throw new StrataException($"{path}: missing; it comes from the Debian package wordnet-base (scripts/bootstrap.sh installs it)");
+            if (!File.Exists(path)) throw new StrataException(
+                $"{path}: missing; it comes from the Debian package wordnet-base (scripts/bootstrap.sh installs it)");
             var list = byPos[pos] = new();
             int lineNo = 0;
             foreach (var line in File.ReadLines(path))
@@ -188,7 +190,8 @@ internal static class QuizSets
                 if (line.StartsWith("  ")) continue;                       // the licence header
                 int bar = line.IndexOf(" | ", StringComparison.Ordinal);
                 var head = (bar < 0 ? line : line[..bar]).Split(' ');
-                if (bar < 0 || head.Length < 5) throw new StrataException($"{path}:{lineNo}: not a WordNet data line (offset lex_filenum ss_type w_cnt word ... | gloss)");
+                if (bar < 0 || head.Length < 5) throw new StrataException(
+                    $"{path}:{lineNo}: not a WordNet data line (offset lex_filenum ss_type w_cnt word ... | gloss)");
                 var lemma = head[4].Replace('_', ' ');
                 int paren = lemma.IndexOf('(');                               // adjective markers: "(a)", "(p)", "(ip)"
                 if (paren > 0) lemma = lemma[..paren];

@@ -73,7 +73,8 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
                 var (s, n) = seqs[batch[r]];
                 for (int k = 0; k < p; k++) positions[r * p + k] = s.Length - 1 - n + Math.Min(k, n - 1);
             }
-            var logits = Model.Logits(torch.tensor(ids, [batch.Length, t], device: Model.Device), positions: torch.tensor(positions, [batch.Length, p], device: Model.Device));
+            var logits = Model.Logits(torch.tensor(ids, [batch.Length, t], device: Model.Device), positions: torch.tensor(positions, [batch.Length,
+                p], device: Model.Device));
             for (int r = 0; r < batch.Length; r++)
             {
                 var (s, n) = seqs[batch[r]];

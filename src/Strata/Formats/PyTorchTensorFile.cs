@@ -16,7 +16,8 @@ public static class PyTorchTensorFile
     {
         ["FloatStorage"] = (ScalarType.Float32, 4), ["DoubleStorage"] = (ScalarType.Float64, 8), ["HalfStorage"] = (ScalarType.Float16, 2),
         ["BFloat16Storage"] = (ScalarType.BFloat16, 2), ["LongStorage"] = (ScalarType.Int64, 8), ["IntStorage"] = (ScalarType.Int32, 4),
-        ["ShortStorage"] = (ScalarType.Int16, 2), ["CharStorage"] = (ScalarType.Int8, 1), ["ByteStorage"] = (ScalarType.Byte, 1), ["BoolStorage"] = (ScalarType.Bool, 1),
+        ["ShortStorage"] = (ScalarType.Int16, 2), ["CharStorage"] = (ScalarType.Int8, 1), ["ByteStorage"] = (ScalarType.Byte, 1), ["BoolStorage"] = (
+            ScalarType.Bool, 1),
     };
 
     private sealed record Global(string Module, string Name);
@@ -47,7 +48,8 @@ public static class PyTorchTensorFile
         var pkl = zip.Entries.FirstOrDefault(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1)
             ?? throw new StrataException($"{path}: no <name>/data.pkl in the archive");
         var prefix = pkl.FullName[..^"data.pkl".Length];
-        if (pkl.Length > MaxPickleBytes) throw new StrataException($"{path}: data.pkl is {pkl.Length:N0} bytes, more than a tensor file's pickle needs ({MaxPickleBytes:N0})");
+        if (pkl.Length > MaxPickleBytes) throw new StrataException(
+            $"{path}: data.pkl is {pkl.Length:N0} bytes, more than a tensor file's pickle needs ({MaxPickleBytes:N0})");
         byte[] code;
         try { code = ReadAtMost(pkl, MaxPickleBytes, path); }
         catch (InvalidDataException) { throw new StrataException($"{path}: data.pkl is not readable (a damaged archive)"); }
@@ -152,7 +154,8 @@ public static class PyTorchTensorFile
                 {
                     var t = (object?[])Pop()!;                                        // ('storage', <Global torch XStorage>, key, location, numel)
                     var g = (Global)t[1]!;
-                    var (type, size) = Storages.TryGetValue(g.Name, out var s) ? s : throw new StrataException($"{path}: storage type {g.Module}.{g.Name} is not supported");
+                    var (type, size) = Storages.TryGetValue(g.Name, out var s) ? s : throw new StrataException(
+                        $"{path}: storage type {g.Module}.{g.Name} is not supported");
                     stack.Add(new StorageRef((string)t[2]!, type, size, (long)t[4]!));
                     break;
                 }
@@ -192,7 +195,8 @@ public static class PyTorchTensorFile
         var entry = zip.GetEntry(prefix + "data/" + storage.Key) ?? throw new StrataException($"{path}: storage data/{storage.Key} is missing");
         // sizes come from the pickle: check them against the archive before allocating anything
         if (storage.Elements < 0 || storage.Elements > entry.Length / storage.Size || entry.Length != storage.Elements * storage.Size)
-            throw new StrataException($"{path}: storage data/{storage.Key} holds {entry.Length:N0} bytes, the pickle says {storage.Elements:N0} elements of {storage.Size}");
+            throw new StrataException(
+                $"{path}: storage data/{storage.Key} holds {entry.Length:N0} bytes, the pickle says {storage.Elements:N0} elements of {storage.Size}");
         if (offset < 0 || size.Length != stride.Length || size.Any(x => x < 0) || stride.Any(x => x < 0))
             throw new StrataException($"{path}: a tensor's offset, size or stride is invalid");
         if (size.All(n => n > 0))

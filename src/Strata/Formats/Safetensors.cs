@@ -70,7 +70,8 @@ public sealed class SafetensorsFile : IDisposable
         catch (InvalidOperationException) { throw new StrataException($"{path}: header has a field of the wrong JSON type"); }
     }
 
-    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>, long) ReadEntries(JsonDocument doc, string path, long fileLength, long dataStart)
+    private static (Dictionary<string, SafetensorsEntry>, Dictionary<string, string>, long) ReadEntries(JsonDocument doc, string path,
+        long fileLength, long dataStart)
     {
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new StrataException($"{path}: header is not a JSON object");
         long dataLength = fileLength - dataStart;
@@ -98,7 +99,8 @@ public sealed class SafetensorsFile : IDisposable
             var dtype = dt.GetString()!;
             if (!DTypes.TryGetValue(dtype, out var info)) throw new StrataException($"{where}: unknown dtype '{dtype}'");
             if (sh.GetArrayLength() > 32) throw new StrataException($"{where}: {sh.GetArrayLength()} dimensions");
-            var shape = sh.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt64(out var v) && v >= 0 ? v : throw new StrataException($"{where}: bad shape")).ToArray();
+            var shape = sh.EnumerateArray().Select(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt64(out var v) && v >= 0 ? v
+                : throw new StrataException($"{where}: bad shape")).ToArray();
             long begin = off[0].ValueKind == JsonValueKind.Number && off[0].TryGetInt64(out var b) ? b : -1;
             long end = off[1].ValueKind == JsonValueKind.Number && off[1].TryGetInt64(out var en) ? en : -1;
             if (begin < 0 || end < begin || end > dataLength)

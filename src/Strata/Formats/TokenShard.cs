@@ -80,9 +80,11 @@ internal sealed class TokenShard : IDisposable
         int vocab = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(12));
         int width = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(16));
         long count = BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(24));
-        if (vocab <= 0 || width != WidthFor(vocab)) throw new StrataException($"{path}: header says vocab {vocab} with {width}-byte tokens, which do not agree");
+        if (vocab <= 0 || width != WidthFor(vocab)) throw new StrataException(
+            $"{path}: header says vocab {vocab} with {width}-byte tokens, which do not agree");
         if (count < 0 || length != HeaderSize + count * width)
-            throw new StrataException($"{path}: file is {length} bytes, the header promises {HeaderSize} + {count} x {width}; the shard is truncated or corrupt");
+            throw new StrataException(
+                $"{path}: file is {length} bytes, the header promises {HeaderSize} + {count} x {width}; the shard is truncated or corrupt");
         if (count == 0) return new TokenShard(path, vocab, width, 0, null, null);
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         var view = map.CreateViewAccessor(0, length, MemoryMappedFileAccess.Read);
@@ -120,7 +122,8 @@ internal sealed class TokenShard : IDisposable
 internal sealed class TokenShardWriter : IDisposable
 {
     private readonly FileStream _stream;
-    private readonly System.Security.Cryptography.IncrementalHash _sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+    private readonly System.Security.Cryptography.IncrementalHash _sha = System.Security.Cryptography.IncrementalHash.CreateHash(
+        System.Security.Cryptography.HashAlgorithmName.SHA256);
     private readonly int _vocab, _width;
     private readonly byte[] _buffer = new byte[1 << 20];
     private int _fill;

@@ -39,9 +39,11 @@ public static class GptNeoX
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new StrataException($"{configPath}: not a JSON object");
         var r = doc.RootElement;
         string src = configPath;
-        int Int(string key) => r.TryGetProperty(key, out var v) && v.TryGetInt32(out var i) ? i : throw new StrataException($"{src}: {key}: missing or not an integer");
+        int Int(string key) => r.TryGetProperty(key, out var v) && v.TryGetInt32(out var i) ? i : throw new StrataException(
+            $"{src}: {key}: missing or not an integer");
         double Num(string key, double dflt) => r.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : dflt;
-        bool Bool(string key, bool dflt) => r.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : dflt;
+        bool Bool(string key, bool dflt) => r.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False
+            ? v.GetBoolean() : dflt;
 
         if (r.TryGetProperty("model_type", out var mt) && mt.GetString() != "gpt_neox")
             throw new StrataException($"{src}: model_type: '{mt.GetString()}' is not gpt_neox");
@@ -67,7 +69,8 @@ public static class GptNeoX
             HeadBias = false,
         };
         int depth = Int("num_hidden_layers");
-        if (depth is < 1 or > Runs.GrowthPlan.MaxDepth) throw new StrataException($"{src}: num_hidden_layers: must be in 1..{Runs.GrowthPlan.MaxDepth}, got {depth}");
+        if (depth is < 1 or > Runs.GrowthPlan.MaxDepth) throw new StrataException(
+            $"{src}: num_hidden_layers: must be in 1..{Runs.GrowthPlan.MaxDepth}, got {depth}");
         return (config.Validate(src), depth);
     }
 

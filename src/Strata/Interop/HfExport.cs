@@ -28,8 +28,10 @@ public static class HfExport
         using var _ = model;
         model.MergeLora();
         var c = model.Config;
-        if (c.HeadBias) throw new StrataException($"{checkpoint}: the model's head has a bias; GPTNeoXForCausalLM's embed_out has none, so it cannot be exported in this layout");
-        if (File.Exists(Path.Combine(outDir, "model.safetensors"))) throw new StrataException($"{outDir} already holds a model.safetensors: choose another --out");
+        if (c.HeadBias) throw new StrataException(
+            $"{checkpoint}: the model's head has a bias; GPTNeoXForCausalLM's embed_out has none, so it cannot be exported in this layout");
+        if (File.Exists(Path.Combine(outDir, "model.safetensors"))) throw new StrataException(
+            $"{outDir} already holds a model.safetensors: choose another --out");
         var tensors = new List<(string, Tensor)>();
         using var ids = torch.arange(c.VocabSize, dtype: ScalarType.Int64).view(1, -1);
         using (torch.no_grad())
@@ -46,7 +48,8 @@ public static class HfExport
         AtomicFile.WriteAllText(Path.Combine(outDir, "config.json"),
             JsonSerializer.Serialize(Config(c, model.Depth, bos, tokenizer.EndOfText), new JsonSerializerOptions { WriteIndented = true }));
         if (tokenizer is BpeTokenizer bpe) TokenizerJson.WriteDirectory(bpe, outDir, c.ContextLength);
-        AtomicFile.WriteAllText(Path.Combine(outDir, MetadataFile), Json.Serialize(new ExportMetadata(info.Plan.Substrate, info.Tokenizer, model.Depth, info.Plan, info.GlobalStep, model.Substrate.ContentHash, info.TokenizerHash)));
+        AtomicFile.WriteAllText(Path.Combine(outDir, MetadataFile), Json.Serialize(new ExportMetadata(info.Plan.Substrate, info.Tokenizer,
+            model.Depth, info.Plan, info.GlobalStep, model.Substrate.ContentHash, info.TokenizerHash)));
     }
 
     /// <summary>config.json for transformers' GPTNeoXForCausalLM.</summary>
@@ -90,7 +93,8 @@ public static class HfExport
         var meta = File.Exists(metaPath) ? Json.ReadFile<ExportMetadata>(metaPath) : null;
         var tokenizerName = File.Exists(Path.Combine(dir, TokenizerJson.FileName)) ? Path.GetFullPath(Path.Combine(dir, TokenizerJson.FileName))
             : tokenizer ?? meta?.Tokenizer
-            ?? throw new StrataException($"{dir}: no {TokenizerJson.FileName} and no {MetadataFile} say which tokenizer the model reads: name one (--tokenizer)");
+            ?? throw new StrataException(
+                $"{dir}: no {TokenizerJson.FileName} and no {MetadataFile} say which tokenizer the model reads: name one (--tokenizer)");
         var tokenizerId = TokenizerIdentity.Of(tokenizerName);
         var spec = meta?.Substrate ?? new SubstrateSpec { Kind = SubstrateKind.Trainable };
         var (lookup, names, source) = OpenWeights(dir);
@@ -98,9 +102,12 @@ public static class HfExport
         using (var shape = new LanguageModel(config, new SubstrateSpec { Kind = SubstrateKind.Trainable }, depth, META))
             foreach (var (name, t) in shape.state_dict())
             {
-                var stored = Find(lookup, name) ?? throw new StrataException($"{source}: missing tensor '{GptNeoX.ToHf(name)}' (shape [{string.Join(", ", t.shape)}]) that config.json implies");
+                var stored = Find(lookup, name) ?? throw new StrataException(
+                    $"{source}: missing tensor '{GptNeoX.ToHf(name)}' (shape [{string.Join(", ", t.shape)}]) that config.json implies");
                 if (!stored.shape.SequenceEqual(t.shape))
-                    throw new StrataException($"{source}: tensor '{name}' has shape [{string.Join(", ", stored.shape)}], the model expects [{string.Join(", ", t.shape)}] from config.json");
+                    throw new StrataException(
+                        $"{source}: tensor '{name}' has shape [{string.Join(", ", stored.shape)}], the model expects " +
+                            $"[{string.Join(", ", t.shape)}] from config.json");
             }
         var model = new LanguageModel(config, spec, depth);
         try
@@ -111,14 +118,17 @@ public static class HfExport
             {
                 // a computed substrate: check the exported table against the recipe, load everything else
                 if (meta?.SubstrateHash is { } recorded)
-                    SubstrateIdentity.Require(recorded, Path.Combine(dir, MetadataFile), model.Substrate.ContentHash, $"the recipe {Json.Compact(spec)} built here");
+                    SubstrateIdentity.Require(recorded, Path.Combine(dir, MetadataFile), model.Substrate.ContentHash,
+                        $"the recipe {Json.Compact(spec)} built here");
                 var table = lookup("gpt_neox.embed_in.weight") ?? throw new StrataException($"{source}: missing tensor 'gpt_neox.embed_in.weight'");
                 using (torch.no_grad())
                 using (var ids = torch.arange(config.VocabSize, dtype: ScalarType.Int64).view(1, -1))
                 using (var expected = model.Substrate.call(ids))
                     if (!table.shape.SequenceEqual(expected.shape[1..]) || !table.allclose(expected[0], 0, 0))
-                        throw new StrataException($"{source}: gpt_neox.embed_in.weight is not the table of the substrate {Json.Compact(spec)} that {MetadataFile} records");
-                ModelState.Load(model, name => name.StartsWith("embed_in.", StringComparison.Ordinal) ? model.Substrate.state_dict()[name["embed_in.".Length..]].clone() : Find(lookup, name),
+                        throw new StrataException(
+                            $"{source}: gpt_neox.embed_in.weight is not the table of the substrate {Json.Compact(spec)} that {MetadataFile} records");
+                ModelState.Load(model, name => name.StartsWith("embed_in.", StringComparison.Ordinal)
+                    ? model.Substrate.state_dict()[name["embed_in.".Length..]].clone() : Find(lookup, name),
                     source, names.Select(FromHf).Where(n => !n.StartsWith("embed_in.", StringComparison.Ordinal)));
             }
         }
@@ -135,7 +145,8 @@ public static class HfExport
             Data = new DataSpec { Tokenizer = tokenizerId.Name },
             Stages = [new StageConfig { Name = "imported", AddBlocks = depth, Steps = 1, Trains = StageTrains.All }],
         };
-        return (model, new CheckpointInfo { Plan = plan, Tokenizer = tokenizerId.Name, TokenizerHash = tokenizerId.Hash, Depth = depth, StageIndex = 0, StageStep = 1, GlobalStep = 0, Completed = true });
+        return (model, new CheckpointInfo { Plan = plan, Tokenizer = tokenizerId.Name, TokenizerHash = tokenizerId.Hash, Depth = depth, StageIndex =
+            0, StageStep = 1, GlobalStep = 0, Completed = true });
     }
 
     private static string FromHf(string hf) => hf.StartsWith("gpt_neox.", StringComparison.Ordinal) ? hf["gpt_neox.".Length..]
@@ -167,5 +178,7 @@ public static class HfExport
     }
 }
 
-/// <summary>strata.json beside an exported model, what transformers does not need but Strata does: the substrate recipe and the hash of its table, the tokenizer and its hash, the growth history.</summary>
-public sealed record ExportMetadata(SubstrateSpec Substrate, string Tokenizer, int Depth, GrowthPlan Plan, long GlobalStep, string? SubstrateHash = null, string? TokenizerHash = null);
+/// <summary>strata.json beside an exported model, what transformers does not need but Strata does: the substrate recipe and the hash of its table,
+/// the tokenizer and its hash, the growth history.</summary>
+public sealed record ExportMetadata(SubstrateSpec Substrate, string Tokenizer, int Depth, GrowthPlan Plan, long GlobalStep, string? SubstrateHash =
+    null, string? TokenizerHash = null);

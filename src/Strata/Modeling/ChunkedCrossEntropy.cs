@@ -91,7 +91,8 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             }
         }
         var saved = new List<Tensor>();
-        foreach (var (name, grad, dtype) in new[] { ("hidden", dHidden, hidden.dtype), ("weight", dWeight, weight.dtype), ("bias", dBias, bias?.dtype ?? ScalarType.Float32) })
+        foreach (var (name, grad, dtype) in new[] { ("hidden", dHidden, hidden.dtype), ("weight", dWeight, weight.dtype), ("bias", dBias, bias?.dtype
+            ?? ScalarType.Float32) })
         {
             if (grad is null) continue;
             ctx.save_data(name, saved.Count);

@@ -1,6 +1,6 @@
 // The whole model: substrate (embed_in) -> blocks (layers) -> final LayerNorm -> untied head (embed_out).
 // Legend: B batch, T time, C = d_model, V vocab. State-dict names follow transformers' GPTNeoXForCausalLM without its
-// "gpt_neox." prefix (Interop/GptNeoXNames maps the rest). Depth grows with AddBlock.
+// "gpt_neox." prefix (Interop/GptNeoX.ToHf adds it). Depth grows with AddBlock and InsertBlock.
 using Strata.Substrates;
 using Strata.Util;
 using TorchSharp;

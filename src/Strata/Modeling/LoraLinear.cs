@@ -53,7 +53,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     public long OutFeatures => _weight.shape[0];
 
     /// <summary>Whether a state-dict name is an adapter matrix ("...lora_A" or "...lora_B").</summary>
-    public static bool IsAdapterName(string name) => name.EndsWith("." + AName, StringComparison.Ordinal) || name.EndsWith("." + BName, StringComparison.Ordinal);
+    public static bool IsAdapterName(string name) => name.EndsWith("." + AName, StringComparison.Ordinal) || name.EndsWith("." + BName,
+        StringComparison.Ordinal);
 
     /// <summary>Whether an adapter is attached (and not yet merged).</summary>
     public bool HasAdapter => _loraA is not null;

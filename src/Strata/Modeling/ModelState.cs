@@ -24,7 +24,8 @@ internal static class ModelState
                 var value = lookup(name) ?? throw new StrataException($"{source}: missing tensor '{name}' (shape [{string.Join(", ", target.shape)}])");
                 pending.Add((target, value));
                 if (!value.shape.SequenceEqual(target.shape))
-                    throw new StrataException($"{source}: tensor '{name}' has shape [{string.Join(", ", value.shape)}], the model expects [{string.Join(", ", target.shape)}]");
+                    throw new StrataException(
+                        $"{source}: tensor '{name}' has shape [{string.Join(", ", value.shape)}], the model expects [{string.Join(", ", target.shape)}]");
                 if (value.is_floating_point())
                     using (var finite = value.isfinite().all())
                         if (!finite.item<bool>()) throw new StrataException($"{source}: tensor '{name}' holds values that are not finite (NaN or infinity)");
@@ -32,7 +33,8 @@ internal static class ModelState
             if (available is not null)
             {
                 var extra = available.Where(n => !state.ContainsKey(n)).ToList();
-                if (extra.Count > 0) throw new StrataException($"{source}: unexpected tensor '{extra[0]}'{(extra.Count > 1 ? $" (and {extra.Count - 1} more)" : "")}: it does not belong to this model");
+                if (extra.Count > 0) throw new StrataException(
+                    $"{source}: unexpected tensor '{extra[0]}'{(extra.Count > 1 ? $" (and {extra.Count - 1} more)" : "")}: it does not belong to this model");
             }
             using var _ = torch.no_grad();
             foreach (var (target, value) in pending) target.copy_(value);

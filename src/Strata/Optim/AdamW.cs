@@ -108,7 +108,7 @@ public sealed class AdamW : IDisposable
             var m = lookup($"{name}.exp_avg");
             var v = lookup($"{name}.exp_avg_sq");
             if (m is null || v is null) continue;   // never stepped (no gradient yet)
-            _state[name] = (m.to(p.device).DetachFromDisposeScope(), v.to(p.device).DetachFromDisposeScope());
+            _state[name] = (m.to(p.device, disposeAfter: true).DetachFromDisposeScope(), v.to(p.device, disposeAfter: true).DetachFromDisposeScope());
         }
     }
 

@@ -72,7 +72,8 @@ public static class Checkpoint
             throw new StrataException($"{file.Path}: checkpoint format {info.FormatVersion}, this Strata reads 1 to {CheckpointInfo.CurrentFormat}");
         info.Plan.Validate(file.Path + " (checkpoint plan)");
         if (info.StageIndex < 0 || info.StageIndex >= info.Plan.Stages.Count || info.StageStep < 0)
-            throw new StrataException($"{file.Path}: stage {info.StageIndex + 1} step {info.StageStep} is not a position in its plan of {info.Plan.Stages.Count} stages");
+            throw new StrataException(
+                $"{file.Path}: stage {info.StageIndex + 1} step {info.StageStep} is not a position in its plan of {info.Plan.Stages.Count} stages");
         return info;
     }
 
@@ -110,12 +111,16 @@ public static class Checkpoint
         var expected = model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
         foreach (var (name, shape) in expected)
         {
-            var entry = file.Entries.GetValueOrDefault(ModelPrefix + name) ?? (info.FormatVersion == 1 ? file.Entries.GetValueOrDefault(LegacyLoraPrefix + name) : null)
-                ?? throw new StrataException($"{file.Path}: missing tensor '{name}' (shape [{string.Join(", ", shape)}]) that its plan needs at stage {info.StageIndex + 1}");
+            var entry = file.Entries.GetValueOrDefault(ModelPrefix + name) ?? (info.FormatVersion == 1 ? file.Entries.GetValueOrDefault(
+                LegacyLoraPrefix + name) : null)
+                ?? throw new StrataException(
+                    $"{file.Path}: missing tensor '{name}' (shape [{string.Join(", ", shape)}]) that its plan needs at stage {info.StageIndex + 1}");
             if (!entry.Shape.SequenceEqual(shape))
-                throw new StrataException($"{file.Path}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}], its plan gives [{string.Join(", ", shape)}]");
+                throw new StrataException(
+                    $"{file.Path}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}], its plan gives [{string.Join(", ", shape)}]");
         }
-        var extra = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal) && !expected.ContainsKey(k[ModelPrefix.Length..])).ToList();
+        var extra = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal) && !expected.ContainsKey(
+            k[ModelPrefix.Length..])).ToList();
         if (extra.Count > 0) throw new StrataException($"{file.Path}: unexpected tensor '{extra[0]}' that its plan does not make");
     }
 
@@ -129,11 +134,14 @@ public static class Checkpoint
         var expected = model.state_dict().Where(kv => kv.Key != "embed_in.weight").ToDictionary(kv => kv.Key, kv => kv.Value.shape);
         foreach (var (name, shape) in expected)
         {
-            var entry = file.Entries.GetValueOrDefault(ModelPrefix + name) ?? throw new StrataException($"{path}: missing tensor '{name}' (shape [{string.Join(", ", shape)}])");
+            var entry = file.Entries.GetValueOrDefault(ModelPrefix + name) ?? throw new StrataException(
+                $"{path}: missing tensor '{name}' (shape [{string.Join(", ", shape)}])");
             if (!entry.Shape.SequenceEqual(shape))
-                throw new StrataException($"{path}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}], the model expects [{string.Join(", ", shape)}]");
+                throw new StrataException(
+                    $"{path}: tensor '{name}' has shape [{string.Join(", ", entry.Shape)}], the model expects [{string.Join(", ", shape)}]");
         }
-        var extra = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal) && k != ModelPrefix + "embed_in.weight" && !expected.ContainsKey(k[ModelPrefix.Length..])).ToList();
+        var extra = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal) && k != ModelPrefix + "embed_in.weight"
+            && !expected.ContainsKey(k[ModelPrefix.Length..])).ToList();
         if (extra.Count > 0) throw new StrataException($"{path}: unexpected tensor '{extra[0][ModelPrefix.Length..]}': it does not belong to this model");
     }
 
@@ -153,7 +161,7 @@ public static class Checkpoint
             : info.FormatVersion == 1 && file.Contains(LegacyLoraPrefix + name) ? LegacyLoraPrefix + name : null;
         var available = file.Entries.Keys.Where(k => k.StartsWith(ModelPrefix, StringComparison.Ordinal)).Select(k => k[ModelPrefix.Length..])
             .Concat(file.Entries.Keys.Where(k => k.StartsWith(LegacyLoraPrefix, StringComparison.Ordinal)).Select(k => k[LegacyLoraPrefix.Length..]));
-        ModelState.Load(model, name => Stored(name) is { } n ? file.Read(n).to(model.Device) : null, file.Path, available);
+        ModelState.Load(model, name => Stored(name) is { } n ? file.Read(n).to(model.Device, disposeAfter: true) : null, file.Path, available);
         if (model.Substrate is not FrozenTableSubstrate frozen) return;
         frozen.Reloaded();
         if (info.SubstrateHash is { } recorded)

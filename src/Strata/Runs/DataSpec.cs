@@ -100,7 +100,8 @@ public sealed record DataSpec
     /// spec names: a dataset of another tokenizer is refused naming both.</summary>
     public DataSpec WithTokenizerResolved()
     {
-        TokenizerIdentity? named = Tokenizer is null ? null : TokenizerHash is { } pinned ? new TokenizerIdentity(Tokenizer, pinned) : TokenizerIdentity.Of(Tokenizer);
+        TokenizerIdentity? named = Tokenizer is null ? null : TokenizerHash is { } pinned ? new TokenizerIdentity(Tokenizer, pinned)
+            : TokenizerIdentity.Of(Tokenizer);
         var datasets = Open();
         try
         {

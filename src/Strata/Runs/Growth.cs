@@ -16,14 +16,17 @@ public static class Growth
         if (old.Model != more.Model)
             throw new StrataException($"the plan's model {Json.Compact(more.Model)} differs from the checkpoint's {Json.Compact(old.Model)} ({checkpoint})");
         if (old.Substrate != more.Substrate)
-            throw new StrataException($"the plan's substrate {Json.Compact(more.Substrate)} differs from the checkpoint's {Json.Compact(old.Substrate)} ({checkpoint})");
+            throw new StrataException(
+                $"the plan's substrate {Json.Compact(more.Substrate)} differs from the checkpoint's {Json.Compact(old.Substrate)} ({checkpoint})");
         if (more.Substrate.Kind == Substrates.SubstrateKind.File && info.SubstrateHash is { } trained)
         {
             using var file = Substrates.SubstrateFile.Read(more.Substrate.Path!);
             Substrates.SubstrateIdentity.Require(trained, checkpoint, file.Hash, more.Substrate.Path!);
         }
         if (info.StageStep < old.Stages[info.StageIndex].Steps)
-            throw new StrataException($"{checkpoint}: stage {info.StageIndex + 1} is not finished ({info.StageStep}/{old.Stages[info.StageIndex].Steps} steps); resume it first, or grow from a stage-N.safetensors");
+            throw new StrataException(
+                $"{checkpoint}: stage {info.StageIndex + 1} is not finished ({info.StageStep}/{old.Stages[info.StageIndex].Steps} steps); resume " +
+                    "it first, or grow from a stage-N.safetensors");
         var run = new RunDirectory(outDir);
         if (run.HasCheckpoint) throw new StrataException($"{outDir} already holds a checkpoint: choose another --out");
         var stages = old.Stages.Take(info.StageIndex + 1).Concat(more.Stages).ToList();

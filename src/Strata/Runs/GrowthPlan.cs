@@ -45,7 +45,8 @@ public sealed record GrowthPlan
     public GrowthPlan Validate(string source)
     {
         string F(string field) => $"{source}: {field}";
-        if (FormatVersion is < 1 or > CurrentFormat) throw new StrataException($"{F("format_version")}: {FormatVersion} is not supported (this Strata reads 1 to {CurrentFormat})");
+        if (FormatVersion is < 1 or > CurrentFormat) throw new StrataException(
+            $"{F("format_version")}: {FormatVersion} is not supported (this Strata reads 1 to {CurrentFormat})");
         Data.Validate(source, "data");
         try
         {
@@ -71,23 +72,27 @@ public sealed record GrowthPlan
             if (s.TrainableTop > 0 && s.Trains == StageTrains.All)
                 throw new StrataException($"{F(at + ".trainable_top")}: a stage that trains all blocks has no frozen stack to grow under its top");
             if (s.Init == BlockInit.CopyTop && below - s.TrainableTop < s.AddBlocks)
-                throw new StrataException($"{F(at + ".init")}: copy_top copies the top {s.AddBlocks} trained blocks, but the model has {below - s.TrainableTop} below this stage");
+                throw new StrataException(
+                    $"{F(at + ".init")}: copy_top copies the top {s.AddBlocks} trained blocks, but the model has {below - s.TrainableTop} below this stage");
             if (s.Init == BlockInit.CopyLast && below - s.TrainableTop < 1)
                 throw new StrataException($"{F(at + ".init")}: copy_last copies the block below this stage's new blocks, but there is none");
             if (s.Lora is { } lora)
             {
                 if (lora.Rank <= 0) throw new StrataException($"{F(at + ".lora.rank")}: must be positive, got {lora.Rank}");
-                if (!(lora.Alpha > 0 && double.IsFinite(lora.Alpha))) throw new StrataException($"{F(at + ".lora.alpha")}: must be positive and finite, got {lora.Alpha}");
+                if (!(lora.Alpha > 0 && double.IsFinite(lora.Alpha))) throw new StrataException(
+                    $"{F(at + ".lora.alpha")}: must be positive and finite, got {lora.Alpha}");
                 if (lora.Targets.Count == 0) throw new StrataException($"{F(at + ".lora.targets")}: name at least one of qkv, proj, fc1, fc2");
                 if (lora.Blocks == LoraBlocks.Frozen && below - s.TrainableTop == 0)
                     throw new StrataException($"{F(at + ".lora.blocks")}: 'frozen' but no earlier stage made blocks to adapt");
                 if (lora.FitBudget && Training.MaxActiveParameters is null)
-                    throw new StrataException($"{F(at + ".lora.fit_budget")}: the rank is fitted to training.max_active_parameters, which the plan does not set");
+                    throw new StrataException(
+                        $"{F(at + ".lora.fit_budget")}: the rank is fitted to training.max_active_parameters, which the plan does not set");
                 if (lora.Rank > Model.DModel) throw new StrataException($"{F(at + ".lora.rank")}: {lora.Rank} exceeds d_model {Model.DModel}");
             }
         }
         if (Stages[0].AddBlocks == 0) throw new StrataException($"{F("stages[0].add_blocks")}: the first stage must add at least one block");
-        if (Stages.Sum(x => (long)x.AddBlocks) > MaxDepth) throw new StrataException($"{F("stages")}: the stages add {Stages.Sum(x => (long)x.AddBlocks):N0} blocks; at most {MaxDepth} are supported");
+        if (Stages.Sum(x => (long)x.AddBlocks) > MaxDepth) throw new StrataException(
+            $"{F("stages")}: the stages add {Stages.Sum(x => (long)x.AddBlocks):N0} blocks; at most {MaxDepth} are supported");
         return this;
     }
 

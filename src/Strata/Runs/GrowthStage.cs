@@ -43,7 +43,8 @@ public sealed class GrowthStage
 
     /// <summary>Peak learning rate of the stage, with linear warmup and cosine decay to training.min_learning_rate.</summary>
     public double LearningRate(int step) =>
-        LrSchedule.At(step, Steps, Config.WarmupSteps ?? _plan.Training.WarmupSteps, Config.LearningRate ?? _plan.Training.LearningRate, _plan.Training.MinLearningRate);
+        LrSchedule.At(step, Steps, Config.WarmupSteps ?? _plan.Training.WarmupSteps, Config.LearningRate ?? _plan.Training.LearningRate,
+            _plan.Training.MinLearningRate);
 
     /// <summary>Stacks the stage's new blocks (GPT-2 initialised for the plan's final depth, then as stages[i].init
     /// says), hands the grown model to <paramref name="grown"/> (a run started from another checkpoint loads its weights
@@ -85,7 +86,9 @@ public sealed class GrowthStage
                 int from = Config.Init == BlockInit.CopyLast ? InsertAt - 1 : InsertAt - added.Count + i;    // (blocks below InsertAt kept their places)
                 var source = model.Blocks[from];
                 if (source.HasLora)
-                    throw new StrataException($"stage {Number} '{Name}': init {Json.EnumName(Config.Init)} would copy block {from + 1}, which carries an unmerged LoRA adapter (set lora.merge to true in the stage that attached it)");
+                    throw new StrataException(
+                        $"stage {Number} '{Name}': init {Json.EnumName(Config.Init)} would copy block {from + 1}, which carries an unmerged LoRA " +
+                            "adapter (set lora.merge to true in the stage that attached it)");
                 var weights = source.named_parameters().ToDictionary(p => p.name, p => p.parameter);
                 foreach (var (name, p) in block.named_parameters()) p.copy_(weights[name]);
             }
@@ -127,7 +130,8 @@ public sealed class GrowthStage
     /// freshly initialised; a checkpoint's are loaded next.</summary>
     public static LanguageModel Build(GrowthPlan plan, int stageIndex, bool stageFinished, Device? device = null, int? tableWidth = null)
     {
-        var model = new LanguageModel(plan.Model, SubstrateBuilder.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, device, tableWidth), 0, device);
+        var model = new LanguageModel(plan.Model, SubstrateBuilder.Create(plan.Substrate, plan.Model.VocabSize, plan.Model.DModel, device,
+            tableWidth), 0, device);
         try
         {
             for (int i = 0; i <= stageIndex; i++)
@@ -188,7 +192,8 @@ public sealed class GrowthStage
         for (int i = 0; i < plan.Stages.Count; i++)
         {
             if (plan.Stages[i].Lora is not { FitBudget: true } lora) continue;
-            long max = plan.Training.MaxActiveParameters ?? throw new StrataException($"{source}: stages[{i}].lora.fit_budget: training.max_active_parameters is not set");
+            long max = plan.Training.MaxActiveParameters ?? throw new StrataException(
+                $"{source}: stages[{i}].lora.fit_budget: training.max_active_parameters is not set");
             GrowthPlan WithRank(int r) => plan with { Stages = plan.Stages.Select((s, k) => k == i ? s with { Lora = lora with { Rank = r } } : s).ToList() };
             int lo = 0, hi = plan.Model.DModel;                                     // the largest fitting rank is in [lo, hi]; rank 0 "fits"
             while (lo < hi)
@@ -197,7 +202,9 @@ public sealed class GrowthStage
                 if (Count(WithRank(mid))[i].Active <= max) lo = mid; else hi = mid - 1;
             }
             if (lo == 0)
-                throw new StrataException($"{source}: stages[{i}].lora.fit_budget: even rank 1 takes the stage to {Count(WithRank(1))[i].Active:N0} active parameters, over training.max_active_parameters ({max:N0})");
+                throw new StrataException(
+                    $"{source}: stages[{i}].lora.fit_budget: even rank 1 takes the stage to {Count(WithRank(1))[i].Active:N0} active parameters, " +
+                        $"over training.max_active_parameters ({max:N0})");
             plan = WithRank(lo);
         }
         return plan;

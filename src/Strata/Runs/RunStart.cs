@@ -107,7 +107,8 @@ internal sealed class RunStart : IDisposable
             {
                 if (r.InitFrom is { } initFrom)                                          // refused now rather than after the folder is written
                 {
-                    using var shape = new LanguageModel(Plan.Model, SubstrateBuilder.Create(Plan.Substrate, Plan.Model.VocabSize, Plan.Model.DModel, META), 0, META);
+                    using var shape = new LanguageModel(Plan.Model, SubstrateBuilder.Create(Plan.Substrate, Plan.Model.VocabSize, Plan.Model.DModel,
+                        META), 0, META);
                     new GrowthStage(Plan, 0).Enter(shape, m => Checkpoint.RequireWeights(m, initFrom));
                 }
                 if (group.IsMain && Directory.Exists(Run.TensorBoard)) Directory.Delete(Run.TensorBoard, recursive: true);   // events of a run that never saved
@@ -128,7 +129,8 @@ internal sealed class RunStart : IDisposable
     public void Abandon()
     {
         Dispose();
-        if (_created && _r.Group.IsMain && Directory.Exists(Run.Path) && Directory.EnumerateFileSystemEntries(Run.Path).All(f => Path.GetFileName(f) == FolderLock.FileName))
+        if (_created && _r.Group.IsMain && Directory.Exists(Run.Path) && Directory.EnumerateFileSystemEntries(Run.Path).All(f => Path.GetFileName(
+            f) == FolderLock.FileName))
             Directory.Delete(Run.Path, recursive: true);
     }
 
@@ -154,7 +156,8 @@ internal sealed class RunStart : IDisposable
         }
         _r.Group.Barrier("rank 0 prepares the run folder");
         resumed = Checkpoint.ReadInfo(Run.Checkpoint);
-        if (given is not null && Json.Serialize(resumed.Plan) != Json.Serialize(GrowthStage.FitLoraRanks(given, "plan") with { Data = given.Data.WithTokenizerResolved() }))
+        if (given is not null && Json.Serialize(resumed.Plan) != Json.Serialize(GrowthStage.FitLoraRanks(given, "plan") with { Data =
+            given.Data.WithTokenizerResolved() }))
             _r.Log.WriteLine($"note: resuming with the plan stored in {Run.Checkpoint}; the plan given differs and is ignored");
         var plan = resumed.Plan with { Data = resumed.Plan.Data.WithTokenizerResolved() };
         if (_r.LearningRateScale is { } f)

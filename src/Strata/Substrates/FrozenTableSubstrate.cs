@@ -20,7 +20,8 @@ public sealed class FrozenTableSubstrate : Substrate
     private string? _hash;
 
     /// <param name="table">the full table, or null for an empty one of the right shape (to be loaded from a checkpoint)</param>
-    public FrozenTableSubstrate(SubstrateSpec spec, int vocab, int dModel, int tableWidth, Tensor? table, Device? device = null) : base(nameof(FrozenTableSubstrate))
+    public FrozenTableSubstrate(SubstrateSpec spec, int vocab, int dModel, int tableWidth, Tensor? table, Device? device = null) : base(nameof(
+        FrozenTableSubstrate))
     {
         _spec = spec;
         spec.CheckLift(tableWidth, dModel);
@@ -38,8 +39,8 @@ public sealed class FrozenTableSubstrate : Substrate
         {
             if (table.shape[0] != vocab)
                 throw new StrataException($"substrate: the table has {table.shape[0]:N0} rows but the model's vocabulary is {vocab:N0}");
-            value = spec.Lift == SubstrateLift.Truncate ? Truncate(table, k) : table.to(ScalarType.Float32);
-            value = value.to(device ?? CPU);
+            using var typed = spec.Lift == SubstrateLift.Truncate ? Truncate(table, k) : table.to(ScalarType.Float32);
+            value = typed.to(device ?? CPU);                                         // (a handle of its own; the data is shared, not copied)
         }
         _table = new Parameter(value, requires_grad: false);
         RegisterComponents();

@@ -12,7 +12,8 @@ using static TorchSharp.torch;
 namespace Strata.Substrates;
 
 /// <summary>What a table was built from: the spec, its shape, and the hashes of the inputs that decide its content.</summary>
-public sealed record SubstrateRecipe(SubstrateSpec Spec, int VocabSize, int Width, string? FontSha256 = null, string? TokenizerSha256 = null, string? Source = null);
+public sealed record SubstrateRecipe(SubstrateSpec Spec, int VocabSize, int Width, string? FontSha256 = null, string? TokenizerSha256 = null,
+    string? Source = null);
 
 public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string Hash) : IDisposable
 {
@@ -34,12 +35,13 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
     {
         if (!File.Exists(path)) throw new StrataException($"{path}: no such substrate file");
         using var file = new SafetensorsFile(path);
-        if (!file.Metadata.TryGetValue("format", out var f) || f != Format || !file.Metadata.TryGetValue("recipe", out var recipeJson) || !file.Metadata.TryGetValue("sha256", out var recorded))
+        if (!file.Metadata.TryGetValue("format", out var f) || f != Format || !file.Metadata.TryGetValue("recipe", out var recipeJson)
+            || !file.Metadata.TryGetValue("sha256", out var recorded))
             throw new StrataException($"{path}: not a Strata substrate file (no format/recipe/sha256 metadata)");
         if (!file.Contains(TensorName)) throw new StrataException($"{path}: the tensor '{TensorName}' is missing");
         var recipe = Json.Parse<SubstrateRecipe>(recipeJson, path + " (recipe)");
         if (file.Entries[TensorName].Shape.Length != 2) throw new StrataException($"{path}: '{TensorName}' is not a [V, k] table");
-        var table = file.Read(TensorName).to(ScalarType.Float32);
+        var table = file.Read(TensorName).to(ScalarType.Float32, disposeAfter: true);
         var hash = SubstrateTables.ContentHash(table);
         if (hash != recorded)
         {
@@ -59,7 +61,7 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
         {
             var t = PyTorchTensorFile.ReadTensor(path);
             if (t.dim() != 2) throw new StrataException($"{path}: expected a [V, k] table, got shape [{string.Join(", ", t.shape)}]");
-            return FromTable(t.to(ScalarType.Float32), path);
+            return FromTable(t.to(ScalarType.Float32, disposeAfter: true), path);
         }
         return Load(path);
     }
@@ -67,7 +69,8 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
     private static SubstrateFile FromTable(Tensor table, string source)
     {
         RequireFinite(table, source);
-        return new(table, new SubstrateRecipe(new SubstrateSpec { Kind = SubstrateKind.File, Path = Path.GetFullPath(source) }, (int)table.shape[0], (int)table.shape[1], Source: Path.GetFileName(source)),
+        return new(table, new SubstrateRecipe(new SubstrateSpec { Kind = SubstrateKind.File, Path = Path.GetFullPath(source) }, (int)table.shape[0], (
+            int)table.shape[1], Source: Path.GetFileName(source)),
             SubstrateTables.ContentHash(table));
     }
 

@@ -11,7 +11,8 @@ public static class SubstrateIdentity
     public static void Require(string? expected, string expectedSource, string? actual, string actualSource)
     {
         if (expected == actual) return;
-        throw new StrataException($"{actualSource} has the substrate table {Describe(actual)}, {expectedSource} has {Describe(expected)}: they must share the frozen interface");
+        throw new StrataException(
+            $"{actualSource} has the substrate table {Describe(actual)}, {expectedSource} has {Describe(expected)}: they must share the frozen interface");
     }
 
     private static string Describe(string? hash) => hash is null ? "none (a trainable embedding)" : $"sha256:{hash}";

@@ -1,4 +1,5 @@
-// The frozen tables behind the fixed token interfaces (Growing Transformers, arXiv 2507.07129; Emergent Semantics, arXiv 2507.04886, and the author's binary-code model cards): the
+// The frozen tables behind the fixed token interfaces (Growing Transformers, arXiv 2507.07129; Emergent Semantics, arXiv 2507.04886, and the author's
+// binary-code model cards): the
 // k-bit token-id code, its affine recoding over GF(2), random collision-free codes, their "float" variants (full PCA
 // of the code, L2-normalised rows), and the content hash every table is known by.
 using System.Security.Cryptography;

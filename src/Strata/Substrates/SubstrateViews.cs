@@ -67,7 +67,8 @@ internal static class SubstrateViews
             {
                 <= '\u024F' => "Latin", >= '\u0370' and <= '\u03FF' => "Greek", >= '\u0400' and <= '\u052F' => "Cyrillic",
                 >= '\u0530' and <= '\u058F' => "Armenian", >= '\u0590' and <= '\u05FF' => "Hebrew", >= '\u0600' and <= '\u06FF' => "Arabic",
-                >= '\u0900' and <= '\u0DFF' => "Indic", >= '\u0E00' and <= '\u0EFF' => "Thai/Lao", >= '\u1100' and <= '\u11FF' or >= '\uAC00' and <= '\uD7AF' => "Hangul",
+                >= '\u0900' and <= '\u0DFF' => "Indic", >= '\u0E00' and <= '\u0EFF' => "Thai/Lao",
+                    >= '\u1100' and <= '\u11FF' or >= '\uAC00' and <= '\uD7AF' => "Hangul",
                 >= '\u3040' and <= '\u30FF' => "Kana", >= '\u3400' and <= '\u9FFF' or >= '\uF900' and <= '\uFAFF' => "CJK ideographs",
                 >= '\u2000' and <= '\u2BFF' => "symbols", >= '\uE000' and <= '\uF8FF' => "private use",
                 _ => "other",

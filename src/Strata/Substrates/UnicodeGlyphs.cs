@@ -38,7 +38,8 @@ internal sealed class UnicodeGlyphs : IDisposable
     public UnicodeGlyphs(string fontPath, int pixelSize)
     {
         if (!File.Exists(fontPath))
-            throw new StrataException($"{fontPath}: the GNU Unifont font is missing; it comes from the Debian package {FontPackage} (scripts/bootstrap.sh installs it)");
+            throw new StrataException(
+                $"{fontPath}: the GNU Unifont font is missing; it comes from the Debian package {FontPackage} (scripts/bootstrap.sh installs it)");
         FontPath = fontPath;
         PixelSize = pixelSize;
         _fontBytes = File.ReadAllBytes(fontPath);

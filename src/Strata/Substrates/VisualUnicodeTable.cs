@@ -1,4 +1,5 @@
-// The frozen visual Unicode embedding (Emergent Semantics, arXiv 2507.04886; the author's bvv241 builder notebooks): every vocabulary entry, in id order, is drawn from
+// The frozen visual Unicode embedding (Emergent Semantics, arXiv 2507.04886; the author's bvv241 builder notebooks): every vocabulary entry, in id
+// order, is drawn from
 // GNU Unifont into a G x (G * characters) canvas, perturbed by the builder's deterministic augmentation, brought to
 // G x G, read in "polar snake" order into G*G bits, and the [V, G*G] bit matrix is turned by a full-rank PCA into an
 // orthogonal coordinate system with L2-normalised rows.
@@ -118,7 +119,8 @@ internal static class VisualUnicodeTable
         return output;
     }
 
-    private static double Round15(double v) => double.Parse(v.ToString("F15", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
+    private static double Round15(double v) => double.Parse(v.ToString("F15", System.Globalization.CultureInfo.InvariantCulture),
+        System.Globalization.CultureInfo.InvariantCulture);
 
     private static int Fix(double v) => (int)Math.Floor(v * 65536.0 + 0.5);
 

@@ -43,7 +43,8 @@ public sealed class BpeTokenizer : ITokenizer
             _merges.TryAdd(li, ri, rank, ni);
         }
         SpecialTokens = specialTokens.ToList();
-        _specials = specialTokens.Select(s => (s, _ids.TryGetValue(s, out var id) ? id : throw new StrataException($"special token '{s}' is not in the vocabulary")))
+        _specials = specialTokens.Select(s => (s, _ids.TryGetValue(s, out var id) ? id : throw new StrataException(
+            $"special token '{s}' is not in the vocabulary")))
             .OrderByDescending(s => s.s.Length).ToArray();
         foreach (var (text, _) in _specials) _specialStart[text[0]] = true;
         EndOfText = endOfText;
@@ -286,7 +287,8 @@ public sealed class BpeTokenizer : ITokenizer
     public string Decode(IEnumerable<int> ids)
     {
         var sb = new StringBuilder();
-        foreach (var id in ids) sb.Append((uint)id < (uint)_tokens.Length ? _tokens[id] : throw new ArgumentOutOfRangeException(nameof(ids), $"id {id} is outside the vocabulary of {_tokens.Length}"));
+        foreach (var id in ids) sb.Append((uint)id < (uint)_tokens.Length ? _tokens[id] : throw new ArgumentOutOfRangeException(nameof(ids),
+            $"id {id} is outside the vocabulary of {_tokens.Length}"));
         return sb.ToString();
     }
 }

@@ -27,7 +27,8 @@ public sealed record NgramList(IReadOnlyList<LanguageNgrams> Languages)
             var lists = new Dictionary<int, IReadOnlyList<(string Gram, long Count)>>();
             foreach (var (k, v) in byN)
             {
-                if (k is not long n || v is not List<object> items) throw new StrataException($"{source}: {code}: top_ngrams keys must be integers and values lists");
+                if (k is not long n || v is not List<object> items) throw new StrataException(
+                    $"{source}: {code}: top_ngrams keys must be integers and values lists");
                 lists[(int)n] = items.Select(it => it is List<object> { Count: 2 } t && t[0] is string g && t[1] is long c
                     ? (g, c) : throw new StrataException($"{source}: {code}: n-gram entries must be (string, count) tuples")).ToList();
             }

@@ -30,8 +30,10 @@ public static class TokenizerJson
             ["vocab_size"] = t.VocabSize,
         };
         foreach (var (k, v) in specials) config[k] = v;
-        AtomicFile.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(config, new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-        AtomicFile.WriteAllText(Path.Combine(dir, "special_tokens_map.json"), JsonSerializer.Serialize(specials, new JsonSerializerOptions { WriteIndented = true }));
+        AtomicFile.WriteAllText(Path.Combine(dir, "tokenizer_config.json"), JsonSerializer.Serialize(config,
+            new JsonSerializerOptions { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        AtomicFile.WriteAllText(Path.Combine(dir, "special_tokens_map.json"), JsonSerializer.Serialize(specials,
+            new JsonSerializerOptions { WriteIndented = true }));
     }
 
     public static void Write(BpeTokenizer t, Stream stream)
@@ -124,7 +126,8 @@ public static class TokenizerJson
         foreach (var flag in new[] { "fuse_unk", "byte_fallback", "ignore_merges" })
             if (model.TryGetProperty(flag, out var f) && f.ValueKind == JsonValueKind.True) throw Bad($"model.{flag}", "true is not supported");
         foreach (var affix in new[] { "continuing_subword_prefix", "end_of_word_suffix", "dropout" })
-            if (model.TryGetProperty(affix, out var a) && a.ValueKind is not JsonValueKind.Null && !(a.ValueKind == JsonValueKind.String && a.GetString() == ""))
+            if (model.TryGetProperty(affix, out var a) && a.ValueKind is not JsonValueKind.Null && !(a.ValueKind == JsonValueKind.String
+                && a.GetString() == ""))
                 throw Bad($"model.{affix}", "not supported");
         if (!model.TryGetProperty("unk_token", out var unk) || unk.ValueKind != JsonValueKind.String) throw Bad("model.unk_token", "missing");
         if (!model.TryGetProperty("vocab", out var vocab) || vocab.ValueKind != JsonValueKind.Object) throw Bad("model.vocab", "missing or not an object");
@@ -132,7 +135,8 @@ public static class TokenizerJson
         var entries = new List<(string Token, int Id)>();
         foreach (var p in vocab.EnumerateObject())
         {
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out var id) || id < 0) throw Bad($"model.vocab (entry {entries.Count})", "id must be a non-negative integer");
+            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out var id) || id < 0) throw Bad(
+                $"model.vocab (entry {entries.Count})", "id must be a non-negative integer");
             entries.Add((p.Name, id));
         }
         int size = entries.Count == 0 ? throw Bad("model.vocab", "is empty") : entries.Count;
@@ -146,7 +150,8 @@ public static class TokenizerJson
         int hole = Array.IndexOf(tokens, null);
         if (hole >= 0) throw Bad("model.vocab", $"id {hole} has no token (ids must be 0..{size - 1})");
 
-        if (!model.TryGetProperty("merges", out var mergesEl) || mergesEl.ValueKind != JsonValueKind.Array) throw Bad("model.merges", "missing or not an array");
+        if (!model.TryGetProperty("merges", out var mergesEl) || mergesEl.ValueKind != JsonValueKind.Array) throw Bad("model.merges",
+            "missing or not an array");
         var merges = new List<(string, string)>();
         int i = 0;
         foreach (var m in mergesEl.EnumerateArray())
@@ -157,7 +162,8 @@ public static class TokenizerJson
                 if (parts.Length != 2) throw Bad($"model.merges[{i}]", "expected \"left right\"");
                 merges.Add((parts[0], parts[1]));
             }
-            else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String && m[1].ValueKind == JsonValueKind.String)
+            else if (m.ValueKind == JsonValueKind.Array && m.GetArrayLength() == 2 && m[0].ValueKind == JsonValueKind.String
+                && m[1].ValueKind == JsonValueKind.String)
                 merges.Add((m[0].GetString()!, m[1].GetString()!));
             else throw Bad($"model.merges[{i}]", "expected \"left right\" or [left, right]");
             i++;
@@ -169,7 +175,8 @@ public static class TokenizerJson
             int k = 0;
             foreach (var a in added.EnumerateArray())
             {
-                if (!a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String || !a.TryGetProperty("id", out var aid) || !aid.TryGetInt32(out var id))
+                if (!a.TryGetProperty("content", out var c) || c.ValueKind != JsonValueKind.String || !a.TryGetProperty("id", out var aid)
+                    || !aid.TryGetInt32(out var id))
                     throw Bad($"added_tokens[{k}]", "needs id and content");
                 if (id < 0 || id >= size || tokens[id] != c.GetString()) throw Bad($"added_tokens[{k}]", $"its content is not id {id} of model.vocab");
                 specials.Add(c.GetString()!);

@@ -24,7 +24,8 @@ public static class Tokenizers
     public static string ContentHash(ITokenizer tokenizer)
     {
         var text = tokenizer is BpeTokenizer bpe
-            ? string.Join("\u0000", bpe.Tokens) + "\u0001" + string.Join("\u0000", bpe.Merges.Select(m => m.Left + " " + m.Right)) + "\u0001" + string.Join("\u0000", bpe.SpecialTokens)
+            ? string.Join("\u0000", bpe.Tokens) + "\u0001" + string.Join("\u0000", bpe.Merges.Select(m => m.Left + " " + m.Right)) + "\u0001"
+                + string.Join("\u0000", bpe.SpecialTokens)
             : $"{tokenizer.Name}:{tokenizer.VocabSize}";
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
     }

@@ -35,7 +35,8 @@ internal sealed class DivergenceGuard
         if (!double.IsFinite(loss)) return null;                                    // the non-finite check reports it
         double ema = _ema is { } e ? (1 - Smoothing) * e + Smoothing * loss : loss;
         if (_factor > 0 && ema > _factor * _best)
-            return $"the training loss has diverged: its moving average {ema:G5} is over {_factor:G3} x the best it reached in this stage ({_best:G5}) (training.divergence_factor)";
+            return $"the training loss has diverged: its moving average {ema:G5} is over {_factor:G3} x the best it reached in this stage " +
+                $"({_best:G5}) (training.divergence_factor)";
         _best = Math.Min(_best, _ema ?? double.PositiveInfinity);
         _ema = ema;
         return null;

@@ -41,7 +41,9 @@ public sealed record Interval(double Mean, double HalfWidth, int Count)
 
     public string Format(string format, string unit = "") =>
         Count < 2 ? Mean.ToString(format, CultureInfo.InvariantCulture) + unit
-            : string.Create(CultureInfo.InvariantCulture, $"{Mean.ToString(format, CultureInfo.InvariantCulture)}{unit} ± {HalfWidth.ToString(format.Split(';')[0].TrimStart('+'), CultureInfo.InvariantCulture)}{unit}");
+            : string.Create(CultureInfo.InvariantCulture,
+                $"{Mean.ToString(format, CultureInfo.InvariantCulture)}{unit} ± " +
+                    $"{HalfWidth.ToString(format.Split(';')[0].TrimStart('+'), CultureInfo.InvariantCulture)}{unit}");
 }
 
 /// <summary>A regime over its seeds. Gaps are in percent of the baseline's value, paired by seed index, and compare the
@@ -98,15 +100,21 @@ public static class Study
         var first = plans[0];
         foreach (var (p, path) in plans.Zip(planPaths).Skip(1))
         {
-            if (Json.Compact(p.Data) != Json.Compact(first.Data)) throw new StrataException($"{path}: a study compares regimes on identical data, but its data {Json.Compact(p.Data)} differs from {planPaths[0]}'s {Json.Compact(first.Data)}");
-            if (p.Model.ContextLength != first.Model.ContextLength || p.Training.EvalBatches != first.Training.EvalBatches || p.Training.BatchSize != first.Training.BatchSize)
-                throw new StrataException($"{path}: context_length, batch_size and eval_batches must equal {planPaths[0]}'s, so that every regime is evaluated on the same windows");
+            if (Json.Compact(p.Data) != Json.Compact(first.Data)) throw new StrataException(
+                $"{path}: a study compares regimes on identical data, but its data {Json.Compact(p.Data)} differs from {planPaths[0]}'s " +
+                    $"{Json.Compact(first.Data)}");
+            if (p.Model.ContextLength != first.Model.ContextLength || p.Training.EvalBatches != first.Training.EvalBatches
+                || p.Training.BatchSize != first.Training.BatchSize)
+                throw new StrataException(
+                    $"{path}: context_length, batch_size and eval_batches must equal {planPaths[0]}'s, so that every regime is evaluated on the same windows");
         }
         var names = plans.Select(p => p.Name).ToList();
         if (names.Distinct().Count() != names.Count) throw new StrataException("every plan in a study needs its own name (each gets a run folder)");
         foreach (var (name, path) in names.Zip(planPaths))
             if (!IsFolderName(name) || name.EndsWith(EqualComputeSuffix, StringComparison.Ordinal))
-                throw new StrataException($"{path}: name: '{name}' cannot name a run folder inside --out (letters, digits, '.', '-', '_', '+', at most {MaxNameLength}, not '.' or '..', not ending in '{EqualComputeSuffix}')");
+                throw new StrataException(
+                    $"{path}: name: '{name}' cannot name a run folder inside --out (letters, digits, '.', '-', '_', '+', at most {MaxNameLength}, " +
+                        $"not '.' or '..', not ending in '{EqualComputeSuffix}')");
         string baseline = o.Baseline ?? names[0];
         if (!names.Contains(baseline)) throw new StrataException($"--baseline: '{baseline}' is not one of the plans' names ({string.Join(", ", names)})");
         var basePlan = plans.Single(p => p.Name == baseline);
@@ -120,7 +128,8 @@ public static class Study
             plans.Add(twin);
             twins[twin.Name] = name;
         }
-        if (o.Jobs > 1 && o.Launch is null) throw new StrataException("--jobs above 1 runs each training in a process of its own, which this caller cannot start");
+        if (o.Jobs > 1 && o.Launch is null) throw new StrataException(
+            "--jobs above 1 runs each training in a process of its own, which this caller cannot start");
         using var studyLock = FolderLock.Acquire(outDir, "strata study");
 
         var runs = plans.SelectMany(plan => Enumerable.Range(0, seeds).Select(k => (Plan: plan, K: k, Seeded: Seeded(plan, k)))).ToList();
@@ -155,7 +164,9 @@ public static class Study
         run.Recover();
         var stored = Checkpoint.ReadInfo(run.Checkpoint).Plan;
         if (Json.Compact(stored with { Data = seeded.Data }) != Json.Compact(seeded))
-            throw new StrataException($"{run.Path} holds a run of another plan than {seeded.Name}'s now (it was changed since): delete that folder to train it again, or study into another --out");
+            throw new StrataException(
+                $"{run.Path} holds a run of another plan than {seeded.Name}'s now (it was changed since): delete that folder to train it again, or " +
+                    "study into another --out");
         return true;
     }
 
@@ -175,7 +186,8 @@ public static class Study
     private static async Task TrainElsewhere(GrowthPlan seeded, RunDirectory run, string outDir, int seeds, StudyOptions o, TextWriter log)
     {
         bool exists = Started(seeded, run);
-        if (exists && Checkpoint.ReadInfo(run.Checkpoint).Completed) { lock (log) log.WriteLine($"== {Label(seeded, seeds)}: already complete in {run.Path}"); return; }
+        if (exists && Checkpoint.ReadInfo(run.Checkpoint).Completed) { lock (log) log.WriteLine(
+            $"== {Label(seeded, seeds)}: already complete in {run.Path}"); return; }
         var planFile = Path.Combine(outDir, "plans", $"{seeded.Name}.seed-{seeded.Training.Seed}.json");
         Directory.CreateDirectory(Path.GetDirectoryName(planFile)!);
         AtomicFile.WriteAllText(planFile, Json.Serialize(seeded));
@@ -183,7 +195,8 @@ public static class Study
         lock (log) log.WriteLine($"== {Label(seeded, seeds)}{(exists ? " (resuming)" : "")}: started, console in {Path.Combine(run.Path, "train.log")}");
         var clock = Stopwatch.StartNew();
         int code = await o.Launch!(planFile, run.Path, exists, Path.Combine(run.Path, "train.log"), o.Stop);
-        if (o.Stop.IsCancellationRequested) throw new StrataException($"interrupted; every run saved a checkpoint: continue with the same 'strata study' command");
+        if (o.Stop.IsCancellationRequested) throw new StrataException(
+            $"interrupted; every run saved a checkpoint: continue with the same 'strata study' command");
         if (code != 0) throw new StrataException($"{Label(seeded, seeds)} failed (exit {code}); its console is in {Path.Combine(run.Path, "train.log")}");
         lock (log) log.WriteLine($"== {Label(seeded, seeds)}: {clock.Elapsed.TotalMinutes:F1} min");
     }
@@ -330,7 +343,8 @@ public static class Study
 
     /// <summary>A validation curve's loss at <paramref name="x"/> on <paramref name="axis"/> (linear between evaluations;
     /// the final value past its end).</summary>
-    private static double LossAt(IReadOnlyList<(double Tokens, double Flops, double Loss)> curve, Func<(double Tokens, double Flops, double Loss), double> axis, double x)
+    private static double LossAt(IReadOnlyList<(double Tokens, double Flops, double Loss)> curve, Func<(double Tokens, double Flops, double Loss),
+        double> axis, double x)
     {
         if (x >= axis(curve[^1])) return curve[^1].Loss;
         int i = 1;
@@ -345,17 +359,26 @@ public static class Study
         int seeds = report.Runs.Max(r => r.SeedIndex) + 1;
         var sb = new StringBuilder();
         string unit = report.Unit;
-        sb.AppendLine($"| regime | largest active set / {report.Baseline}'s | tokens | training TFLOPs | final {unit} ({(seeds > 1 ? $"mean ± 95% interval, {seeds} seeds" : "1 seed")}) | gap to {report.Baseline} at equal compute | gap at equal tokens | active parameters per stage | tokens/s |");
+        sb.AppendLine($"| regime | largest active set / {report.Baseline}'s | tokens | training TFLOPs | final {unit} " +
+            $"({(seeds > 1 ? $"mean ± 95% interval, {seeds} seeds" : "1 seed")}) | gap to {report.Baseline} at equal compute | gap at equal tokens " +
+                "| active parameters per stage | tokens/s |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
         foreach (var r in report.Regimes)
-            sb.AppendLine(string.Create(c, $"| {r.Name} | {100 * r.ActiveShare:F1}% | {r.Tokens:N0} | {r.Flops / 1e12:N2} | {r.Final.Format("F4")} | {r.GapAtEqualCompute?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | {r.GapAtEqualTokens?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | {string.Join(" / ", r.ActivePerStage.Select(a => a.ToString("N0", c)))} | {r.TokensPerSecond:F0} |"));
+            sb.AppendLine(string.Create(c,
+                $"| {r.Name} | {100 * r.ActiveShare:F1}% | {r.Tokens:N0} | {r.Flops / 1e12:N2} | {r.Final.Format("F4")} | " +
+                    $"{r.GapAtEqualCompute?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | " +
+                        $"{r.GapAtEqualTokens?.Format("+0.00;-0.00", "%") ?? "(baseline)"} | " +
+                            $"{string.Join(" / ", r.ActivePerStage.Select(a => a.ToString("N0", c)))} | {r.TokensPerSecond:F0} |"));
         sb.AppendLine();
         var constructive = report.Regimes.Where(r => r.Constructive && r.GapAtEqualCompute is not null).ToList();   // (not the baseline)
         if (constructive.Count > 0)
         {
             var best = constructive.MinBy(r => r.GapAtEqualCompute!.Mean)!;
             var bestTokens = constructive.MinBy(r => r.GapAtEqualTokens!.Mean)!;
-            sb.AppendLine(string.Create(c, $"Best constructive regime at equal compute: {best.Name}, {best.GapAtEqualCompute!.Format("+0.00;-0.00", "%")}; at equal tokens: {bestTokens.Name}, {bestTokens.GapAtEqualTokens!.Format("+0.00;-0.00", "%")}. Largest active share of any constructive regime: {100 * constructive.Max(r => r.ActiveShare):F1}%."));
+            sb.AppendLine(string.Create(c,
+                $"Best constructive regime at equal compute: {best.Name}, {best.GapAtEqualCompute!.Format("+0.00;-0.00", "%")}; at equal tokens: " +
+                    $"{bestTokens.Name}, {bestTokens.GapAtEqualTokens!.Format("+0.00;-0.00", "%")}. Largest active share of any constructive " +
+                        $"regime: {100 * constructive.Max(r => r.ActiveShare):F1}%."));
             sb.AppendLine();
         }
         sb.AppendLine($"Every run: {report.Runs.Count} ({plans.Count} regimes x {seeds} seed{(seeds > 1 ? "s" : "")}).");
@@ -363,11 +386,20 @@ public static class Study
         sb.AppendLine("| regime | seed | final validation loss (nats/token) | bits per byte | tokens/s | peak memory (MiB) | minutes |");
         sb.AppendLine("|---|---|---|---|---|---|---|");
         foreach (var r in report.Runs)
-            sb.AppendLine(string.Create(c, $"| {r.Name} | {r.Seed} | {r.FinalValidationLoss:F4} | {(r.BitsPerByte is { } b ? b.ToString("F4", c) : "-")} | {r.TokensPerSecond:F0} | {r.PeakMemoryMib:F0} | {r.Seconds / 60:F1} |"));
+            sb.AppendLine(string.Create(c,
+                $"| {r.Name} | {r.Seed} | {r.FinalValidationLoss:F4} | {(r.BitsPerByte is { } b ? b.ToString("F4", c) : "-")} | " +
+                    $"{r.TokensPerSecond:F0} | {r.PeakMemoryMib:F0} | {r.Seconds / 60:F1} |"));
         sb.AppendLine();
-        sb.AppendLine($"Data: {string.Join(", ", plans[0].Data.Named().Select(n => $"`{n.Path}`"))}; validation loss = mean over the same {plans[0].Training.EvalBatches} fixed batches of {plans[0].Training.BatchSize} x {plans[0].Model.ContextLength} tokens for every regime and seed. Bits per byte = loss x validation tokens / validation UTF-8 bytes / ln 2.");
-        sb.AppendLine($"Seeds: training.seed, +1, +2, ... (initialisation and batch order change together); the interval is mean ± t(0.975, n-1) x sd / sqrt(n). Gaps are paired by seed: 100 x (regime / {report.Baseline} - 1) on the loss (the same in bits per byte).");
-        sb.AppendLine($"Equal compute: of the two runs, the one that spent more training FLOPs is read off its validation curve (linearly between evaluations) where it had spent the other's; equal tokens likewise. A regime ending in '{EqualComputeSuffix}' is a twin of the regime before the suffix with every stage's steps scaled to spend {report.Baseline}'s training FLOPs. FLOPs per token: a block's forward pass = 2 x 12 d^2 + 4 T d; trained block 3 passes, a frozen block that gradients cross 2, a frozen block below everything that trains 1; head 6 d V; LoRA adapters 6 r (in + out).");
+        sb.AppendLine($"Data: {string.Join(", ", plans[0].Data.Named().Select(n => $"`{n.Path}`"))}; validation loss = mean over the same " +
+            $"{plans[0].Training.EvalBatches} fixed batches of {plans[0].Training.BatchSize} x {plans[0].Model.ContextLength} tokens for every " +
+                "regime and seed. Bits per byte = loss x validation tokens / validation UTF-8 bytes / ln 2.");
+        sb.AppendLine($"Seeds: training.seed, +1, +2, ... (initialisation and batch order change together); the interval is mean ± t(0.975, n-1) x " +
+            $"sd / sqrt(n). Gaps are paired by seed: 100 x (regime / {report.Baseline} - 1) on the loss (the same in bits per byte).");
+        sb.AppendLine($"Equal compute: of the two runs, the one that spent more training FLOPs is read off its validation curve (linearly between " +
+            $"evaluations) where it had spent the other's; equal tokens likewise. A regime ending in '{EqualComputeSuffix}' is a twin of the " +
+                $"regime before the suffix with every stage's steps scaled to spend {report.Baseline}'s training FLOPs. FLOPs per token: a block's " +
+                    "forward pass = 2 x 12 d^2 + 4 T d; trained block 3 passes, a frozen block that gradients cross 2, a frozen block below " +
+                        "everything that trains 1; head 6 d V; LoRA adapters 6 r (in + out).");
         sb.AppendLine($"Active share: the largest active (trainable) parameter count of any stage, against {report.Baseline}'s, read off the modules.");
         return sb.ToString();
     }
@@ -379,13 +411,15 @@ public static class Study
         var palette = new ScottPlot.Palettes.Category10();
         var patterns = new[] { ScottPlot.LinePattern.Solid, ScottPlot.LinePattern.Dashed, ScottPlot.LinePattern.DenselyDashed, ScottPlot.LinePattern.Dotted };
         bool bpb = report.Unit == "bits per byte";
-        var panels = new[] { (Title: "against training tokens", X: "training tokens (millions)", Scale: 1e6, Axis: 0), (Title: "against training compute", X: "training FLOPs (10^12)", Scale: 1e12, Axis: 1) };
+        var panels = new[] { (Title: "against training tokens", X: "training tokens (millions)", Scale: 1e6, Axis: 0), (
+            Title: "against training compute", X: "training FLOPs (10^12)", Scale: 1e12, Axis: 1) };
         var plots = panels.Select(_ => new ScottPlot.Plot()).ToArray();
         double top = double.MinValue, bottom = double.MaxValue;
         foreach (var (plan, i) in plans.Select((p, i) => (p, i)))
         {
             double? perByte = report.Runs.First(r => r.Name == plan.Name) is { BitsPerByte: { } b } row ? b / row.FinalValidationLoss : null;
-            var curves = Enumerable.Range(0, seeds).Select(k => Curve(Seeded(plan, k), RunOf(outDir, Seeded(plan, k), seeds)).Where(c => c.Tokens > 0).ToList()).ToList();
+            var curves = Enumerable.Range(0, seeds).Select(k => Curve(Seeded(plan, k), RunOf(outDir, Seeded(plan, k), seeds)).Where(c =>
+                c.Tokens > 0).ToList()).ToList();
             int n = curves.Min(c => c.Count);
             if (n == 0) continue;
             var points = Enumerable.Range(0, n).Select(j =>

@@ -14,7 +14,8 @@ internal sealed class TensorBoardWriter : IDisposable
     public TensorBoardWriter(string dir)
     {
         Directory.CreateDirectory(dir);
-        var name = $"events.out.tfevents.{DateTimeOffset.UtcNow.ToUnixTimeSeconds()}.{Environment.MachineName}.{Environment.ProcessId}.{Guid.NewGuid():N}.strata";
+        long now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var name = $"events.out.tfevents.{now}.{Environment.MachineName}.{Environment.ProcessId}.{Guid.NewGuid():N}.strata";
         Path = System.IO.Path.Combine(dir, name);
         _stream = new FileStream(Path, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
         var ev = new List<byte>();

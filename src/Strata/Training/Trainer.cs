@@ -18,71 +18,6 @@ using static TorchSharp.torch;
 
 namespace Strata.Training;
 
-public sealed record TrainOptions
-{
-    /// <summary>Run folder (<see cref="RunDirectory"/>).</summary>
-    public required string OutDir { get; init; }
-    /// <summary>Continue the run in <see cref="OutDir"/> from its checkpoint (the plan stored there wins).</summary>
-    public bool Resume { get; init; }
-    /// <summary>A checkpoint of the same shape whose weights replace the first stage's initialisation.</summary>
-    public string? InitFrom { get; init; }
-    /// <summary>Stop, with a checkpoint, once this many optimizer steps are done (the run can be resumed).</summary>
-    public long? StopAfterStep { get; init; }
-    /// <summary>On resume: multiply every learning rate of the plan (training and stages) by this from now on, e.g.
-    /// 0.5 after a run stopped at a non-finite loss. Recorded in the checkpoint's plan.</summary>
-    public double? LearningRateScale { get; init; }
-    /// <summary>On resume: continue from the checkpoint before the latest one (the latest is dropped), e.g. when the
-    /// latest already gives a non-finite loss.</summary>
-    public bool Rewind { get; init; }
-    /// <summary>The arithmetic, replacing the plan's training.precision (recorded in the checkpoint's plan; a resumed
-    /// run may change it, since checkpoints are fp32 in every precision).</summary>
-    public Precision? Precision { get; init; }
-    /// <summary>Cancelled by SIGINT / SIGTERM: the step in progress finishes, a checkpoint is written, the run returns.</summary>
-    public CancellationToken Stop { get; init; }
-    /// <summary>The ranks of a data-parallel job (<see cref="ProcessGroup.Start"/>): each takes its share of every
-    /// batch's rows, gradients are averaged over the ranks, rank 0 alone writes. One process by default.</summary>
-    public ProcessGroup Group { get; init; } = ProcessGroup.Single;
-    public Device Device { get; init; } = CPU;
-    public TextWriter Log { get; init; } = Console.Out;
-    /// <summary>Draw the progress bar in place (a terminal); otherwise print a line every log_every steps.</summary>
-    public bool Interactive { get; init; }
-    /// <summary>What <see cref="RunStart"/> settles from these options.</summary>
-    internal RunRequest Request => new()
-    {
-        OutDir = OutDir, Resume = Resume, InitFrom = InitFrom, LearningRateScale = LearningRateScale, Rewind = Rewind, Precision = Precision,
-        Group = Group, Device = Device, Log = Log,
-    };
-    /// <summary>Test hook: the loss a step reports, from (global step it would become, learning rate, measured loss);
-    /// drives the non-finite and divergence checks deterministically.</summary>
-    internal Func<long, double, double, double>? ReportedLoss { get; init; }
-}
-
-public sealed record TrainResult(RunDirectory Run, long GlobalStep, double? InitialValidationLoss, double? FinalValidationLoss,
-    double TokensPerSecond, bool Completed, ParameterBudget Budget)
-{
-    /// <summary>Stopped by a signal (with a checkpoint to resume from).</summary>
-    public bool Interrupted { get; init; }
-    /// <summary>Validation tokens per UTF-8 byte of the validation text (from the shards' meta.json), if known.</summary>
-    public double? TokensPerByte { get; init; }
-    public double? BitsPerByte(double? loss) => loss is { } l && TokensPerByte is { } r ? ValidationLoss.BitsPerByte(l, r) : null;
-
-    /// <summary>For a run stopped by a signal: the one-line error that says how to continue.</summary>
-    public void ThrowIfInterrupted()
-    {
-        if (Interrupted)
-            throw new StrataException($"interrupted at step {GlobalStep}; the checkpoint is saved: continue with 'strata train --resume --out {Run.Path}'");
-    }
-
-    /// <summary>What the run reached and where its files are, for the console.</summary>
-    public string Summary()
-    {
-        static string F(double? v) => v is { } x ? x.ToString("F4") : "-";
-        var bpb = BitsPerByte(FinalValidationLoss) is { } b ? $" ({F(BitsPerByte(InitialValidationLoss))} -> {b:F4} bits/byte)" : "";
-        return $"{(Completed ? "finished" : Interrupted ? "interrupted" : "stopped")} at step {GlobalStep}: validation loss {F(InitialValidationLoss)} -> {F(FinalValidationLoss)} nats/token{bpb}, {TokensPerSecond:F0} tokens/s\n" +
-               $"  checkpoint {Run.Checkpoint}\n  metrics    {Run.Metrics}" + (Completed ? $"\n  loss curve {Run.LossCurve}" : "");
-    }
-}
-
 /// <summary>When the loop evaluates, checkpoints and stops, from the plan's intervals and the run's requests (one
 /// place for the cadence, as torchtitan's checkpoint and metrics managers keep theirs).</summary>
 internal readonly record struct Cadence(int EvalEvery, int CheckpointEvery, long? StopAfter)
@@ -148,7 +83,8 @@ public sealed class Trainer : IDisposable
                 if (_cadence.Checkpoint(_globalStep, stageEnd, stop)) SaveCheckpoint(stage, optimizer, stageEnd);
                 if (stop)
                 {
-                    _log.Message(interrupted ? $"interrupted after step {_globalStep}, checkpoint written" : $"stopped after step {_globalStep}; continue with --resume");
+                    _log.Message(interrupted ? $"interrupted after step {_globalStep}, checkpoint written"
+                        : $"stopped after step {_globalStep}; continue with --resume");
                     return Result(completed: false) with { Interrupted = interrupted };
                 }
             }
@@ -220,12 +156,16 @@ public sealed class Trainer : IDisposable
     private StrataException Diverged(StepResult step, GrowthStage stage, string? diverged)
     {
         static string Word(double v) => double.IsNaN(v) ? "NaN" : "infinite";
-        string what = !double.IsFinite(step.Loss) ? $"the loss is {Word(step.Loss)}" : !double.IsFinite(step.GradNorm) ? $"the gradient norm is {Word(step.GradNorm)}" : diverged!;
+        string what = !double.IsFinite(step.Loss) ? $"the loss is {Word(step.Loss)}" : !double.IsFinite(step.GradNorm)
+            ? $"the gradient norm is {Word(step.GradNorm)}" : diverged!;
         string from = _lastSavedStep <= 0 ? "no checkpoint was written yet: lower the plan's learning rates and start again"
             : _lastSavedStep == _globalStep && _start.Resumed?.GlobalStep == _globalStep
-                ? $"the checkpoint at step {_lastSavedStep} already gives it: start from the one before with a lower learning rate, 'strata train --resume --rewind --out {_run.Path} --lr-scale 0.5'"
-                : $"the last checkpoint ({_run.Checkpoint}) is at step {_lastSavedStep}: continue from it with a lower learning rate, 'strata train --resume --out {_run.Path} --lr-scale 0.5' (add --rewind to start from the one before it)";
-        return new StrataException($"step {_globalStep + 1} (stage {stage.Number} '{stage.Name}'): {what}; the step was not applied and nothing was saved from it; {from}");
+                ? $"the checkpoint at step {_lastSavedStep} already gives it: start from the one before with a lower learning rate, 'strata train " +
+                    $"--resume --rewind --out {_run.Path} --lr-scale 0.5'"
+                : $"the last checkpoint ({_run.Checkpoint}) is at step {_lastSavedStep}: continue from it with a lower learning rate, 'strata " +
+                    $"train --resume --out {_run.Path} --lr-scale 0.5' (add --rewind to start from the one before it)";
+        return new StrataException(
+            $"step {_globalStep + 1} (stage {stage.Number} '{stage.Name}'): {what}; the step was not applied and nothing was saved from it; {from}");
     }
 
     private Trainer(RunStart start, TrainOptions o)
@@ -241,19 +181,25 @@ public sealed class Trainer : IDisposable
             _model = start.TakeModel();
             _data = new TrainingData(_plan);
             if (_plan.Substrate.Kind == SubstrateKind.Visual)
-                TokenizerIdentity.Require(TokenizerIdentity.Of(_plan.Substrate.Tokenizer), "substrate.tokenizer (the visual substrate draws its entries)", _data.Tokenizer, "the data");
+                TokenizerIdentity.Require(TokenizerIdentity.Of(_plan.Substrate.Tokenizer),
+                    "substrate.tokenizer (the visual substrate draws its entries)", _data.Tokenizer, "the data");
             if (t.BatchSize % _group.Size != 0)
-                throw new StrataException($"training.batch_size {t.BatchSize} does not split into {_group.Size} ranks: use a multiple of {_group.Size} (each rank takes batch_size / ranks rows of every batch)");
-            _group.RequireSame(("plan", _plan.Name, Json.Serialize(_plan)), ("program", Path.GetFileName(typeof(Trainer).Assembly.Location), typeof(Trainer).Assembly.ManifestModule.ModuleVersionId.ToString()),
+                throw new StrataException(
+                    $"training.batch_size {t.BatchSize} does not split into {_group.Size} ranks: use a multiple of {_group.Size} (each rank takes " +
+                        "batch_size / ranks rows of every batch)");
+            _group.RequireSame(("plan", _plan.Name, Json.Serialize(_plan)), ("program", Path.GetFileName(typeof(Trainer).Assembly.Location), typeof(
+                Trainer).Assembly.ManifestModule.ModuleVersionId.ToString()),
                 ("data", string.Join(", ", _plan.Data.Named().Select(d => d.Path)), _data.Identity));
-            (_stageIndex, _stageStep, _globalStep, _tokensSeen, _lastVal) = (start.StageIndex, start.StageStep, start.GlobalStep, start.TokensSeen, start.ValidationLoss);
+            (_stageIndex, _stageStep, _globalStep, _tokensSeen, _lastVal) = (start.StageIndex, start.StageStep, start.GlobalStep, start.TokensSeen,
+                start.ValidationLoss);
             _lastSavedStep = start.Resumed?.GlobalStep ?? -1;
             _tokensPerStep = (long)t.BatchSize * _plan.Model.ContextLength * t.GradAccumulation;
             _cadence = new Cadence(t.EvalEvery, t.CheckpointEvery, o.StopAfterStep);
             _divergence = new DivergenceGuard(t.DivergenceFactor);
             _log = new TrainingLog(_run, _plan.TotalSteps, start.Resumed?.GlobalStep, _group.IsMain, o.Log, t.LogEvery, o.Interactive, _tokensPerStep);
             _budget = GrowthStage.Budgets(_plan, "plan")[Math.Min(_stageIndex, _plan.Stages.Count - 1)];
-            if (_group.Size > 1) _log.Message($"data parallel: {_group.Size} ranks of {t.BatchSize / _group.Size} rows each, {torch.get_num_threads()} threads per rank");
+            if (_group.Size > 1) _log.Message(
+                $"data parallel: {_group.Size} ranks of {t.BatchSize / _group.Size} rows each, {torch.get_num_threads()} threads per rank");
         }
         catch
         {
@@ -281,14 +227,15 @@ public sealed class Trainer : IDisposable
         _log.Eval(_globalStep, _stageIndex, _lastVal.Value, each);
     }
 
-    /// <summary>The checkpoint (with the optimizer state unless the run is complete) and, at a stage's end, the stage file.</summary>
+    /// <summary>The checkpoint and, at a stage's end, the stage file. Inside a stage the checkpoint carries the optimizer
+    /// state; at a stage's end it does not: the next stage builds its optimizer afresh (and merged adapters are gone).</summary>
     private void SaveCheckpoint(GrowthStage stage, AdamW optimizer, bool stageEnd)
     {
-        bool completed = stageEnd && stage.IsLast;
         var info = new CheckpointInfo
         {
-            Plan = _plan, Tokenizer = _data.Tokenizer.Name, TokenizerHash = _data.Tokenizer.Hash, Depth = _model.Depth, StageIndex = stage.Index, StageStep = _stageStep,
-            GlobalStep = _globalStep, OptimizerStep = optimizer.StepCount, Completed = completed,
+            Plan = _plan, Tokenizer = _data.Tokenizer.Name, TokenizerHash = _data.Tokenizer.Hash, Depth = _model.Depth, StageIndex = stage.Index,
+                StageStep = _stageStep,
+            GlobalStep = _globalStep, OptimizerStep = optimizer.StepCount, Completed = stageEnd && stage.IsLast,
             ElapsedSeconds = Elapsed, TokensSeen = _tokensSeen, ValidationLoss = _lastVal,
         };
         _lastSavedStep = _globalStep;
@@ -297,7 +244,7 @@ public sealed class Trainer : IDisposable
         if (stageEnd)
         {
             // the stage file first: a crash before the checkpoint is replaced resumes earlier and writes both again
-            Checkpoint.Save(_run.Stage(stage.Number), _model, completed ? null : optimizer, info);
+            Checkpoint.Save(_run.Stage(stage.Number), _model, null, info);
             KillPoint.Here("stage-file.before-checkpoint");
             _run.Promote(next => AtomicFile.Copy(_run.Stage(stage.Number), next));
             SaveLossCurve();

@@ -25,10 +25,12 @@ internal sealed class TrainingData : IDisposable
             foreach (var (name, d) in _datasets)
             {
                 if (d.Manifest.VocabSize > plan.Model.VocabSize)
-                    throw new StrataException($"{d.Path}: tokens from a vocabulary of {d.Manifest.VocabSize:N0}, the model's head has {plan.Model.VocabSize:N0}");
+                    throw new StrataException(
+                        $"{d.Path}: tokens from a vocabulary of {d.Manifest.VocabSize:N0}, the model's head has {plan.Model.VocabSize:N0}");
                 var val = d.Shards(DatasetSplit.Validation);
                 if (val.Count > 0 && val.Any(s => s.Count > T))
-                    validation.Add((name, new BatchSampler([(new Windows(val, T, $"{d.Path} (validation)"), 1.0)], plan.Training.BatchSize, plan.Training.Seed)));
+                    validation.Add((name, new BatchSampler([(new Windows(val, T, $"{d.Path} (validation)"), 1.0)], plan.Training.BatchSize,
+                        plan.Training.Seed)));
             }
             if (validation.Count == 0) throw new StrataException($"data: no dataset has a validation split of more than {T + 1} tokens to measure the run on");
             Validation = validation;

@@ -36,7 +36,8 @@ internal sealed class FolderLock : IDisposable
             throw new StrataException($"{folder} is in use by {ReadHolder(holderPath) ?? "another process"}: wait for it to finish, or stop it");
         }
         var previous = ReadHolder(holderPath);
-        AtomicFile.WriteAllText(holderPath, $"process {Environment.ProcessId} on {Environment.MachineName} ({purpose}, since {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC)\n");
+        AtomicFile.WriteAllText(holderPath,
+            $"process {Environment.ProcessId} on {Environment.MachineName} ({purpose}, since {DateTime.UtcNow:yyyy-MM-dd HH:mm:ss} UTC)\n");
         var l = new FolderLock(stream, holderPath, previous);
         AtomicFile.RemoveLeftovers(folder);
         return l;
