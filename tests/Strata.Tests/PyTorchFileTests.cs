@@ -47,6 +47,56 @@ public class PyTorchFileTests
         Assert.Contains(205891132094649L, i64.data<long>().ToArray());                 // 3^30
     }
 
+    /// <summary>A pytorch_model.bin of <paramref name="pickle"/> and storages (compressed or stored), in a folder with
+    /// the tiny GPT-NeoX config, ready for 'strata import'.</summary>
+    private static string HostileImport(byte[] pickle, (string Key, byte[] Bytes, bool Compress)[] storages)
+    {
+        var dir = TestPaths.TempDir();
+        File.Copy(TestPaths.Data("hf-gpt-neox-tiny", "config.json"), Path.Combine(dir, "config.json"));
+        using (var zip = System.IO.Compression.ZipFile.Open(Path.Combine(dir, "pytorch_model.bin"), System.IO.Compression.ZipArchiveMode.Create))
+        {
+            using (var s = zip.CreateEntry("archive/data.pkl", System.IO.Compression.CompressionLevel.NoCompression).Open()) s.Write(pickle);
+            foreach (var (key, bytes, compress) in storages)
+                using (var s = zip.CreateEntry($"archive/data/{key}", compress ? System.IO.Compression.CompressionLevel.Optimal
+                           : System.IO.Compression.CompressionLevel.NoCompression).Open())
+                    s.Write(bytes);
+        }
+        return dir;
+    }
+
+    [Fact]
+    public void A_state_dict_of_dicts_nested_100000_deep_is_refused_without_recursing()
+    {
+        var p = new List<byte> { 0x80, 2, (byte)'}' };                                   // PROTO 2, the outer dict
+        for (int i = 0; i < 100_000; i++) p.AddRange([0x8c, 1, (byte)'a', (byte)'}']);    // key "a", a new dict, ...
+        for (int i = 0; i < 100_000; i++) p.Add((byte)'s');                               // ... each set into the one before
+        p.Add((byte)'.');
+        var dir = HostileImport(p.ToArray(), []);
+        var (code, _, err) = CliRunner.Run("import", dir, "--tokenizer", "codepoint", "--out", Path.Combine(TestPaths.TempDir(), "x.safetensors"));
+        Assert.Equal(1, code);
+        Assert.True(err.Contains("nests more than 32 deep"), err);
+    }
+
+    [Fact]
+    public void A_512_MiB_zip_bomb_in_a_state_dict_is_refused_before_it_is_unpacked()
+    {
+        const long elements = 128L << 20;                                                    // 512 MiB of float32
+        // {'w': _rebuild_tensor_v2(storage('0', FloatStorage, numel), 0, (numel,), (1,), False, OrderedDict())}
+        var p = new List<byte> { 0x80, 2, (byte)'}', 0x8c, 1, (byte)'w' };
+        p.AddRange("ctorch._utils\n_rebuild_tensor_v2\n"u8.ToArray());
+        p.AddRange([(byte)'(', (byte)'(', 0x8c, 7, .. "storage"u8.ToArray()]);                  // MARK (the call's arguments), MARK (the storage id)
+        p.AddRange("ctorch\nFloatStorage\n"u8.ToArray());
+        p.AddRange([0x8c, 1, (byte)'0', 0x8c, 3, .. "cpu"u8.ToArray(), (byte)'J', .. BitConverter.GetBytes((int)elements), (byte)'t', (byte)'Q']);
+        p.AddRange([(byte)'K', 0, (byte)'J', .. BitConverter.GetBytes((int)elements), 0x85, (byte)'K', 1, 0x85, 0x89, (byte)'}', (byte)'t', (byte)'R']);
+        p.AddRange([(byte)'s', (byte)'.']);
+        var dir = HostileImport(p.ToArray(), [("0", new byte[elements * 4], true)]);
+        long before = GC.GetTotalAllocatedBytes();
+        var (code, _, err) = CliRunner.Run("import", dir, "--tokenizer", "codepoint", "--out", Path.Combine(TestPaths.TempDir(), "x.safetensors"));
+        Assert.Equal(1, code);
+        Assert.True(err.Contains("zip bomb"), err);
+        Assert.True(GC.GetTotalAllocatedBytes() - before < 64 << 20, "the storage was unpacked");
+    }
+
     [Fact]
     public void A_file_that_is_not_a_torch_zip_is_refused()
     {

@@ -282,7 +282,7 @@ internal sealed class DocumentReader(ReadOptions options)
 
     private IEnumerable<Document> ParquetRows(int input, string path, string source)
     {
-        ParquetFooter.Check(path);
+        ParquetGuard.Check(path);
         Parquet.ParquetReader reader;
         try { reader = Parquet.ParquetReader.CreateAsync(path).GetAwaiter().GetResult(); }
         catch (Exception e) when (e is not (StrataException or OutOfMemoryException)) { throw new StrataException(

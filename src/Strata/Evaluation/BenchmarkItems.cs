@@ -90,7 +90,7 @@ internal static class BenchmarkFiles
     private static IList<T> Parquet<T>(string path) where T : class, new()
     {
         if (!File.Exists(path)) throw new StrataException($"{path}: no such file");
-        ParquetFooter.Check(path);
+        ParquetGuard.Check(path);
         // read from memory: every await inside Parquet.Net then completes at once on this thread, instead of resuming
         // on a thread-pool thread (1.5 MB of stack) when the file's reads complete later; a damaged file that makes it
         // recurse deeply crashed the process that way, depending on timing (found by the fuzz tests)

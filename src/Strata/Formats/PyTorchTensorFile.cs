@@ -1,7 +1,8 @@
 // A bare tensor saved with torch.save (the published normalized_embeddings_weights.pt): a zip archive with
 // <name>/data.pkl (pickle protocol 2, a call of torch._utils._rebuild_tensor_v2 on a persistent storage reference) and
-// the raw little-endian storage at <name>/data/<key>. TorchSharp.PyBridge reads state dicts (pytorch_model.bin) but
-// throws on a bare tensor, so this reader covers that case: a small pickle machine for the opcodes torch.save emits.
+// the raw little-endian storage at <name>/data/<key>; a state dict (pytorch_model.bin) the same way, with an OrderedDict
+// of such tensors. A small pickle machine for the opcodes torch.save emits, with every nesting and size bounded before
+// anything is allocated (general unpicklers recurse through nested dicts and trust the archive's sizes).
 using System.IO.Compression;
 using System.Text;
 using Strata.Util;
@@ -66,6 +67,8 @@ public static class PyTorchTensorFile
 
     /// <summary>The pickle of a tensor file is a few hundred bytes; of a state dict of a large model, a few MB.</summary>
     private const long MaxPickleBytes = 64 << 20;
+    /// <summary>A storage may expand at most this many times its stored size (torch.save stores them uncompressed).</summary>
+    private const long MaxExpansion = 16;
     /// <summary>Dicts nested deeper than this are refused (a state dict nests 1 or 2 deep).</summary>
     private const int MaxDepth = 32;
 
@@ -193,6 +196,9 @@ public static class PyTorchTensorFile
         var size = ((object?[])a[2]!).Select(x => (long)x!).ToArray();
         var stride = ((object?[])a[3]!).Select(x => (long)x!).ToArray();
         var entry = zip.GetEntry(prefix + "data/" + storage.Key) ?? throw new StrataException($"{path}: storage data/{storage.Key} is missing");
+        if (entry.Length > MaxExpansion * Math.Max(entry.CompressedLength, 1024))
+            throw new StrataException($"{path}: storage data/{storage.Key} expands {entry.CompressedLength:N0} bytes into {entry.Length:N0}: " +
+                                      "torch.save stores storages uncompressed, so this is a zip bomb, not a tensor");
         // sizes come from the pickle: check them against the archive before allocating anything
         if (storage.Elements < 0 || storage.Elements > entry.Length / storage.Size || entry.Length != storage.Elements * storage.Size)
             throw new StrataException(

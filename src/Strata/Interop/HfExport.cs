@@ -3,7 +3,6 @@
 // frozen substrate is written out as the [V, C] table it computes, so transformers needs no custom code), the
 // tokenizer files, and strata.json (substrate recipe, plan, growth history), which transformers ignores.
 using Strata.Formats;
-using System.Collections;
 using System.Text.Json;
 using Strata.Modeling;
 using Strata.Runs;
@@ -82,7 +81,7 @@ public static class HfExport
         ["torch_dtype"] = "float32",
     };
 
-    /// <summary>Reads a GPT-NeoX directory (model.safetensors, or pytorch_model.bin through TorchSharp.PyBridge) into
+    /// <summary>Reads a GPT-NeoX directory (model.safetensors, or pytorch_model.bin through Formats/PyTorchTensorFile) into
     /// a Strata checkpoint. With Strata's strata.json the recorded substrate comes back (the table must be exactly what
     /// the recipe computes); otherwise the input table becomes a trainable embedding.</summary>
     /// <param name="tokenizer">the tokenizer, when the directory has neither a tokenizer.json nor a strata.json naming one</param>
@@ -170,10 +169,11 @@ public static class HfExport
         }
         var bin = Path.Combine(dir, "pytorch_model.bin");
         if (!File.Exists(bin)) throw new StrataException($"{dir}: neither model.safetensors nor pytorch_model.bin");
-        Hashtable table;
-        try { table = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(bin); }
-        catch (Exception e) when (e is not StrataException) { throw new StrataException($"{bin}: not a PyTorch state dict ({e.GetType().Name})"); }
-        var dict = table.Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (Tensor)e.Value!);
+        // Strata's own bounded reader (nesting, pickle and storage sizes checked before anything is allocated), not
+        // TorchSharp.PyBridge's: that one recursed through 100,000 nested dicts and unpacked zip bombs
+        var dict = PyTorchTensorFile.Read(bin) is Dictionary<string, object?> d && d.Values.All(v => v is Tensor)
+            ? d.ToDictionary(kv => kv.Key, kv => (Tensor)kv.Value!)
+            : throw new StrataException($"{bin}: not a PyTorch state dict (a dict of tensor names to tensors)");
         return (n => dict.TryGetValue(n, out var t) ? t.to(ScalarType.Float32) : null, dict.Keys.ToList(), bin);
     }
 }
