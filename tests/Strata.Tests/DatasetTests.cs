@@ -266,7 +266,7 @@ public class DatasetTests
         Assert.Equal(Json.Serialize(a.Manifest with { Inputs = [], Recipe = null }), Json.Serialize(b.Manifest with { Inputs = [], Recipe = null }));
         Assert.Equal(a.Manifest.Inputs.Select(i => (i.Documents, i.Bytes, i.ValidationDocuments)), b.Manifest.Inputs.Select(i => (i.Documents,
             i.Bytes, i.ValidationDocuments)));
-        Assert.True(b.Verify() > 0);
+        Assert.True(b.Verify().Shards > 0);
         Assert.Empty(Directory.GetFiles(actual, "*" + AtomicFile.TempMarker + "*"));
         Assert.False(File.Exists(Path.Combine(actual, DataPreparer.ProgressFile)));
         Assert.Equal(a.Manifest.Train.Shards.Count + a.Manifest.Validation.Shards.Count, Directory.GetFiles(actual, "*.tokens").Length);

@@ -38,10 +38,14 @@ public sealed class Dataset : IDisposable
                 $"{manifestPath}: format: expected '{DatasetManifest.FormatName}', got '{m.Format}'");
             if (m.FormatVersion != DatasetManifest.CurrentFormat) throw new StrataException(
                 $"{manifestPath}: dataset format {m.FormatVersion}, this Strata reads {DatasetManifest.CurrentFormat}");
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var split in new[] { m.Train, m.Validation })
                 foreach (var shard in split.Shards)
+                {
                     if (System.IO.Path.GetFileName(shard.File) != shard.File || shard.File is "." or "..")
                         throw new StrataException($"{manifestPath}: shard '{shard.File}' is not a file name inside the dataset");
+                    if (!seen.Add(shard.File)) throw new StrataException($"{manifestPath}: shard '{shard.File}' is listed more than once");
+                }
             return new Dataset(dir, m, s => m.Split(s).Shards.Select(x => System.IO.Path.Combine(dir, x.File)).ToList());
         }
         if (PreparedData.TryRead(System.IO.Path.Combine(dir, PreparedData.TrainFile)) is { } meta)
@@ -95,25 +99,66 @@ public sealed class Dataset : IDisposable
         return opened;
     }
 
-    /// <summary>Re-hashes every shard and compares with the manifest; returns the shards checked.</summary>
-    public int Verify()
+    /// <summary>What <see cref="Verify"/> did: shards checked, and the bytes it hashed (the rest came from the cache).</summary>
+    public readonly record struct Verification(int Shards, int Cached, long BytesHashed, double Seconds);
+
+    /// <summary>The cache of verified shards, beside the manifest: a shard whose file is the one verified before (same
+    /// size, modification time, device and inode) is not hashed again.</summary>
+    public const string VerifiedFile = ".verified.json";
+
+    private sealed record VerifiedShard(string File, long Length, long ModifiedTicks, ulong Device, ulong Inode, string Sha256, int MaxId);
+
+    /// <summary>Re-hashes every shard and compares with the manifest, and checks that no token id reaches the manifest's
+    /// vocabulary or <paramref name="vocabLimit"/> (a model's). With <paramref name="cached"/>, shards verified before
+    /// in the same file are taken from <see cref="VerifiedFile"/> (and newly verified ones recorded there).</summary>
+    public Verification Verify(int? vocabLimit = null, bool cached = false)
     {
-        int n = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var cachePath = System.IO.Path.Combine(Path, VerifiedFile);
+        var known = new Dictionary<string, VerifiedShard>();
+        if (cached && File.Exists(cachePath))
+            try { known = Json.ReadFile<List<VerifiedShard>>(cachePath).ToDictionary(v => v.File); }
+            catch (Exception e) when (e is StrataException or ArgumentException) { }             // a damaged cache is rebuilt
+        var verified = new List<VerifiedShard>();
+        int n = 0, fromCache = 0;
+        long hashed = 0;
+        int limit = Math.Min(Manifest.VocabSize, vocabLimit ?? int.MaxValue);
         foreach (var split in new[] { DatasetSplit.Train, DatasetSplit.Validation })
         {
             var shards = Shards(split);
             var infos = Manifest.Split(split).Shards;
             for (int i = 0; i < shards.Count; i++)
             {
-                if (infos[i].Sha256 is not { } recorded) continue;
-                var hash = shards[i].ContentHash();
-                if (hash != recorded) throw new StrataException(
-                    $"{shards[i].Path}: its tokens hash to sha256:{hash}, the manifest records sha256:{recorded} (the shard is damaged: re-run " +
-                        "'strata data prepare')");
-                n++;
+                var file = new FileInfo(shards[i].Path);
+                var (_, (device, inode)) = FileKind.Of(file.FullName);
+                string name = System.IO.Path.GetFileName(file.FullName);
+                var identity = new VerifiedShard(name, file.Length, file.LastWriteTimeUtc.Ticks, device, inode, "", 0);
+                VerifiedShard v;
+                if (known.TryGetValue(name, out var k) && k with { Sha256 = "", MaxId = 0 } == identity && (infos[i].Sha256 ?? k.Sha256) == k.Sha256)
+                {
+                    v = k;
+                    fromCache++;
+                }
+                else
+                {
+                    var (hash, max) = shards[i].Scan();
+                    hashed += file.Length;
+                    if (infos[i].Sha256 is { } recorded && hash != recorded) throw new StrataException(
+                        $"{shards[i].Path}: its tokens hash to sha256:{hash}, the manifest records sha256:{recorded} (the shard is damaged: re-run " +
+                            "'strata data prepare')");
+                    v = identity with { Sha256 = hash, MaxId = max };
+                }
+                if (v.MaxId >= limit) throw new StrataException(
+                    $"{shards[i].Path}: holds token id {v.MaxId}, past a vocabulary of {limit:N0} " +
+                        $"({(limit == Manifest.VocabSize ? "the manifest's" : "the model's")})");
+                verified.Add(v);
+                if (infos[i].Sha256 is not null) n++;
             }
         }
-        return n;
+        if (cached && hashed > 0)
+            try { AtomicFile.WriteAllText(cachePath, Json.Serialize(verified)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }   // a read-only dataset is verified every time
+        return new Verification(n, fromCache, hashed, clock.Elapsed.TotalSeconds);
     }
 
     public void Dispose()

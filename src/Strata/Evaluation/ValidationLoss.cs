@@ -60,6 +60,7 @@ public static class ValidationLoss
         TokenizerIdentity.Require(tokenizer, "the model", dataset.Tokenizer, dataset.Path);
         if (dataset.Manifest.VocabSize > model.Config.VocabSize)
             throw new StrataException($"{dataset.Path}: vocabulary {dataset.Manifest.VocabSize} is larger than the model's {model.Config.VocabSize}");
+        dataset.Verify(model.Config.VocabSize, cached: true);                              // hashes and ids, before any id reaches the model
         var (nats, tokens) = Sum(model, SplitWindows(dataset, model.Config.ContextLength, maxTokens ?? long.MaxValue, model.Device), null);
         if (tokens == 0) throw new StrataException($"{dataset.Path}: fewer than 2 validation tokens to measure");
         return (nats, tokens);

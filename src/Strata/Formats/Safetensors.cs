@@ -29,6 +29,12 @@ public sealed class SafetensorsFile : IDisposable
     public string Path { get; }
     public IReadOnlyDictionary<string, SafetensorsEntry> Entries { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
+    /// <summary>Every tensor's sha256 as the writer recorded it (__metadata__ "sha256", a JSON object by name), or null
+    /// for a file written without them; <see cref="Read"/> checks a tensor against it.</summary>
+    public IReadOnlyDictionary<string, string>? Checksums { get; }
+
+    /// <summary>The metadata key of the per-tensor checksums.</summary>
+    public const string ChecksumKey = "sha256";
 
     public SafetensorsFile(string path)
     {
@@ -38,6 +44,11 @@ public sealed class SafetensorsFile : IDisposable
         try
         {
             (Entries, Metadata, _dataStart) = ReadHeader(_stream, path);
+            if (Metadata.TryGetValue(ChecksumKey, out var sums))
+            {
+                try { Checksums = JsonSerializer.Deserialize<Dictionary<string, string>>(sums); }
+                catch (JsonException) { throw new StrataException($"{path}: its per-tensor checksums are not readable (the header is damaged)"); }
+            }
         }
         catch
         {
@@ -137,17 +148,30 @@ public sealed class SafetensorsFile : IDisposable
         var e = Entries.TryGetValue(name, out var x) ? x : throw new StrataException($"{Path}: no tensor named '{name}'");
         var t = torch.empty(e.Shape, dtype: DTypes[e.DType].Type);
         long total = e.End - e.Begin, elementSize = DTypes[e.DType].Size;
-        if (total == 0) return t;
-        using var flat = t.view(-1);
-        long perChunk = Math.Max(1, Chunk / elementSize);
-        _stream.Seek(_dataStart + e.Begin, SeekOrigin.Begin);
-        for (long start = 0; start < flat.numel(); start += perChunk)
+        string? expected = Checksums is null ? null
+            : Checksums.TryGetValue(name, out var sum) ? sum : throw new StrataException(
+                $"{Path}: tensor '{name}' has no recorded checksum (the header is damaged)");
+        using var sha = expected is null ? null : System.Security.Cryptography.IncrementalHash.CreateHash(
+            System.Security.Cryptography.HashAlgorithmName.SHA256);
+        if (total > 0)
         {
-            long count = Math.Min(perChunk, flat.numel() - start);
-            var buffer = new byte[count * elementSize];
-            _stream.ReadExactly(buffer);
-            using var part = flat.narrow(0, start, count);
-            part.bytes = buffer;
+            using var flat = t.view(-1);
+            long perChunk = Math.Max(1, Chunk / elementSize);
+            _stream.Seek(_dataStart + e.Begin, SeekOrigin.Begin);
+            for (long start = 0; start < flat.numel(); start += perChunk)
+            {
+                long count = Math.Min(perChunk, flat.numel() - start);
+                var buffer = new byte[count * elementSize];
+                _stream.ReadExactly(buffer);
+                sha?.AppendData(buffer);
+                using var part = flat.narrow(0, start, count);
+                part.bytes = buffer;
+            }
+        }
+        if (sha is not null && Convert.ToHexStringLower(sha.GetHashAndReset()) != expected)
+        {
+            t.Dispose();
+            throw new StrataException($"{Path}: tensor '{name}' does not match the sha256 recorded for it: the file is damaged");
         }
         return t;
     }
@@ -161,11 +185,20 @@ public sealed class SafetensorsFile : IDisposable
 /// <summary>Writes safetensors files atomically.</summary>
 public static class SafetensorsWriter
 {
-    /// <summary>Writes <paramref name="tensors"/> (any device; copied to the CPU, contiguous) in the given order.</summary>
-    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    /// <summary>Writes <paramref name="tensors"/> (any device; copied to the CPU, contiguous) in the given order. With
+    /// <paramref name="checksums"/>, every tensor's sha256 goes into the metadata (<see cref="SafetensorsFile.Checksums"/>),
+    /// so a reader can tell a damaged tensor from a sound one.</summary>
+    public static void Write(string path, IEnumerable<(string Name, Tensor Tensor)> tensors, IReadOnlyDictionary<string, string>? metadata = null,
+        bool checksums = false)
     {
         var list = tensors.ToList();
         var header = new Dictionary<string, object>();
+        if (checksums)
+        {
+            var sums = list.ToDictionary(x => x.Name, x => Sha256(x.Tensor));
+            metadata = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>()) { [SafetensorsFile.ChecksumKey] =
+                JsonSerializer.Serialize(sums) };
+        }
         if (metadata is { Count: > 0 }) header["__metadata__"] = metadata;
         long offset = 0;
         foreach (var (name, t) in list)
@@ -203,5 +236,25 @@ public static class SafetensorsWriter
                 }
             }
         });
+    }
+
+    /// <summary>The sha256 of a tensor's bytes as they are written (CPU, contiguous, little-endian).</summary>
+    private static string Sha256(Tensor t)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        using var detached = t.detach();
+        using var cpu = detached.cpu();
+        using var contiguous = cpu.contiguous();
+        if (contiguous.numel() > 0)
+        {
+            using var flat = contiguous.view(-1);
+            long perChunk = Math.Max(1, SafetensorsFile.Chunk / contiguous.ElementSize);
+            for (long start = 0; start < flat.numel(); start += perChunk)
+            {
+                using var part = flat.narrow(0, start, Math.Min(perChunk, flat.numel() - start));
+                sha.AppendData(part.bytes);
+            }
+        }
+        return Convert.ToHexStringLower(sha.GetHashAndReset());
     }
 }

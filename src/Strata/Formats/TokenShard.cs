@@ -8,6 +8,7 @@
 //  32  N tokens
 // The reader checks magic, version, width and that the file is exactly 32 + N * width bytes.
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.IO.MemoryMappedFiles;
 using Strata.Util;
 
@@ -53,15 +54,41 @@ internal sealed class TokenShard : IDisposable
     }
 
     /// <summary>sha256 (hex) of a shard's tokens as stored (the bytes after the header), read back from the file.</summary>
-    public string ContentHash()
+    public string ContentHash() => Scan().Sha256;
+
+    /// <summary>One pass over the tokens: the sha256 of their bytes (as the manifest records it) and the largest id.</summary>
+    public (string Sha256, int MaxId) Scan()
     {
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
         using var fs = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         fs.Seek(HeaderSize, SeekOrigin.Begin);
         var buffer = new byte[1 << 20];
-        int n;
-        while ((n = fs.Read(buffer)) > 0) sha.AppendData(buffer, 0, n);
-        return Convert.ToHexStringLower(sha.GetHashAndReset());
+        int n, carry = 0, max = -1;
+        while ((n = fs.Read(buffer, carry, buffer.Length - carry)) > 0 || carry > 0)
+        {
+            if (n == 0) throw new StrataException($"{Path}: ends in the middle of a token");
+            sha.AppendData(buffer, carry, n);
+            int filled = carry + n, whole = filled - filled % TokenWidth;
+            max = Math.Max(max, TokenWidth == 2 ? Max(MemoryMarshal.Cast<byte, ushort>(buffer.AsSpan(0, whole)))
+                : Max(MemoryMarshal.Cast<byte, uint>(buffer.AsSpan(0, whole))));
+            buffer.AsSpan(whole, filled - whole).CopyTo(buffer);
+            carry = filled - whole;
+        }
+        return (Convert.ToHexStringLower(sha.GetHashAndReset()), max);
+    }
+
+    /// <summary>The largest value, -1 for none; a uint32 id past int.MaxValue counts as int.MaxValue (past any vocabulary).</summary>
+    private static int Max<T>(ReadOnlySpan<T> values) where T : unmanaged, System.Numerics.INumber<T>
+    {
+        if (values.IsEmpty) return -1;
+        var best = System.Numerics.Vector<T>.Zero;
+        int i = 0;
+        for (; i + System.Numerics.Vector<T>.Count <= values.Length; i += System.Numerics.Vector<T>.Count)
+            best = System.Numerics.Vector.Max(best, new System.Numerics.Vector<T>(values[i..]));
+        T m = T.Zero;
+        for (int k = 0; k < System.Numerics.Vector<T>.Count; k++) m = T.Max(m, best[k]);
+        for (; i < values.Length; i++) m = T.Max(m, values[i]);
+        return (int)Math.Min(long.CreateTruncating(m), int.MaxValue);
     }
 
     public static TokenShard Open(string path)

@@ -54,7 +54,14 @@ public static class Checkpoint
         {
             ["format"] = "strata-checkpoint",
             ["strata"] = JsonSerializer.Serialize(info, Json.Options),
-        });
+        }, checksums: true);
+    }
+
+    /// <summary>Whether the checkpoint records every tensor's sha256 (checked on load); older ones do not.</summary>
+    public static bool HasChecksums(string path)
+    {
+        using var file = new SafetensorsFile(path);
+        return file.Checksums is not null;
     }
 
     public static CheckpointInfo ReadInfo(string path)

@@ -106,7 +106,13 @@ public sealed record DataSpec
         try
         {
             var id = named ?? datasets.FirstOrDefault().Dataset?.Tokenizer ?? throw new StrataException("data: no dataset to take the tokenizer from");
-            foreach (var (name, d) in datasets) TokenizerIdentity.Require(id, "the plan", d.Tokenizer, $"dataset '{name}' ({d.Path})");
+            foreach (var (name, d) in datasets)
+            {
+                TokenizerIdentity.Require(id, "the plan", d.Tokenizer, $"dataset '{name}' ({d.Path})");
+                // the manifest's word checked against the tokenizer it names (a built-in name, or a tokenizer.json)
+                TokenizerIdentity.Require(TokenizerIdentity.Of(d.Tokenizer.Name), $"the tokenizer it names, '{d.Tokenizer.Name}',", d.Tokenizer,
+                    $"dataset '{name}''s manifest ({d.Path})");
+            }
             return this with { Tokenizer = id.Name, TokenizerHash = id.Hash };
         }
         finally

@@ -101,6 +101,8 @@ internal sealed class RunStart : IDisposable
                     (c.StageIndex, c.StageStep, c.GlobalStep, c.TokensSeen, c.ValidationLoss, c.ElapsedSeconds, c.Completed);
                 if (c.StageFinished) (StageIndex, StageStep) = (StageIndex + 1, 0);
                 _model = Checkpoint.LoadModel(Run.Checkpoint, r.Device).Model;
+                if (!Checkpoint.HasChecksums(Run.Checkpoint))
+                    r.Log.WriteLine($"note: {Run.Checkpoint} records no per-tensor checksums (an older Strata wrote it): its tensors load unverified");
                 if (group.IsMain) RepairStageFile(c);
             }
             else

@@ -198,6 +198,9 @@ public sealed class Trainer : IDisposable
             _divergence = new DivergenceGuard(t.DivergenceFactor);
             _log = new TrainingLog(_run, _plan.TotalSteps, start.Resumed?.GlobalStep, _group.IsMain, o.Log, t.LogEvery, o.Interactive, _tokensPerStep);
             _budget = GrowthStage.Budgets(_plan, "plan")[Math.Min(_stageIndex, _plan.Stages.Count - 1)];
+            foreach (var (name, v) in _data.Verified)
+                _log.Message($"data '{name}': {v.Shards} shard(s) verified (sha256 and token ids), " +
+                             (v.BytesHashed > 0 ? $"{v.BytesHashed / 1e6:F1} MB hashed in {v.Seconds:F1} s" : "unchanged since verified"));
             if (_group.Size > 1) _log.Message(
                 $"data parallel: {_group.Size} ranks of {t.BatchSize / _group.Size} rows each, {torch.get_num_threads()} threads per rank");
         }

@@ -20,6 +20,8 @@ internal sealed class TrainingData : IDisposable
         try
         {
             Tokenizer = new TokenizerIdentity(plan.Data.Tokenizer!, plan.Data.TokenizerHash!);
+            // every shard's hash and largest id checked before training reads it (from the cache when unchanged)
+            Verified = _datasets.Select(d => (d.Name, d.Dataset.Verify(plan.Model.VocabSize, cached: true))).ToList();
             int T = plan.Model.ContextLength;
             var validation = new List<(string, BatchSampler)>();
             foreach (var (name, d) in _datasets)
@@ -43,6 +45,9 @@ internal sealed class TrainingData : IDisposable
     }
 
     public TokenizerIdentity Tokenizer { get; }
+
+    /// <summary>What verifying each dataset took (shards hashed or taken from the cache).</summary>
+    public IReadOnlyList<(string Name, Dataset.Verification Verification)> Verified { get; } = [];
 
     /// <summary>What the datasets hold, as their manifests say (token counts and the sha256 of every shard): equal on
     /// every rank of a job that reads the same data.</summary>
