@@ -24,7 +24,7 @@ public class DatasetTests
         docs.AddRange(Corpora.Read(Corpora.EnglishFiles.First()).Split("\n\n").Where(p => p.Length > 20).Take(12));
         docs.AddRange(Corpora.Read(Corpora.RussianFiles.First()).Split("\n%\n").Where(p => p.Length > 10).Take(12));
         docs.AddRange(Corpora.StripAnsi(Corpora.Read(Corpora.ChineseFiles.First())).Split("\n%\n").Where(p => p.Length > 5).Take(12));
-        docs.Add("");                                                                 // an empty document still counts
+        docs.Add("");                                                                 // an empty document counts, but adds no token
         return docs;
     }
 
@@ -66,7 +66,7 @@ public class DatasetTests
     public async Task Text_jsonl_gzip_zstd_and_parquet_inputs_give_the_ids_of_each_document_encoded_alone()
     {
         var docs = Documents();
-        var expected = docs.Select(d => Bvv.Encode(d)).ToList();
+        var expected = docs.Where(d => d.Length > 0).Select(d => Bvv.Encode(d)).ToList();
         var dir = TestPaths.TempDir();
 
         var texts = Path.Combine(dir, "texts");
@@ -302,7 +302,7 @@ public class DatasetTests
             using (var c = compress(f)) c.Write(full);
             var cut = Path.Combine(dir, "cut" + ext);
             File.WriteAllBytes(cut, File.ReadAllBytes(whole)[..^40]);
-            Assert.Contains("stream is truncated or damaged", Run(cut));
+            Assert.Contains("truncated", Run(cut));
         }
         var bad = Path.Combine(dir, "bad-utf8.jsonl");
         File.WriteAllBytes(bad, [.. "{\"text\": \"ok\"}\n{\"text\": \"caf"u8, 0xC3, 0x28, .. "\"}\n"u8]);

@@ -43,7 +43,8 @@ public static class EvalCommand
             {
                 Protocols = protocols,
                 Runs = p.GetValue(Runs),
-                Decoding = new SamplingOptions { Temperature = p.GetValue(Temperature), TopK = p.GetValue(TopK), TopP = p.GetValue(TopP), Seed = seed },
+                Decoding = new SamplingOptions { Temperature = p.GetValue(Temperature), TopK = p.GetValue(TopK), TopP = p.GetValue(TopP), Seed = seed }
+                    .Validate(int.MaxValue),
                 Seed = seed,
                 Limit = p.GetValue(Limit),
                 PerplexityTokens = p.GetValue(PplTokens),

@@ -27,11 +27,17 @@ public static class GenerateCommand
                 Temperature = p.GetValue(temperature), TopK = p.GetValue(topK), TopP = p.GetValue(topP), Seed = p.GetValue(seed), UseCache =
                     !p.GetValue(noCache),
             };
+            int maxNewTokens = p.GetValue(maxNew);
+            if (maxNewTokens is < 0 or > 1_000_000) throw new Util.StrataException($"--max-new-tokens: must be in 0..1000000, got {maxNewTokens}");
             using var file = CausalLMFile.Load(p.GetValue(checkpoint)!, Devices.Parse(p.GetValue(device)));
+            options.Validate(file.Model.Config.VocabSize);
             var tokenizer = Tokenizers.ByName(file.Tokenizer);
             var text = p.GetValue(prompt)!;
+            // an empty prompt starts where every training document starts: after the document separator
+            var ids = text.Length > 0 ? tokenizer.Encode(text) : tokenizer.EndOfText is { } eot ? [eot]
+                : throw new Util.StrataException($"--prompt: empty, and the tokenizer {tokenizer.Name} has no document separator to start from");
             output.Write(text);
-            foreach (var id in TextGenerator.Generate(file.Model, tokenizer.Encode(text), p.GetValue(maxNew), options, tokenizer.EndOfText))
+            foreach (var id in TextGenerator.Generate(file.Model, ids, maxNewTokens, options, tokenizer.EndOfText))
             {
                 output.Write(tokenizer.Decode([id]));
                 output.Flush();

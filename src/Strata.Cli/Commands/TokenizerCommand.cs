@@ -92,7 +92,7 @@ public static class TokenizerCommand
             var dir = p.GetValue(outDir)!;
             var words = new Dictionary<string, long>(StringComparer.Ordinal);
             var reader = new DocumentReader(new ReadOptions { Field = p.GetValue(field)! });
-            var files = Corpus.Find(p.GetValue(inputs)!, p.GetValue(pattern)!, p.GetValue(exclude));
+            var files = Corpus.Find(p.GetValue(inputs)!, p.GetValue(pattern)!, p.GetValue(exclude), s => output.WriteLine($"note: skipped {s}"));
             long chars = 0;
             for (int i = 0; i < files.Count; i++)
                 foreach (var doc in reader.Read(i, files[i].Path, files[i].Name, canCutAtNewline: true))

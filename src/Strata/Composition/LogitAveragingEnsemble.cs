@@ -63,6 +63,8 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     {
         var f = Json.ReadFile<EnsembleFile>(path);
         if (f.Format != Format) throw new StrataException($"{path}: format: expected '{Format}', got '{f.Format}'");
+        if (f.Checkpoints is null || f.Checkpoints.Any(c => string.IsNullOrEmpty(c)))
+            throw new StrataException($"{path}: checkpoints: every entry must be the path of a checkpoint");
         var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var ensemble = Load(f.Checkpoints.Select(c => Path.GetFullPath(c, dir)).ToList(), device);
         if (f.Adapter is { } a)

@@ -14,8 +14,11 @@ internal static partial class Corpus
     /// <summary>Files named by <paramref name="inputs"/>: files as given, folders searched recursively for
     /// <paramref name="pattern"/> (minus relative paths matching <paramref name="exclude"/>), in ordinal order of path.
     /// The walk follows links but visits every folder once (a link loop ends it), and skips what is not a regular file
-    /// (FIFOs, devices and sockets would block or never end).</summary>
-    public static IReadOnlyList<(string Path, string Name)> Find(IEnumerable<string> inputs, string pattern = "*.txt", string? exclude = null)
+    /// (FIFOs, devices and sockets would block or never end; a dangling link leads nowhere), telling
+    /// <paramref name="skipped"/> each one. A file of the kernel's pseudo-filesystems (/proc, /sys, /dev), reached
+    /// directly or through a link, is refused: it is not text anyone prepared (/proc/self/environ is the environment).</summary>
+    public static IReadOnlyList<(string Path, string Name)> Find(IEnumerable<string> inputs, string pattern = "*.txt", string? exclude = null,
+        Action<string>? skipped = null)
     {
         System.Text.RegularExpressions.Regex? skip;
         try
@@ -33,7 +36,7 @@ internal static partial class Corpus
                     found.Add((input, System.IO.Path.GetFileName(input)));
                     break;
                 case FileKind.Kind.Directory:
-                    var files = Walk(input, pattern)
+                    var files = Walk(input, pattern, skipped)
                         .Select(f => (f, System.IO.Path.GetRelativePath(input, f)))
                         .Where(x => skip is null || !Matches(skip, x.Item2.Replace('\\', '/')))
                         .OrderBy(x => x.Item2, StringComparer.Ordinal).ToList();
@@ -47,6 +50,7 @@ internal static partial class Corpus
             }
         }
         if (found.Count == 0) throw new StrataException("no input files given");
+        foreach (var (path, _) in found) RequireOrdinary(path);
         return found;
     }
 
@@ -56,9 +60,22 @@ internal static partial class Corpus
         catch (System.Text.RegularExpressions.RegexMatchTimeoutException) { throw new StrataException($"--exclude: '{re}' takes too long to match '{path}'"); }
     }
 
+    private static readonly string[] PseudoFileSystems = ["/proc/", "/sys/", "/dev/"];
+
+    /// <summary>Refuses a file whose real path (links resolved) is on a pseudo-filesystem.</summary>
+    private static void RequireOrdinary(string path)
+    {
+        var real = System.IO.Path.GetFullPath(path);
+        try { real = new FileInfo(real).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? real; }
+        catch (IOException) { }
+        if (PseudoFileSystems.Any(p => real.StartsWith(p, StringComparison.Ordinal)))
+            throw new StrataException($"{path}: {(real == System.IO.Path.GetFullPath(path) ? "is" : $"leads to {real},")} a file of the kernel's " +
+                                      "pseudo-filesystems, not a corpus file");
+    }
+
     /// <summary>Regular files under <paramref name="root"/> whose names match <paramref name="pattern"/>; each folder
-    /// (by device and inode) is read once.</summary>
-    private static IEnumerable<string> Walk(string root, string pattern)
+    /// (by device and inode) is read once; anything else that matches is told to <paramref name="skipped"/>.</summary>
+    private static IEnumerable<string> Walk(string root, string pattern, Action<string>? skipped)
     {
         var seen = new HashSet<(ulong, ulong)>();
         var pending = new Stack<string>();
@@ -78,6 +95,11 @@ internal static partial class Corpus
                     case FileKind.Kind.Directory: pending.Push(entry); break;
                     case FileKind.Kind.File when System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(pattern, System.IO.Path.GetFileName(entry)):
                         yield return entry;
+                        break;
+                    case FileKind.Kind.Other or FileKind.Kind.Missing
+                        when System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(pattern, System.IO.Path.GetFileName(entry)):
+                        skipped?.Invoke(FileKind.Of(entry).Kind == FileKind.Kind.Missing ? $"{entry} (a link to nothing)"
+                            : $"{entry} (not a regular file: a FIFO, device or socket)");
                         break;
                 }
             }

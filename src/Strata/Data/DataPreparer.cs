@@ -33,7 +33,7 @@ public static class DataPreparer
         catch (ArgumentException) { throw new StrataException($"--val-match: '{o.ValidationMatch}' is not a regular expression"); }
         var tokenizer = Tokenizers.ByName(o.Tokenizer);
         var tokenizerId = TokenizerIdentity.Of(tokenizer);
-        var files = Corpus.Find(o.Inputs, o.Pattern, o.Exclude);
+        var files = Corpus.Find(o.Inputs, o.Pattern, o.Exclude, skipped => o.Log.WriteLine($"note: skipped {skipped}"));
         if (valMatch is not null)
         {
             var held = files.Count(f => valMatch.IsMatch(f.Name.Replace('\\', '/')));
@@ -99,15 +99,16 @@ public static class DataPreparer
                     if (newDocument) inputs[u.Doc.Input, 0]++;
                     if (newDocument && u.Split == DatasetSplit.Validation) inputs[u.Doc.Input, 2]++;
                     inputs[u.Doc.Input, 1] += bytes;
-                    bool separated = newDocument && !firstDocument[s] && separator is not null;
-                    if (newDocument) firstDocument[s] = false;
+                    bool empty = u.Doc.Text.Length == 0;                                    // counted, but adds no token, not even a separator
+                    bool separated = newDocument && !empty && !firstDocument[s] && separator is not null;
+                    if (newDocument && !empty) firstDocument[s] = false;
                     writer.Add(u.Split, u.Seq, newDocument, bytes, separated ? separator : null, u.Ids);
                 }
             writer.Finish();
         }
         finally { writer.Dispose(); }
 
-        if (writer.Tokens(DatasetSplit.Train) == 0) throw new StrataException("the training split is empty: give more text");
+        if (writer.Tokens(DatasetSplit.Train) == 0) throw new StrataException("the training split is empty (the inputs hold no text for it): give more text");
         var manifest = new DatasetManifest
         {
             Tokenizer = tokenizerId.Name, TokenizerHash = tokenizerId.Hash, VocabSize = tokenizer.VocabSize,

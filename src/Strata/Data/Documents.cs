@@ -87,58 +87,10 @@ internal sealed class DocumentReader(ReadOptions options)
         var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         return compression switch
         {
-            "gzip" => new GzipChecked(file, path),
+            "gzip" => new GzipMembers(file, path),
             "zstd" => new ZstdSharp.DecompressionStream(file, checkEndOfStream: true, leaveOpen: false),
             _ => file,
         };
-    }
-
-    /// <summary>gzip with its end checked: .NET's GZipStream ends quietly where a file was cut, so the decompressed length
-    /// is compared with the trailer's (ISIZE, the length mod 2^32, the file's last 4 bytes). A file of several gzip
-    /// members (bgzip) fails this check: decompress it first.</summary>
-    private sealed class GzipChecked(FileStream file, string path) : Stream
-    {
-        private readonly GZipStream _inner = new(file, CompressionMode.Decompress);
-        private readonly uint _trailerSize = TrailerSize(file);
-        private long _read;
-
-        private static uint TrailerSize(FileStream f)
-        {
-            if (f.Length < 18) return uint.MaxValue;
-            var b = new byte[4];
-            f.Seek(-4, SeekOrigin.End);
-            f.ReadExactly(b);
-            f.Seek(0, SeekOrigin.Begin);
-            return BitConverter.ToUInt32(b);
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            int n = _inner.Read(buffer);
-            _read += n;
-            if (n == 0 && buffer.Length > 0 && (uint)_read != _trailerSize)
-                throw new StrataException(
-                    $"{path}: the gzip stream is truncated or damaged (it decompresses to {_read:N0} bytes, its trailer says {_trailerSize:N0} mod 2^32)");
-            return n;
-        }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => _read; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) _inner.Dispose();
-            base.Dispose(disposing);
-        }
     }
 
     /// <summary>Reads bytes from a (possibly decompressing) stream, turning a damaged stream into one error.</summary>
@@ -227,9 +179,11 @@ internal sealed class DocumentReader(ReadOptions options)
                 if (line.WrittenCount > MaxLine) throw new StrataException($"{path}:{lineNumber + 1}: a line longer than {MaxLine:N0} bytes");
                 if (!endOfLine) break;
                 lineNumber++;
-                if (line.WrittenCount > 0 && !(line.WrittenCount == 1 && line.WrittenSpan[0] == '\r'))
+                var content = line.WrittenSpan;
+                if (lineNumber == 1 && content.StartsWith("\uFEFF"u8)) content = content[3..];        // a BOM, as pandas and jq read past it
+                if (content.ContainsAnyExcept(" \t\r"u8))                                            // blank lines are skipped, as they do
                 {
-                    var text = Field(line.WrittenSpan, path, lineNumber, lineStart);
+                    var text = Field(content, path, lineNumber, lineStart);
                     yield return new Document(input, source, index++, Clean(text, false), false);
                 }
                 line.Clear();
@@ -264,7 +218,11 @@ internal sealed class DocumentReader(ReadOptions options)
             if (!doc.RootElement.TryGetProperty(options.Field, out var v)) throw new StrataException(
                 $"{where}: no field '{options.Field}' (choose one with --field)");
             if (v.ValueKind != JsonValueKind.String) throw new StrataException($"{where}: field '{options.Field}' is not a string");
-            return v.GetString()!;
+            try { return v.GetString()!; }
+            catch (InvalidOperationException)
+            {
+                throw new StrataException($"{where}: field '{options.Field}' holds an escaped lone surrogate (such as \\ud800), which is not text");
+            }
         }
     }
 

@@ -29,12 +29,12 @@ public sealed class SafetensorsFile : IDisposable
     public string Path { get; }
     public IReadOnlyDictionary<string, SafetensorsEntry> Entries { get; }
     public IReadOnlyDictionary<string, string> Metadata { get; }
-    /// <summary>Every tensor's sha256 as the writer recorded it (__metadata__ "sha256", a JSON object by name), or null
+    /// <summary>Every tensor's sha256 as the writer recorded it (__metadata__ "tensor_sha256", a JSON object by name), or null
     /// for a file written without them; <see cref="Read"/> checks a tensor against it.</summary>
     public IReadOnlyDictionary<string, string>? Checksums { get; }
 
     /// <summary>The metadata key of the per-tensor checksums.</summary>
-    public const string ChecksumKey = "sha256";
+    public const string ChecksumKey = "tensor_sha256";
 
     public SafetensorsFile(string path)
     {

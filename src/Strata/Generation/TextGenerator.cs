@@ -18,6 +18,18 @@ public sealed record SamplingOptions
     public bool UseCache { get; init; } = true;
 
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0 };
+
+    /// <summary>Refuses settings outside their ranges (a negative temperature, a top-p that is not a probability, a
+    /// top-k past the vocabulary), naming the setting as the command line spells it or, with <paramref name="json"/>,
+    /// as a request's JSON does.</summary>
+    public SamplingOptions Validate(int vocab, bool json = false)
+    {
+        string Name(string option) => json ? option.Replace('-', '_') : "--" + option;
+        if (!(Temperature >= 0 && Temperature <= 100)) throw new Util.StrataException($"{Name("temperature")}: must be in [0, 100], got {Temperature}");
+        if (!(TopP > 0 && TopP <= 1)) throw new Util.StrataException($"{Name("top-p")}: must be in (0, 1], got {TopP}");
+        if (TopK < 0 || TopK > vocab) throw new Util.StrataException($"{Name("top-k")}: must be in 0..{vocab} (the vocabulary), got {TopK}");
+        return this;
+    }
 }
 
 /// <summary>Autoregressive decoding with a KV cache, streaming each token as it is chosen.</summary>
@@ -28,6 +40,7 @@ public static class TextGenerator
     public static IEnumerable<int> Generate(ICausalLM model, IReadOnlyList<int> prompt, int maxNewTokens, SamplingOptions options, int? stopId = null)
     {
         if (prompt.Count == 0) throw new ArgumentException("the prompt needs at least one token");
+        if (maxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(maxNewTokens));
         var ctx = model.Config.ContextLength;
         var tokens = new List<int>(prompt);
         using var generator = new torch.Generator((ulong)options.Seed, model.Device);

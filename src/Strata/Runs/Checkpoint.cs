@@ -78,6 +78,9 @@ public static class Checkpoint
         if (info.FormatVersion is < 1 or > CheckpointInfo.CurrentFormat)
             throw new StrataException($"{file.Path}: checkpoint format {info.FormatVersion}, this Strata reads 1 to {CheckpointInfo.CurrentFormat}");
         info.Plan.Validate(file.Path + " (checkpoint plan)");
+        if (info.Depth is < 0 or > GrowthPlan.MaxDepth || info.GlobalStep < 0 || info.OptimizerStep < 0 || info.TokensSeen < 0)
+            throw new StrataException($"{file.Path}: its metadata holds an impossible position (depth {info.Depth}, step {info.GlobalStep}, " +
+                                      $"optimizer step {info.OptimizerStep}, tokens {info.TokensSeen})");
         if (info.StageIndex < 0 || info.StageIndex >= info.Plan.Stages.Count || info.StageStep < 0)
             throw new StrataException(
                 $"{file.Path}: stage {info.StageIndex + 1} step {info.StageStep} is not a position in its plan of {info.Plan.Stages.Count} stages");

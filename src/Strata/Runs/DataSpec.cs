@@ -51,7 +51,9 @@ public sealed record DataSpec
             if (!names.Contains(name)) throw new StrataException($"{source}: {at}: '{name}' is not one of data.datasets ({string.Join(", ", names)})");
             if (!(w >= 0 && double.IsFinite(w))) throw new StrataException($"{source}: {at}.{name}: a weight must be >= 0 and finite, got {w}");
         }
-        if (!(mixture.Values.Sum() > 0)) throw new StrataException($"{source}: {at}: the weights add up to 0; give one dataset a positive weight");
+        double sum = mixture.Values.Sum();
+        if (!(sum > 0)) throw new StrataException($"{source}: {at}: the weights add up to 0; give one dataset a positive weight");
+        if (!double.IsFinite(sum)) throw new StrataException($"{source}: {at}: the weights add up to more than a double holds; scale them down");
     }
 
     /// <summary>Refuses data that names nothing to train on (a plan file must; an imported model's plan need not).</summary>

@@ -61,7 +61,7 @@ public sealed record GrowthPlan
             var s = Stages[i];
             string at = $"stages[{i}]";
             if (s.AddBlocks < 0) throw new StrataException($"{F(at + ".add_blocks")}: must be >= 0, got {s.AddBlocks}");
-            if (s.Steps <= 0) throw new StrataException($"{F(at + ".steps")}: must be positive, got {s.Steps}");
+            if (s.Steps is <= 0 or > MaxSteps) throw new StrataException($"{F(at + ".steps")}: must be in 1..{MaxSteps:N0}, got {s.Steps}");
             if (s.LearningRate is { } lr && !(lr > 0 && lr <= TrainingConfig.MaxLearningRate))
                 throw new StrataException($"{F(at + ".learning_rate")}: must be in (0, {TrainingConfig.MaxLearningRate}], got {lr}");
             if (s.WarmupSteps is < 0) throw new StrataException($"{F(at + ".warmup_steps")}: must be >= 0, got {s.WarmupSteps}");
@@ -95,6 +95,9 @@ public sealed record GrowthPlan
             $"{F("stages")}: the stages add {Stages.Sum(x => (long)x.AddBlocks):N0} blocks; at most {MaxDepth} are supported");
         return this;
     }
+
+    /// <summary>Most optimizer steps a stage may ask for (the paper's runs take 60,000; a bound, not a goal).</summary>
+    public const int MaxSteps = 1_000_000_000;
 
     /// <summary>Deepest model a plan may build (far beyond the papers' 16 layers; a bound on what a plan can make Strata build).</summary>
     public const int MaxDepth = 1024;

@@ -56,5 +56,6 @@ public sealed record TrainingConfig
         Check(EvalBatches is > 0 and <= 1 << 20, "eval_batches", EvalBatches, "must be in 1..1048576");
         Check(CheckpointEvery > 0, "checkpoint_every", CheckpointEvery, "must be positive");
         Check(LogEvery > 0, "log_every", LogEvery, "must be positive");
+        Check(Seed >= 0, "seed", Seed, "must be >= 0");
     }
 }

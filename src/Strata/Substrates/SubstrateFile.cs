@@ -74,9 +74,12 @@ public sealed record SubstrateFile(Tensor Table, SubstrateRecipe Recipe, string 
             SubstrateTables.ContentHash(table));
     }
 
-    /// <summary>A table with a NaN or an infinity would poison every model built on it: refused, naming the first bad row.</summary>
+    /// <summary>A table with a NaN or an infinity would poison every model built on it: refused, naming the first bad row;
+    /// so is a table without rows or columns.</summary>
     private static void RequireFinite(Tensor table, string source)
     {
+        if (table.shape[0] == 0 || table.shape[1] == 0)
+            throw new StrataException($"{source}: the table is {table.shape[0]} x {table.shape[1]}: a substrate needs a row per id and at least one column");
         using var bad = table.isfinite().logical_not();
         if (!bad.any().item<bool>()) return;
         using var rows = bad.any(1).nonzero();
