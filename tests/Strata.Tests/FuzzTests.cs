@@ -75,18 +75,21 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
         (2, Gen.Select(Gen.Int[0, int.MaxValue], Gen.Int[0, Hostile.Length - 1], (at, i) => (Mutation)new Insert(at, Hostile[i]))),
         (1, Gen.Select(Gen.Int[0, int.MaxValue], Gen.Int[1, 256], Gen.Int[1, 64], (at, l, k) => (Mutation)new Repeat(at, l, k))));
 
-    /// <summary>Mutates <paramref name="valid"/> and hands each result to <paramref name="load"/> through a file named <paramref name="name"/>.</summary>
-    private void Fuzz(string name, byte[] valid, Action<string> load, int? iterations = null)
+    /// <summary>Mutates <paramref name="valid"/> (or only its bytes [start, start + length) when a region is given, the rest
+    /// kept as it is) and hands each result to <paramref name="load"/> through a file named <paramref name="name"/>.</summary>
+    private void Fuzz(string name, byte[] valid, Action<string> load, int? iterations = null, (int Start, int Length)? region = null)
     {
+        var (start, length) = region ?? (0, valid.Length);
+        byte[] prefix = valid[..start], part = valid[start..(start + length)], suffix = valid[(start + length)..];
         load(WriteCase(name, valid));                                                  // the seed itself must load
         var failures = new List<string>();
         int count = 0, refused = 0;
         double worst = 0;
-        Mutations(valid.Length).Array[1, 4].Sample(mutations =>
+        Mutations(part.Length).Array[1, 4].Sample(mutations =>
         {
-            var bytes = new List<byte>(valid);
+            var bytes = new List<byte>(part);
             foreach (var m in mutations) m.Apply(bytes);
-            var path = WriteCase(name, bytes.ToArray());
+            var path = WriteCase(name, [.. prefix, .. bytes, .. suffix]);
             var (problem, wasRefused, grown) = Run(() => load(path));
             if (problem is null) Directory.Delete(Path.GetDirectoryName(path)!, recursive: true);
             count++;
@@ -228,6 +231,68 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
     public void Parquet_benchmark_files() =>
         Fuzz("test.parquet", File.ReadAllBytes(TestPaths.Data("datasets", "cais-mmlu", "astronomy", "test-00000-of-00001.parquet")), path =>
             BenchmarkFiles.MmluParquet(path));
+
+    private sealed class ParquetRow { public string text { get; set; } = ""; }
+
+    private static readonly Lazy<byte[]> ValidParquet = new(() =>
+    {
+        var path = Path.Combine(TestPaths.TempDir(), "docs.parquet");
+        Parquet.Serialization.ParquetSerializer.SerializeAsync(Enumerable.Range(0, 30).Select(i => new ParquetRow { text = $"document {i} "
+            + new string('x', i) }),
+            path, new Parquet.ParquetOptions { RowGroupSize = 10 }).GetAwaiter().GetResult();
+        return File.ReadAllBytes(path);
+    });
+
+    private static void ReadDocuments(string path) => new DocumentReader(new ReadOptions()).Read(0, path, Path.GetFileName(path), true).ToList();
+
+    /// <summary>Mutations of the column chunks only (page headers and pages), the footer kept intact, so they reach the
+    /// page-header walk and Parquet.Net's page decoding rather than stopping at the footer.</summary>
+    [Fact]
+    public void Parquet_page_headers()
+    {
+        var b = ValidParquet.Value;
+        int footer = BitConverter.ToInt32(b, b.Length - 8);
+        Fuzz("docs.parquet", b, ReadDocuments, region: (4, b.Length - 8 - footer - 4));
+    }
+
+    [Fact]
+    public void Parquet_corpus_files() => Fuzz("docs.parquet", ValidParquet.Value, ReadDocuments);
+
+    [Fact]
+    public void Jsonl_corpus_files() =>
+        Fuzz("docs.jsonl", Text("\uFEFF{\"text\": \"one\", \"id\": 1}\n\n{\"text\": \"two \\u00e9 \\ud83d\\ude00\"}\n{\"text\": \"three\"}\n"), ReadDocuments);
+
+    [Fact]
+    public void Gzip_corpus_files()
+    {
+        byte[] Member(string text)
+        {
+            using var ms = new MemoryStream();
+            using (var gz = new GZipStream(ms, CompressionLevel.Fastest)) gz.Write(Text(text));
+            return ms.ToArray();
+        }
+        Fuzz("docs.jsonl.gz", [.. Member("{\"text\": \"first member\"}\n"), .. Member("{\"text\": \"second member\"}\n")], ReadDocuments);
+    }
+
+    [Fact]
+    public void Verification_caches()
+    {
+        var dir = TestPaths.TempDir();
+        foreach (var f in Directory.GetFiles(SotuData.Dir).Where(f => !Path.GetFileName(f).StartsWith('.'))) File.Copy(f, Path.Combine(dir,
+            Path.GetFileName(f)));
+        using (var d = Dataset.Open(dir)) d.Verify(65536, cached: true);
+        var cache = File.ReadAllBytes(Path.Combine(dir, Dataset.VerifiedFile));
+        Fuzz(Dataset.VerifiedFile, cache, path =>
+        {
+            var copy = Path.Combine(Path.GetDirectoryName(path)!, "ds");
+            Directory.CreateDirectory(copy);
+            foreach (var f in Directory.GetFiles(dir).Where(f => !Path.GetFileName(f).StartsWith('.')))
+                File.CreateSymbolicLink(Path.Combine(copy, Path.GetFileName(f)), f);
+            File.Copy(path, Path.Combine(copy, Dataset.VerifiedFile));
+            using var d = Dataset.Open(copy);
+            d.Verify(65536, cached: true);                                                       // a damaged cache never vouches for a shard
+        }, iterations: Iterations / 2);
+    }
 
     [Fact]
     public void Dataset_manifests()

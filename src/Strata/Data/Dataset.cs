@@ -106,7 +106,13 @@ public sealed class Dataset : IDisposable
     /// size, modification time, device and inode) is not hashed again.</summary>
     public const string VerifiedFile = ".verified.json";
 
-    private sealed record VerifiedShard(string File, long Length, long ModifiedTicks, ulong Device, ulong Inode, string Sha256, int MaxId);
+    private sealed record VerifiedShard(string File, long Length, long ModifiedTicks, ulong Device, ulong Inode, string Sha256, int MaxId)
+    {
+        /// <summary>A checksum of the record itself: a damaged cache entry does not vouch for a shard.</summary>
+        public string Check { get; init; } = "";
+        public string Expected => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
+            System.Text.Encoding.UTF8.GetBytes($"{File}|{Length}|{ModifiedTicks}|{Device}|{Inode}|{Sha256}|{MaxId}")))[..16];
+    }
 
     /// <summary>Re-hashes every shard and compares with the manifest, and checks that no token id reaches the manifest's
     /// vocabulary or <paramref name="vocabLimit"/> (a model's). With <paramref name="cached"/>, shards verified before
@@ -117,7 +123,7 @@ public sealed class Dataset : IDisposable
         var cachePath = System.IO.Path.Combine(Path, VerifiedFile);
         var known = new Dictionary<string, VerifiedShard>();
         if (cached && File.Exists(cachePath))
-            try { known = Json.ReadFile<List<VerifiedShard>>(cachePath).ToDictionary(v => v.File); }
+            try { known = Json.ReadFile<List<VerifiedShard>>(cachePath).Where(v => v.Check == v.Expected).DistinctBy(v => v.File).ToDictionary(v => v.File); }
             catch (Exception e) when (e is StrataException or ArgumentException) { }             // a damaged cache is rebuilt
         var verified = new List<VerifiedShard>();
         int n = 0, fromCache = 0;
@@ -134,7 +140,8 @@ public sealed class Dataset : IDisposable
                 string name = System.IO.Path.GetFileName(file.FullName);
                 var identity = new VerifiedShard(name, file.Length, file.LastWriteTimeUtc.Ticks, device, inode, "", 0);
                 VerifiedShard v;
-                if (known.TryGetValue(name, out var k) && k with { Sha256 = "", MaxId = 0 } == identity && (infos[i].Sha256 ?? k.Sha256) == k.Sha256)
+                if (known.TryGetValue(name, out var k) && k with { Sha256 = "", MaxId = 0, Check = "" } == identity && (infos[i].Sha256
+                    ?? k.Sha256) == k.Sha256)
                 {
                     v = k;
                     fromCache++;
@@ -147,6 +154,7 @@ public sealed class Dataset : IDisposable
                         $"{shards[i].Path}: its tokens hash to sha256:{hash}, the manifest records sha256:{recorded} (the shard is damaged: re-run " +
                             "'strata data prepare')");
                     v = identity with { Sha256 = hash, MaxId = max };
+                    v = v with { Check = v.Expected };
                 }
                 if (v.MaxId >= limit) throw new StrataException(
                     $"{shards[i].Path}: holds token id {v.MaxId}, past a vocabulary of {limit:N0} " +
