@@ -272,7 +272,7 @@ public class ScorerTests
         var tokens = Enumerable.Range(0, 60).Select(i => 65 + i % 26).ToList();
         using var dataset = Strata.Data.Dataset.Open(TestDatasets.Write(TestPaths.TempDir(), tokens, tokens));
         var codepoint = Strata.Tokenization.TokenizerIdentity.Of("codepoint");
-        var (nats, n) = ValidationLoss.OverSplit(model, dataset, codepoint);
+        var (nats, n, _) = ValidationLoss.OverSplit(model, dataset, codepoint);
         Assert.Equal(59, n);                                                    // windows of 24: 24 + 24 + 11
         using var no = torch.no_grad();
         model.eval();

@@ -12,7 +12,12 @@ public static class EvalCommand
     /// <summary>The options of eval and eval compare.</summary>
     private sealed class EvalOptions
     {
-        public readonly Option<string> Suite = Opt.Required("--suite", "suites (demo, ppl, quiz, paper) or single tasks, comma-separated", "S[,S...]");
+        public readonly Option<string?> Suite = Opt.Text("--suite", "suites (demo, ppl, quiz, paper) or single tasks, comma-separated", "S[,S...]");
+        public readonly Option<string[]> Datasets = new("--dataset")
+        {
+            Description = "also measure loss, perplexity and bits per byte on the validation split of a prepared dataset (repeat it)",
+            HelpName = "DIR", Arity = ArgumentArity.ZeroOrMore, AllowMultipleArgumentsPerToken = false,
+        };
         public readonly Option<string> Protocols = Opt.Text("--protocols", string.Join(",", Protocol.MultipleChoice), "multiple-choice protocols", "P[,P...]");
         public readonly Option<int> Runs = Opt.Int("--runs", 1, "repeated generative runs (mean and 1.96·σ/√runs)");
         public readonly Option<double> Temperature = Opt.Double("--temperature", 0, "generative decoding temperature; 0 is greedy");
@@ -24,13 +29,16 @@ public static class EvalCommand
         public readonly Option<string?> Data = Opt.Text("--data", "where the public benchmark files are (default HOME/data/benchmarks)", "DIR");
         public readonly Option<string> Device = Opt.Device();
 
-        public void AddTo(Command c) { foreach (var o in new Option[] { Suite, Protocols, Runs, Temperature, TopK, TopP, Seed, Limit, PplTokens,
+        public void AddTo(Command c) { foreach (var o in new Option[] { Suite, Datasets, Protocols, Runs, Temperature, TopK, TopP, Seed, Limit, PplTokens,
             Data, Device }) c.Add(o); }
 
         public (IReadOnlyList<EvalTask> Tasks, string Suite, EvalSettings Settings, TorchSharp.torch.Device Device) Read(ParseResult p, TextWriter output)
         {
-            var suite = p.GetValue(Suite)!;
-            var tasks = EvalSuites.Resolve(suite);
+            var datasets = p.GetValue(Datasets) ?? [];
+            var suite = p.GetValue(Suite) ?? (datasets.Length > 0 ? "" : throw new StrataException("give --suite (demo, ppl, quiz, paper) or --dataset DIR"));
+            var tasks = (suite.Length > 0 ? EvalSuites.Resolve(suite) : []).Concat(EvalSuites.Datasets(datasets)).ToList();
+            suite = string.Join(",", new[] { suite }.Concat(datasets.Select(d => Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(d)))))
+                .Where(x => x.Length > 0));
             var protocols = p.GetValue(Protocols)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var name in protocols)
                 if (!Protocol.MultipleChoice.Contains(name)) throw new StrataException(
@@ -66,9 +74,10 @@ public static class EvalCommand
         options.AddTo(command);
         command.SetAction(p =>
         {
-            var path = p.GetValue(checkpoint) ?? throw new StrataException("--checkpoint is required");
+            var path = CheckpointPaths.Resolve(p.GetValue(checkpoint) ?? throw new StrataException("--checkpoint is required"));
             var (tasks, suite, settings, device) = options.Read(p, output);
-            var dir = p.GetValue(outDir) ?? Path.Combine(RunDirectory.Of(path).Eval, Path.GetFileNameWithoutExtension(path));
+            // each suite has its own folder: a second evaluation of other tasks does not replace the first one's report
+            var dir = p.GetValue(outDir) ?? Path.Combine(RunDirectory.Of(path).Eval, $"{Path.GetFileNameWithoutExtension(path)}-{Slug(suite)}");
             var report = CausalLMFile.Evaluate(path, tasks, suite, settings, device);
             report.Save(dir);
             output.WriteLine();
@@ -114,4 +123,8 @@ public static class EvalCommand
         });
         return command;
     }
+
+    /// <summary>A folder-name form of a suite list: "ppl,quiz" -> "ppl+quiz".</summary>
+    private static string Slug(string suite) =>
+        new(suite.Replace(',', '+').Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '+' or '.' ? c : '_').Take(80).ToArray());
 }

@@ -29,7 +29,7 @@ public static class GenerateCommand
             };
             int maxNewTokens = p.GetValue(maxNew);
             if (maxNewTokens is < 0 or > 1_000_000) throw new Util.StrataException($"--max-new-tokens: must be in 0..1000000, got {maxNewTokens}");
-            using var file = CausalLMFile.Load(p.GetValue(checkpoint)!, Devices.Parse(p.GetValue(device)));
+            using var file = CausalLMFile.Load(CheckpointPaths.Resolve(p.GetValue(checkpoint)!), Devices.Parse(p.GetValue(device)));
             options.Validate(file.Model.Config.VocabSize);
             var tokenizer = Tokenizers.ByName(file.Tokenizer);
             var text = p.GetValue(prompt)!;

@@ -20,7 +20,7 @@ public static class GrowCommand
             var dev = Devices.Parse(p.GetValue(device));
             var more = GrowthPlan.Load(p.GetValue(plan)!);
             var run = new RunDirectory(p.GetValue(outDir)!);
-            var grown = Growth.Prepare(p.GetValue(checkpoint)!, more, run.Path, dev);
+            var grown = Growth.Prepare(CheckpointPaths.Resolve(p.GetValue(checkpoint)!), more, run.Path, dev);
             output.WriteLine($"{run.Path}: continuing '{grown.Name}' at depth {Checkpoint.ReadInfo(run.Checkpoint).Depth} with {more.Stages.Count} " +
                 "more stage(s)");
             using var graceful = Signals.Graceful();

@@ -20,7 +20,7 @@ public static class InteropCommand
             if (p.GetValue(format) != "hf") throw new StrataException(
                 $"--format: only 'hf' (Hugging Face GPTNeoXForCausalLM) is supported, got '{p.GetValue(format)}'");
             var dir = p.GetValue(outDir)!;
-            HfExport.Export(p.GetValue(checkpoint)!, dir);
+            HfExport.Export(CheckpointPaths.Resolve(p.GetValue(checkpoint)!), dir);
             output.WriteLine($"{dir}: config.json, model.safetensors, tokenizer files, {HfExport.MetadataFile} (GPTNeoXForCausalLM; docs/EXPORT.md)");
             return 0;
         });

@@ -24,9 +24,11 @@ public static class TrainCommand
         var ranks = Opt.OptionalInt("--ranks",
             "data-parallel: start this many ranks on this machine with mpirun (each takes batch_size / N rows); under mpirun or srun leave it out");
         var threads = Opt.OptionalInt("--threads", "CPU threads for libtorch's operations (default: every core)");
+        var planOptions = new PlanOptions();
         var command = new Command("train",
             "run a plan's stages; checkpoints, metrics.jsonl, TensorBoard events, loss_curve.png; SIGINT/SIGTERM stop with a checkpoint")
             { plan, outDir, resume, initFrom, stopAfter, lrScale, rewind, precision, device, ranks, threads };
+        planOptions.AddTo(command);
         command.SetAction(p =>
         {
             if (p.GetValue(threads) is { } t)
@@ -43,7 +45,10 @@ public static class TrainCommand
             var log = group.IsMain ? output : TextWriter.Null;                                 // rank 0 speaks for the job
             using var stopping = Signals.Stop.Register(group.StopRequested);
             var run = new RunDirectory(p.GetValue(outDir)!);
-            var growthPlan = p.GetValue(plan) is { } path ? GrowthPlan.Load(path)
+            if (p.GetValue(plan) is null && planOptions.Overrides(p, null).Count > 0)
+                throw new StrataException("--set, --steps, --lr, --batch-size and --seed change a plan (--plan); a resumed run follows the plan its " +
+                                          "checkpoint stores (--lr-scale changes its learning rates)");
+            var growthPlan = p.GetValue(plan) is { } path ? planOptions.Load(p, path, log)
                 : p.GetValue(resume) ? null                                                    // the plan stored in the checkpoint
                 : throw new StrataException("--plan is required (or --resume with --out of an existing run)");
             using var graceful = Signals.Graceful();

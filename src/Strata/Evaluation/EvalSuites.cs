@@ -34,6 +34,15 @@ public static class EvalSuites
         return result;
     }
 
+    /// <summary>A perplexity task for each prepared dataset folder, named by its folder.</summary>
+    public static IEnumerable<EvalTask> Datasets(IEnumerable<string> paths) =>
+        paths.Select(p =>
+        {
+            var full = Path.GetFullPath(p);
+            if (!Data.Dataset.Exists(full)) throw new StrataException($"--dataset {p}: not a dataset (make one with 'strata data prepare')");
+            return (EvalTask)new DatasetPerplexityTask(Path.GetFileName(Path.TrimEndingDirectorySeparator(full)), full);
+        });
+
     public static string DataDir(EvalSettings s) => s.DataDir ?? Path.Combine(s.Home, "data", "benchmarks");
 
     private static List<EvalTask> BuildTasks()

@@ -199,18 +199,37 @@ internal sealed class PerplexityTask(string name, HeldOutCorpus corpus) : EvalTa
     public override IReadOnlyList<EvalScore> Run(Scorer scorer, EvalSettings s)
     {
         using var dataset = Dataset.Open(Corpus.Prepare(s.Home, scorer.Tokenizer.Name, s.Log));
-        var (nats, tokens) = ValidationLoss.OverSplit(scorer.Model, dataset, TokenizerIdentity.Of(scorer.Tokenizer), s.PerplexityTokens);
-        double perToken = nats / tokens;
+        return DatasetPerplexityTask.Scores(Name, scorer, dataset, s);
+    }
+}
+
+/// <summary>The same measures on the validation split of any prepared dataset (strata eval --dataset DIR), with 95%
+/// intervals from the spread of its batches of windows.</summary>
+internal sealed class DatasetPerplexityTask(string name, string path) : EvalTask(name, $"the validation split of {path}")
+{
+    public override IReadOnlyList<EvalScore> Run(Scorer scorer, EvalSettings s)
+    {
+        using var dataset = Dataset.Open(path);
+        return Scores(Name, scorer, dataset, s);
+    }
+
+    public static IReadOnlyList<EvalScore> Scores(string name, Scorer scorer, Dataset dataset, EvalSettings s)
+    {
+        var (nats, tokens, se) = ValidationLoss.OverSplit(scorer.Model, dataset, TokenizerIdentity.Of(scorer.Tokenizer), s.PerplexityTokens);
+        double perToken = nats / tokens, half = 1.96 * se;
         // with a token limit, bytes are prorated by the share of tokens measured
         var split = dataset.Manifest.Validation;
-        double bytes = split.Bytes * (double)tokens / split.Tokens;
+        double bytesPerToken = split.Bytes / (double)split.Tokens;
         var how = $"non-overlapping context windows, " +
             $"{(tokens + split.Shards.Count < split.Tokens ? $"first {tokens:N0} of {split.Tokens:N0} tokens" : "all tokens")}";
+        const string interval = "1.96 x standard error over batches of windows";
+        double Bpb(double natsPerToken) => ValidationLoss.BitsPerByte(natsPerToken, 1 / bytesPerToken);
         return
         [
-            new(Name, Protocol.Perplexity, "nats_per_token", perToken, null, "none", (int)tokens, 1, null, how),
-            new(Name, Protocol.Perplexity, "perplexity", Math.Exp(perToken), null, "none", (int)tokens, 1, null, how),
-            new(Name, Protocol.Perplexity, "bits_per_byte", ValidationLoss.BitsPerByte(perToken, tokens / bytes), null, "none", (int)tokens, 1, null, how),
+            new(name, Protocol.Perplexity, "nats_per_token", perToken, half, interval, (int)Math.Min(tokens, int.MaxValue), 1, null, how),
+            new(name, Protocol.Perplexity, "perplexity", Math.Exp(perToken), (Math.Exp(perToken + half) - Math.Exp(perToken - half)) / 2, interval,
+                (int)Math.Min(tokens, int.MaxValue), 1, null, how),
+            new(name, Protocol.Perplexity, "bits_per_byte", Bpb(perToken), Bpb(half), interval, (int)Math.Min(tokens, int.MaxValue), 1, null, how),
         ];
     }
 }

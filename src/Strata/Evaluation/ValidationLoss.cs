@@ -18,8 +18,10 @@ public static class ValidationLoss
     public const int WindowsPerBatch = 8;
 
     /// <summary>(total nats, tokens predicted) over <paramref name="batches"/> ([B, T+1] each, made when needed); the
-    /// ranks of a <paramref name="group"/> share them (batch i on rank i mod ranks) and the sums.</summary>
-    private static (double Nats, long Tokens) Sum(ICausalLM model, IEnumerable<Func<Tensor>> batches, ProcessGroup? group)
+    /// ranks of a <paramref name="group"/> share them (batch i on rank i mod ranks) and the sums. Each batch's (nats,
+    /// tokens) also goes to <paramref name="each"/>.</summary>
+    private static (double Nats, long Tokens) Sum(ICausalLM model, IEnumerable<Func<Tensor>> batches, ProcessGroup? group,
+        List<(double Nats, long Tokens)>? each = null)
     {
         using var evalMode = model.EvalScope();
         using var noGrad = torch.no_grad();
@@ -32,8 +34,10 @@ public static class ValidationLoss
             using var scope = torch.NewDisposeScope();
             var batch = make();
             long n = batch.shape[0] * (batch.shape[1] - 1);
-            nats += model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>() * (double)n;
+            double batchNats = model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>() * (double)n;
+            nats += batchNats;
             tokens += n;
+            each?.Add((batchNats, n));
         }
         if (ranks > 1)
         {
@@ -52,18 +56,23 @@ public static class ValidationLoss
         return nats / tokens;
     }
 
-    /// <summary>(total nats, tokens predicted) over a dataset's validation split, or its first <paramref name="maxTokens"/>
-    /// tokens: each shard cut into consecutive windows of the context length (each token predicted from the tokens since
-    /// its window began), every token after a shard's first counted once.</summary>
-    public static (double Nats, long Tokens) OverSplit(ICausalLM model, Dataset dataset, TokenizerIdentity tokenizer, long? maxTokens = null)
+    /// <summary>(total nats, tokens predicted, standard error of nats per token) over a dataset's validation split, or its
+    /// first <paramref name="maxTokens"/> tokens: each shard cut into consecutive windows of the context length (each
+    /// token predicted from the tokens since its window began), every token after a shard's first counted once. The
+    /// standard error treats the batches of windows as samples of the mean (weighted by their tokens).</summary>
+    public static (double Nats, long Tokens, double StandardError) OverSplit(ICausalLM model, Dataset dataset, TokenizerIdentity tokenizer,
+        long? maxTokens = null)
     {
         TokenizerIdentity.Require(tokenizer, "the model", dataset.Tokenizer, dataset.Path);
         if (dataset.Manifest.VocabSize > model.Config.VocabSize)
             throw new StrataException($"{dataset.Path}: vocabulary {dataset.Manifest.VocabSize} is larger than the model's {model.Config.VocabSize}");
         dataset.Verify(model.Config.VocabSize, cached: true);                              // hashes and ids, before any id reaches the model
-        var (nats, tokens) = Sum(model, SplitWindows(dataset, model.Config.ContextLength, maxTokens ?? long.MaxValue, model.Device), null);
+        var each = new List<(double Nats, long Tokens)>();
+        var (nats, tokens) = Sum(model, SplitWindows(dataset, model.Config.ContextLength, maxTokens ?? long.MaxValue, model.Device), null, each);
         if (tokens == 0) throw new StrataException($"{dataset.Path}: fewer than 2 validation tokens to measure");
-        return (nats, tokens);
+        double mean = nats / tokens;
+        double se = each.Count < 2 ? 0 : Math.Sqrt(each.Sum(b => Math.Pow(b.Tokens * (b.Nats / b.Tokens - mean), 2)) * each.Count / (each.Count - 1)) / tokens;
+        return (nats, tokens, se);
     }
 
     /// <summary>Batches of up to <see cref="WindowsPerBatch"/> consecutive windows of equal length, predicting at most

@@ -25,11 +25,14 @@ public sealed record GrowthPlan
     public int FinalDepth => Stages.Sum(s => s.AddBlocks);
     public long TotalSteps => Stages.Sum(s => (long)s.Steps);
 
-    /// <summary>Reads and validates a plan; relative data paths are taken relative to the plan file's folder.</summary>
-    public static GrowthPlan Load(string path)
+    /// <summary>Reads and validates a plan; relative data paths are taken relative to the plan file's folder. Each of
+    /// <paramref name="overrides"/> ("training.learning_rate=3e-4", "stages[1].steps=200") replaces one field first.</summary>
+    public static GrowthPlan Load(string path, IReadOnlyList<string>? overrides = null)
     {
         if (!File.Exists(path)) throw new StrataException($"{path}: file not found");
-        return Parse(File.ReadAllText(path), path, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+        var json = File.ReadAllText(path);
+        if (overrides is { Count: > 0 }) json = Json.WithOverrides(json, overrides, path);
+        return Parse(json, path, System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
     }
 
     /// <summary>Parses and validates a plan read from <paramref name="source"/>; relative data paths are taken relative

@@ -4,6 +4,7 @@ namespace Strata.Runs;
 /// <summary>
 /// The layout of a run folder, in one place:
 /// <code>
+/// plan.json                  the plan as the run follows it (for reading: the checkpoint holds the one it uses)
 /// checkpoint.safetensors     the latest state (model, optimizer, position); what --resume continues
 /// checkpoint.previous.safetensors   the one before it (--rewind resumes from it)
 /// stage-N.safetensors        the model at the end of stage N (N from 1), for evaluation, export and growth
@@ -25,6 +26,8 @@ public sealed record RunDirectory
     /// <summary>A new checkpoint, whole, not yet in place (see <see cref="Promote"/>).</summary>
     private string NextCheckpoint => Combine("checkpoint.next.safetensors");
     public string Metrics => Combine("metrics.jsonl");
+    /// <summary>The plan as the run follows it (overrides applied, tokenizer and LoRA ranks resolved), for reading.</summary>
+    public string Plan => Combine("plan.json");
     public string TensorBoard => Combine("tb");
     public string LossCurve => Combine("loss_curve.png");
     public string Eval => Combine("eval");

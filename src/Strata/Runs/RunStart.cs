@@ -118,6 +118,7 @@ internal sealed class RunStart : IDisposable
                 _model = new LanguageModel(Plan.Model, Plan.Substrate, 0, r.Device);
             }
             _model.SetPrecision(Plan.Training.Precision);
+            if (group.IsMain) AtomicFile.WriteAllText(Run.Plan, Json.Serialize(Plan));
         }
         catch
         {
@@ -131,8 +132,8 @@ internal sealed class RunStart : IDisposable
     public void Abandon()
     {
         Dispose();
-        if (_created && _r.Group.IsMain && Directory.Exists(Run.Path) && Directory.EnumerateFileSystemEntries(Run.Path).All(f => Path.GetFileName(
-            f) == FolderLock.FileName))
+        if (_created && _r.Group.IsMain && Directory.Exists(Run.Path)
+            && Directory.EnumerateFileSystemEntries(Run.Path).All(f => Path.GetFileName(f) == FolderLock.FileName || f == Run.Plan))
             Directory.Delete(Run.Path, recursive: true);
     }
 

@@ -193,6 +193,8 @@ public sealed class Trainer : IDisposable
             (_stageIndex, _stageStep, _globalStep, _tokensSeen, _lastVal) = (start.StageIndex, start.StageStep, start.GlobalStep, start.TokensSeen,
                 start.ValidationLoss);
             _lastSavedStep = start.Resumed?.GlobalStep ?? -1;
+            if (start.Resumed is not null && File.Exists(_run.Metrics))                       // what the run began at, for the summary
+                _initialVal = MetricsLog.Read(_run.Metrics).Where(m => m.Kind == "eval" && m.Step == 0).Select(m => (double?)m.Value).FirstOrDefault();
             _tokensPerStep = (long)t.BatchSize * _plan.Model.ContextLength * t.GradAccumulation;
             _cadence = new Cadence(t.EvalEvery, t.CheckpointEvery, o.StopAfterStep);
             _divergence = new DivergenceGuard(t.DivergenceFactor);
@@ -252,7 +254,11 @@ public sealed class Trainer : IDisposable
             _run.Promote(next => AtomicFile.Copy(_run.Stage(stage.Number), next));
             SaveLossCurve();
         }
-        else _run.Promote(next => Checkpoint.Save(next, _model, optimizer, info));
+        else
+        {
+            _run.Promote(next => Checkpoint.Save(next, _model, optimizer, info));
+            SaveLossCurve();                                                         // the picture follows every checkpoint
+        }
         KillPoint.Here("checkpoint.after");
     }
 

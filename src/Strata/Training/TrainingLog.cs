@@ -10,11 +10,11 @@ internal sealed class TrainingLog : IDisposable
     private readonly MetricsLog? _metrics;
     private readonly TensorBoardWriter? _tb;
     private readonly ProgressBar _bar;
-    private readonly long _tokensPerStep;
+    private readonly long _tokensPerStep, _totalSteps;
 
     public TrainingLog(RunDirectory run, long totalSteps, long? resumedStep, bool main, TextWriter log, int logEvery, bool interactive, long tokensPerStep)
     {
-        _tokensPerStep = tokensPerStep;
+        (_tokensPerStep, _totalSteps) = (tokensPerStep, totalSteps);
         if (main)
         {
             _metrics = new MetricsLog(run.Metrics, resumedStep ?? -1, log);
@@ -35,7 +35,15 @@ internal sealed class TrainingLog : IDisposable
         _metrics.Write(new { kind = "train", step, stage, loss, lr, tokens_per_s = _tokensPerStep / seconds, elapsed_s = elapsed });
         _tb!.Scalar("train/loss", step, (float)loss);
         _tb.Scalar("train/lr", step, (float)lr);
-        _bar.Report(step, $"loss {loss:F4} lr {lr:E2} {TokensPerSecond:F0} tok/s");
+        double eta = (_totalSteps - step) * _tokensPerStep / Math.Max(TokensPerSecond, 1e-9);
+        _bar.Report(step, $"loss {loss:F4} lr {lr:E2} {TokensPerSecond:F0} tok/s, {Clock(elapsed)} elapsed, {Clock(eta)} left");
+    }
+
+    /// <summary>Seconds as h:mm:ss (or m:ss).</summary>
+    public static string Clock(double seconds)
+    {
+        var t = TimeSpan.FromSeconds(Math.Max(0, Math.Min(seconds, 1e8)));
+        return t.TotalHours >= 1 ? $"{(int)t.TotalHours}:{t.Minutes:D2}:{t.Seconds:D2}" : $"{t.Minutes}:{t.Seconds:D2}";
     }
 
     /// <summary>The validation loss (the mean over datasets, and each one's when there are several).</summary>
@@ -47,7 +55,8 @@ internal sealed class TrainingLog : IDisposable
         _tb!.Scalar("val/loss", step, (float)loss);
         if (each.Count > 1)
             foreach (var (name, l) in each) _tb.Scalar($"val/{name}", step, (float)l);
-        if (step > 0) _bar.Message($"step {step}: validation loss {loss:F4}");
+        if (step > 0) _bar.Message($"step {step}: validation loss {loss:F4}" +
+                                   (each.Count > 1 ? $" ({string.Join(", ", each.Select(kv => $"{kv.Key} {kv.Value:F4}"))})" : ""));
     }
 
     public void StageEnd(long step, GrowthStage stage, int depth, Modeling.ParameterBudget budget, double seconds) =>
