@@ -34,6 +34,7 @@ public static class Program
             GrowCommand.Create(output),
             StudyCommand.Create(output),
             GenerateCommand.Create(output),
+            ServeCommand.Create(output),
             ComposeCommand.Create(output),
             EvalCommand.Create(output),
             InteropCommand.Export(output),

@@ -156,7 +156,7 @@ public class DatasetTests
         }));
         using var d = Dataset.Open(dir);
         const int T = 8;
-        var windows = new Windows(d.Shards(DatasetSplit.Train), T, "big");
+        var windows = new Strata.Data.Windows(d.Shards(DatasetSplit.Train), T, "big");
         Assert.Equal(2 * (count - T), windows.Count);
         var read = new long[T + 1];
         windows.Read((count - T) + (1L << 31) - 5, read);                             // in the second shard, past 2^31
@@ -177,7 +177,8 @@ public class DatasetTests
         var b = TestDatasets.Write(Path.Combine(dir, "b"), Enumerable.Repeat(2, 5000).ToList(), Enumerable.Repeat(2, 100).ToList());
         using var da = Dataset.Open(a);
         using var db = Dataset.Open(b);
-        var sampler = new BatchSampler([(new Windows(da.Shards(DatasetSplit.Train), 16, "a"), 0.25), (new Windows(db.Shards(DatasetSplit.Train), 16,
+        var sampler = new BatchSampler([(new Strata.Data.Windows(da.Shards(DatasetSplit.Train), 16, "a"), 0.25), (new Strata.Data.Windows(db.Shards(
+            DatasetSplit.Train), 16,
             "b"), 0.75)], 16, 7);
         var rows = Enumerable.Range(0, 400).SelectMany(i => sampler.Draw(i)).ToList();
         int fromA = rows.Count(r => r.Source == 0);

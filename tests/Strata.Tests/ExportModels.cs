@@ -62,9 +62,10 @@ internal static class ExportModels
 
     /// <summary>An untrained checkpoint of a small model over <paramref name="tokenizer"/>'s vocabulary (for what
     /// depends on the vocabulary only: tokenization).</summary>
-    public static string Untrained(string tokenizer, int vocab)
+    public static string Untrained(string tokenizer, int vocab, int d = 32, int blocks = 2, int context = 32)
     {
-        var plan = SotuData.Plan(1) with { Model = SotuData.Plan(1).Model with { VocabSize = vocab } };
+        var plan = SotuData.Plan(1, d: d, blocks: blocks, context: context);
+        plan = plan with { Model = plan.Model with { VocabSize = vocab } };
         plan = plan with { Substrate = new SubstrateSpec { Kind = SubstrateKind.Binary, Bits = (int)Math.Ceiling(Math.Log2(vocab)) } };
         using var model = GrowthStage.Build(plan, 0, stageFinished: true);
         var path = Path.Combine(TestPaths.TempDir(), "untrained.safetensors");

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using CsCheck;
+using Strata.Cli.Serve;
 using Strata.Composition;
 using Strata.Data;
 using Strata.Evaluation;
@@ -316,6 +317,13 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
         return new RunDirectory(dir).Checkpoint;
     });
 
+    private static readonly Lazy<string> ServeCheckpoint = new(() =>
+    {
+        var dir = TestPaths.TempDir();
+        Trainer.Run(SotuData.Plan(1, d: 16, context: 48), new TrainOptions { OutDir = dir, Log = TextWriter.Null });
+        return new RunDirectory(dir).Checkpoint;
+    });
+
     [Fact]
     public void Checkpoints() =>
         Fuzz("checkpoint.safetensors", File.ReadAllBytes(TinyCheckpoint.Value), path => Checkpoint.LoadModel(path).Model.Dispose(), iterations: Iterations / 2);
@@ -338,5 +346,37 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
             File.Copy(weights, Path.Combine(dir, "model.safetensors"));
             HfExport.Import(dir, "codepoint").Model.Dispose();
         }, iterations: Iterations / 2);
+    }
+    /// <summary>Request bodies of `strata serve`: each mutated body gets a 2xx answer or a 4xx with OpenAI's error object
+    /// of one line; a 5xx, a dropped connection or an error without a message misbehaves.</summary>
+    [Fact]
+    public async Task Serve_request_bodies()
+    {
+        await using var server = await OpenAiServer.StartAsync(new ServeOptions
+        {
+            Checkpoint = ServeCheckpoint.Value, ModelName = "tiny", Port = 0, MaxBatch = 4, MaxQueue = 64, MaxBodyBytes = 64 << 10,
+            Chat = new ChatTemplate { User = "[USER]", Assistant = "[ASSISTANT]" },
+        }, TextWriter.Null);
+        using var http = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(8) };
+        void Post(string route, string path)
+        {
+            using var content = new ByteArrayContent(File.ReadAllBytes(path));
+            content.Headers.ContentType = new("application/json");
+            using var response = http.PostAsync(route, content).GetAwaiter().GetResult();
+            var body = response.Content.ReadAsStringAsync().GetAwaiter().GetResult();
+            int status = (int)response.StatusCode;
+            if (status < 300) return;
+            if (status >= 500) throw new InvalidOperationException($"status {status}: {body[..Math.Min(200, body.Length)]}");
+            using var error = System.Text.Json.JsonDocument.Parse(body);
+            var message = error.RootElement.GetProperty("error").GetProperty("message").GetString();
+            if (string.IsNullOrEmpty(message)) throw new InvalidOperationException($"status {status} without a message");
+            throw new StrataException(message);
+        }
+        Fuzz("completion.json", Text("""{"model": "tiny", "prompt": ["The Congress", "We"], "max_tokens": 6, "temperature": 0.8, "top_p": 0.9, """ +
+            """ "n": 2, "stop": ["\n", "."], "seed": 7, "logprobs": 2, "echo": true, "stream": false}"""),
+            path => Post("v1/completions", path), iterations: Iterations / 2);
+        Fuzz("chat.json", Text("""{"model": "tiny", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}], """ +
+            """ "max_tokens": 5, "stream": true, "stream_options": {"include_usage": true}, "logprobs": true, "top_logprobs": 2}"""),
+            path => Post("v1/chat/completions", path), iterations: Iterations / 2);
     }
 }

@@ -45,7 +45,7 @@ public static class ComposeCommand
             if (p.GetValue(trainAdapter) is { } adapterData)
             {
                 using var dataset = Dataset.Open(adapterData);
-                var windows = new Windows(dataset.Shards(DatasetSplit.Train), ensemble.Config.ContextLength, $"{adapterData} (training)");
+                var windows = new Strata.Data.Windows(dataset.Shards(DatasetSplit.Train), ensemble.Config.ContextLength, $"{adapterData} (training)");
                 int steps = p.GetValue(adapterSteps);
                 var losses = ensemble.TrainAdapter(new BatchSampler([(windows, 1.0)], batch, 2), steps, p.GetValue(adapterLr));
                 output.WriteLine($"adapter trained on {adapterData} for {steps} steps, experts frozen: loss {losses[0]:F4} -> {losses[^1]:F4}");

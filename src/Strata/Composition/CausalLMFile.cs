@@ -8,8 +8,9 @@ using static TorchSharp.torch;
 namespace Strata.Composition;
 
 /// <summary>A model file as the CLI takes it: a checkpoint (a run's checkpoint.safetensors or one of its
-/// stage-N.safetensors) or an ensemble .json; with the tokenizer it was trained with and its depth.</summary>
-public sealed record CausalLMFile(ICausalLM Model, string Tokenizer, int? Depth) : IDisposable
+/// stage-N.safetensors) or an ensemble .json; with the tokenizer it was trained with, its depth and its plan's chat
+/// template (a checkpoint's).</summary>
+public sealed record CausalLMFile(ICausalLM Model, string Tokenizer, int? Depth, ChatTemplate? Chat = null) : IDisposable
 {
     public static CausalLMFile Load(string path, Device? device = null)
     {
@@ -19,7 +20,7 @@ public sealed record CausalLMFile(ICausalLM Model, string Tokenizer, int? Depth)
             return new CausalLMFile(ensemble, ensemble.Tokenizer, null);
         }
         var (model, info) = Checkpoint.LoadModel(path, device);
-        return new CausalLMFile(model, info.Tokenizer, info.Depth);
+        return new CausalLMFile(model, info.Tokenizer, info.Depth, info.Plan.Chat);
     }
 
     /// <summary>Scores the model on <paramref name="tasks"/> (a report of every task, protocol and metric).</summary>

@@ -177,10 +177,19 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
     }
 
     /// <summary>One cache per expert, advanced together.</summary>
-    private sealed record ExpertCaches(IReadOnlyList<IKvCache> Caches) : IKvCache
+    private sealed record ExpertCaches(IReadOnlyList<IKvCache> Caches) : ISlotCache
     {
         public long Length => Caches[0].Length;
         public void Reset() { foreach (var c in Caches) c.Reset(); }
         public void Dispose() { foreach (var c in Caches) c.Dispose(); }
+        private IEnumerable<ISlotCache> Slots => Caches.Cast<ISlotCache>();
+        public ISlotCache Rows(int count) => new ExpertCaches(Slots.Select(c => (IKvCache)c.Rows(count)).ToList());
+        public void SetLength(long length) { foreach (var c in Slots) c.SetLength(length); }
+        public void Shift(long by) { foreach (var c in Slots) c.Shift(by); }
+        public void Place(int row, ISlotCache source, int sourceRow, long from, long count, long at)
+        {
+            var experts = ((ExpertCaches)source).Caches;
+            for (int k = 0; k < Caches.Count; k++) ((ISlotCache)Caches[k]).Place(row, (ISlotCache)experts[k], sourceRow, from, count, at);
+        }
     }
 }

@@ -34,6 +34,23 @@ public interface IKvCache : IDisposable
     void Reset();
 }
 
+/// <summary>A KV cache whose rows are independent sequences sharing one position axis, for continuous batching: a
+/// sequence occupies the last positions of its row (what precedes is masked as left padding), rows are filled from
+/// another cache and moved, and the whole axis shifts to make room or to drop positions no row uses.</summary>
+internal interface ISlotCache : IKvCache
+{
+    /// <summary>A cache over the first <paramref name="count"/> rows, sharing this one's storage and length (the
+    /// caller sets the length back with <see cref="SetLength"/> after a forward through it).</summary>
+    ISlotCache Rows(int count);
+    void SetLength(long length);
+    /// <summary>Moves every row's positions by <paramref name="by"/> (positive: right, making room in front; negative:
+    /// left, dropping the first -by positions) and the length with them.</summary>
+    void Shift(long by);
+    /// <summary>Copies positions [from, from + count) of <paramref name="source"/>'s row <paramref name="sourceRow"/>
+    /// (every layer) to positions [at, at + count) of row <paramref name="row"/>.</summary>
+    void Place(int row, ISlotCache source, int sourceRow, long from, long count, long at);
+}
+
 /// <summary>Eval mode while it lives, then the mode the model had: <c>using var _ = model.EvalScope();</c>.</summary>
 public sealed class EvalModeScope : IDisposable
 {

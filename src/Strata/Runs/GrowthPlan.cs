@@ -20,6 +20,8 @@ public sealed record GrowthPlan
     public required DataSpec Data { get; init; }
     public TrainingConfig Training { get; init; } = new();
     public required IReadOnlyList<StageConfig> Stages { get; init; }
+    /// <summary>How conversations become prompts for this model (strata serve's chat endpoint); none for a base model.</summary>
+    public Tokenization.ChatTemplate? Chat { get; init; }
 
     /// <summary>Depth once every stage has added its blocks.</summary>
     public int FinalDepth => Stages.Sum(s => s.AddBlocks);
@@ -58,6 +60,7 @@ public sealed record GrowthPlan
         }
         catch (StrataException e) { throw new StrataException($"{source}: {e.Message}"); }
         Training.Validate(source);
+        Chat?.Validate(source);
         if (Stages.Count == 0) throw new StrataException($"{F("stages")}: at least one stage is required");
         for (int i = 0; i < Stages.Count; i++)
         {
