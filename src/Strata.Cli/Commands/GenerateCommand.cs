@@ -32,6 +32,7 @@ public static class GenerateCommand
             using var file = CausalLMFile.Load(CheckpointPaths.Resolve(p.GetValue(checkpoint)!), Devices.Parse(p.GetValue(device)));
             options.Validate(file.Model.Config.VocabSize);
             var tokenizer = Tokenizers.ByName(file.Tokenizer);
+            options = options with { Vocabulary = tokenizer.VocabSize };
             var text = p.GetValue(prompt)!;
             // an empty prompt starts where every training document starts: after the document separator
             var ids = text.Length > 0 ? tokenizer.Encode(text) : tokenizer.EndOfText is { } eot ? [eot]

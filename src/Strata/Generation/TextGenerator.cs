@@ -16,6 +16,9 @@ public sealed record SamplingOptions
     public long Seed { get; init; } = 1337;
     /// <summary>Use the KV cache (the default); false recomputes the whole window every step.</summary>
     public bool UseCache { get; init; } = true;
+    /// <summary>Only ids below this can be chosen: the tokenizer's size when the model's head has more rows (padding
+    /// rows have no text).</summary>
+    public int? Vocabulary { get; init; }
 
     public static SamplingOptions Greedy { get; } = new() { Temperature = 0 };
 
@@ -75,6 +78,7 @@ public static class TextGenerator
     /// <summary>Picks the next id from one row of logits [V].</summary>
     public static int Choose(Tensor logits, SamplingOptions o, torch.Generator generator)
     {
+        if (o.Vocabulary is { } n && n < logits.shape[0]) logits = logits.narrow(0, 0, n);
         if (o.Temperature <= 0) return (int)logits.argmax().item<long>();
         var scaled = logits.to(ScalarType.Float32) / o.Temperature;
         if (o.TopK > 0 && o.TopK < scaled.shape[0])
