@@ -48,7 +48,8 @@ fi
 
 # ---- 2. packages and data ---------------------------------------------------------------------
 missing=()
-for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+installed=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${APT_PACKAGES[@]}" 2>/dev/null || true)   # one call: ./strata runs this every time
+for p in "${APT_PACKAGES[@]}"; do grep -q "^$p ii" <<<"$installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   apt_update_once
   say "installing Debian packages: ${missing[*]}"
@@ -80,10 +81,16 @@ fi
 [ "${STRATA_SKIP_BUILD:-0}" = 1 ] && exit 0
 command -v dotnet >/dev/null || { say "the .NET 10 SDK is not on PATH: install it (https://dot.net) and re-run"; exit 1; }
 stamp=artifacts/.build-stamp
-if [ -f "$stamp" ] && [ -z "$(find src tests bench Directory.Build.props Strata.slnx -newer "$stamp" -type f 2>/dev/null | head -1)" ]; then
-  exit 0
+# a source newer than the last build (build outputs, bin/ and obj/, and node_modules do not count)
+changed=""
+if [ -f "$stamp" ]; then
+  changed=$(find src tests bench samples Directory.Build.props Strata.slnx \( -name bin -o -name obj -o -name node_modules \) -prune -o \
+    -type f -newer "$stamp" -print 2>/dev/null | head -1 || true)
+  [ -z "$changed" ] && exit 0
+  say "$changed changed since the last build: dotnet build -c Release (a minute or two)"
+else
+  say "first build: dotnet build -c Release (a few minutes)"
 fi
-say "dotnet build -c Release"
 step="dotnet build Strata.slnx -c Release (the compiler's errors are above)"
 dotnet build Strata.slnx -c Release -nologo -v quiet -clp:ErrorsOnly >&2
 mkdir -p artifacts && touch "$stamp"

@@ -15,7 +15,8 @@ internal static class LocalLaunch
         if (Distributed.ProcessGroup.Launched)
             throw new StrataException("--ranks starts mpirun itself; a process started by mpirun or srun takes its ranks from the launcher: leave --ranks out");
         var mpirun = FindOnPath("mpirun")
-            ?? throw new StrataException("--ranks needs Open MPI's mpirun (Debian: apt-get install openmpi-bin libopenmpi3; scripts/bootstrap.sh installs it)");
+            ?? throw new StrataException("--ranks needs Open MPI's mpirun (Debian: apt-get install openmpi-bin libopenmpi3; in a Strata checkout " +
+                                         "scripts/bootstrap.sh installs it)");
         var psi = new ProcessStartInfo(mpirun) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in Distributed.ProcessGroup.LocalMpirunOptions().Prepend(ranks.ToString()).Prepend("-np")) psi.ArgumentList.Add(a);
         var self = Environment.ProcessPath ?? throw new StrataException("cannot tell which program is running to start it again");

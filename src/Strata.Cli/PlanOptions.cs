@@ -5,7 +5,7 @@ using Strata.Util;
 namespace Strata.Cli;
 
 /// <summary>A plan file and the fields the command line changes in it: --set PATH=VALUE for any field, and the few
-/// that are changed most (--steps, --lr, --batch-size, --seed). train, info and study take them alike.</summary>
+/// that are changed most (--data, --steps, --lr, --batch-size, --seed). train, info and study take them alike.</summary>
 internal sealed class PlanOptions
 {
     public readonly Option<string[]> Set = new("--set")
@@ -18,12 +18,30 @@ internal sealed class PlanOptions
     public readonly Option<int?> BatchSize = Opt.OptionalInt("--batch-size", "sequences per micro-batch (training.batch_size)");
     public readonly Option<long?> Seed = Opt.OptionalLong("--seed", "seed of initialisation and batches (training.seed)");
 
-    public IEnumerable<Option> All => [Set, Steps, Lr, BatchSize, Seed];
+    public readonly Option<string[]> Data = new("--data")
+    {
+        Description = "prepared dataset folders to train on, in place of the plan's data.datasets (each named by its folder; repeat it)",
+        HelpName = "DIR", Arity = ArgumentArity.ZeroOrMore, AllowMultipleArgumentsPerToken = false,
+    };
+
+    public IEnumerable<Option> All => [Data, Set, Steps, Lr, BatchSize, Seed];
 
     /// <summary>The overrides as PATH=VALUE, shortcuts first, in the order a reader expects.</summary>
     public List<string> Overrides(ParseResult p, string? planPath)
     {
         var list = new List<string>();
+        if (p.GetValue(Data) is { Length: > 0 } folders)
+        {
+            var datasets = new System.Text.Json.Nodes.JsonObject();
+            foreach (var f in folders)
+            {
+                var name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(f)));
+                if (datasets.ContainsKey(name)) throw new StrataException($"--data: two folders named '{name}'");
+                datasets[name] = Path.GetFullPath(f);
+            }
+            list.Add($"data.datasets={datasets.ToJsonString()}");
+            list.Add("data.mixture=null");
+        }
         if (p.GetValue(Steps) is { } steps)
         {
             if (planPath is not null && GrowthPlan.Load(planPath).Stages.Count != 1)

@@ -351,4 +351,14 @@ public class DatasetTests
         Assert.Contains($"uses the tokenizer {TokenizerIdentity.Of("codepoint")}, the plan uses {TokenizerIdentity.Of("bvv241-2-3")}: they must " +
             "share the vocabulary", e.Message);
     }
+    [Fact]
+    public void A_folder_gives_its_text_json_lines_and_parquet_files_plain_or_compressed_unless_a_pattern_says_otherwise()
+    {
+        var dir = TestPaths.TempDir();
+        string[] names = ["a.txt", "b.jsonl", "c.parquet", "d.txt.gz", "e.jsonl.zst", "f.json", "g.md", "notes"];
+        foreach (var n in names) File.WriteAllText(Path.Combine(dir, n), "");
+        Assert.Equal(["a.txt", "b.jsonl", "c.parquet", "d.txt.gz", "e.jsonl.zst"], Corpus.Find([dir]).Select(f => f.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["a.txt", "d.txt.gz"], Corpus.Find([dir], "*.txt").Select(f => f.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["g.md", "notes"], Corpus.Find([dir], "*.md, notes").Select(f => f.Name).Order(StringComparer.Ordinal));
+    }
 }

@@ -89,6 +89,42 @@ public class ExportImportTests
     }
 
     [Fact]
+    public void An_imported_checkpoint_keeps_its_tokenizer_beside_it_moves_with_it_and_tokenizer_overrides_the_folder_s()
+    {
+        var dir = TestPaths.TempDir();
+        string Tokenizer(string name, string text)
+        {
+            var corpus = Path.Combine(dir, name + "-text");
+            Directory.CreateDirectory(corpus);
+            File.WriteAllText(Path.Combine(corpus, "a.txt"), string.Concat(Enumerable.Repeat(text, 200)));
+            var (code, _, err) = CliRunner.Run("tokenizer", "train", corpus, "--vocab-size", "200", "--out", Path.Combine(dir, name));
+            Assert.True(code == 0, err);
+            return Path.Combine(dir, name, "tokenizer.json");
+        }
+        var hf = Path.Combine(dir, "hf");
+        Directory.CreateDirectory(hf);
+        foreach (var f in new[] { "config.json", "model.safetensors" }) File.Copy(TestPaths.Data("hf-gpt-neox-tiny", f), Path.Combine(hf, f));
+        File.Copy(Tokenizer("cats", "the cat sat on the mat. "), Path.Combine(hf, "tokenizer.json"));
+        var other = Tokenizer("dogs", "a dog ran in a fog! ");
+
+        var (imported, _, importErr) = CliRunner.Run("import", hf, "--out", Path.Combine(dir, "a", "model.safetensors"));
+        Assert.True(imported == 0, importErr);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(hf, "tokenizer.json")), File.ReadAllBytes(Path.Combine(dir, "a", "model.tokenizer.json")));
+        Directory.Move(Path.Combine(dir, "a"), Path.Combine(dir, "moved"));
+        File.Delete(Path.Combine(hf, "tokenizer.json"));
+        var (generated, output, generateErr) = CliRunner.Run("generate", "--checkpoint", Path.Combine(dir, "moved", "model.safetensors"),
+            "--prompt", "the cat", "--max-new-tokens", "4");
+        Assert.True(generated == 0, generateErr);
+        Assert.StartsWith("the cat", output);
+
+        File.Copy(Path.Combine(dir, "cats", "tokenizer.json"), Path.Combine(hf, "tokenizer.json"));
+        Assert.Equal(0, CliRunner.Run("import", hf, "--out", Path.Combine(dir, "b", "model.safetensors"), "--tokenizer", other).Code);
+        Assert.Equal(File.ReadAllBytes(other), File.ReadAllBytes(Path.Combine(dir, "b", "model.tokenizer.json")));
+        Assert.Equal(Tokenization.Tokenizers.ContentHash(Tokenization.Tokenizers.ByName(other)),
+            Checkpoint.ReadInfo(Path.Combine(dir, "b", "model.safetensors")).TokenizerHash);
+    }
+
+    [Fact]
     public void Config_and_tensor_shapes_that_disagree_are_refused()
     {
         var dir = TestPaths.TempDir();

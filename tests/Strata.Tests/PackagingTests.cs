@@ -27,9 +27,11 @@ public class PackagingTests
             var packages = Path.Combine(dir, "packages");
             var (pack, packOut) = Run("dotnet", $"pack src/Strata.Cli/Strata.Cli.csproj -c Release --no-build -nologo -o \"{packages}\"");
             Assert.True(pack == 0, packOut);
-            Assert.Single(Directory.GetFiles(packages, "strata.*.nupkg"));
+            var package = Assert.Single(Directory.GetFiles(packages, "Strata.Cli.*.nupkg"));
+            Assert.Single(Directory.GetFiles(packages, "Strata.Cli.*.snupkg"));                 // symbols beside the package, not in it
+            using (var zip = System.IO.Compression.ZipFile.OpenRead(package)) Assert.Contains(zip.Entries, e => e.FullName == "README.md");
             var tools = Path.Combine(dir, "tools");
-            var (install, installOut) = Run("dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{packages}\" --ignore-failed-sources strata");
+            var (install, installOut) = Run("dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{packages}\" --ignore-failed-sources Strata.Cli");
             Assert.True(install == 0, installOut);
             var (info, output) = Run(Path.Combine(tools, "strata"), "info plans/demo.json");
             Assert.True(info == 0, output);

@@ -115,7 +115,8 @@ public class SubstrateFamilyTests
 
         var font = Path.Combine(dir, "no-such-unifont.otf");
         e = Assert.Throws<StrataException>(() => new UnicodeGlyphs(font, 32));
-        Assert.Equal($"{font}: the GNU Unifont font is missing; it comes from the Debian package fonts-unifont (scripts/bootstrap.sh installs it)", e.Message);
+        Assert.Equal($"{font}: the GNU Unifont font is missing; it comes from the Debian package fonts-unifont (apt-get install fonts-unifont; " +
+                     "in a Strata checkout scripts/bootstrap.sh installs it)", e.Message);
 
         e = Assert.Throws<StrataException>(() => SubstrateBuilder.Build(new SubstrateSpec { Kind = SubstrateKind.Visual }, 131072, VisualTable.Home));
         Assert.Equal("substrate: tokenizer 'bvv241-2-3' has 65,536 entries but the model's vocabulary is 131,072", e.Message);

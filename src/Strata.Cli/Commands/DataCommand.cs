@@ -11,7 +11,8 @@ public static class DataCommand
     {
         var inputs = Opt.Many("INPUT", "text, JSON-lines (.jsonl) or Parquet (.parquet) files, plain or .gz / .zst, or folders of them (searched recursively)");
         var outDir = Opt.Required("--out", "the dataset folder: shards and manifest.json", "DIR");
-        var pattern = Opt.Text("--pattern", "*.txt", "file name pattern inside folders (e.g. *.parquet, *.jsonl.zst)", "GLOB");
+        var pattern = Opt.Text("--pattern", PrepareOptions.AnyText, "file name patterns inside folders, comma-separated; each also takes .gz and .zst files",
+            "GLOB");
         var exclude = Opt.Text("--exclude", "skip relative paths matching this regular expression", "REGEX");
         var tokenizer = Opt.Text("--tokenizer", Tokenizers.Default, "bvv241-2-3, bvv241-max, codepoint, gpt2, cl100k_base or a tokenizer.json",
             "NAME|FILE.json");
@@ -47,9 +48,8 @@ public static class DataCommand
             };
             var m = DataPreparer.Prepare(o);
             output.WriteLine($"{o.OutDir}: tokenizer {m.Tokenizer} (vocab {m.VocabSize:N0}); train {m.Train.Tokens:N0} tokens from " +
-                $"{m.Train.Documents:N0} documents " +
-                             $"in {m.Train.Shards.Count} shard(s), validation {m.Validation.Tokens:N0} tokens from {m.Validation.Documents:N0}" +
-                             (m.Replacements > 0 ? $"; {m.Replacements:N0} invalid UTF-8 sequences replaced" : ""));
+                $"{m.Train.Documents:N0} documents in {m.Train.Shards.Count} shard(s), validation {m.Validation.Tokens:N0} tokens from " +
+                $"{m.Validation.Documents:N0} documents" + (m.Replacements > 0 ? $"; {m.Replacements:N0} invalid UTF-8 sequences replaced" : ""));
             return 0;
         });
         return command;

@@ -57,13 +57,21 @@ public static class InteropCommand
     {
         var dir = Opt.One("DIR", "a GPT-NeoX directory: config.json and model.safetensors or pytorch_model.bin");
         var outPath = Opt.Required("--out", "the checkpoint to write", "CKPT");
-        var tokenizer = Opt.Text("--tokenizer", "the tokenizer, when the directory has no tokenizer.json or strata.json", "NAME|FILE.json");
+        var tokenizer = Opt.Text("--tokenizer", "the tokenizer, in place of the directory's tokenizer.json or the one its strata.json names",
+            "NAME|FILE.json");
         var command = new Command("import", "a GPT-NeoX directory (model.safetensors or pytorch_model.bin) as a Strata checkpoint") { dir, outPath, tokenizer };
         command.SetAction(p =>
         {
             var path = p.GetValue(outPath)!;
             if (File.Exists(path)) throw new StrataException($"{path} already exists");
             var (model, info) = HfExport.Import(p.GetValue(dir)!, p.GetValue(tokenizer));
+            if (info.Tokenizer.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && File.Exists(info.Tokenizer))
+            {
+                // a copy of the tokenizer.json beside the checkpoint, named relative to it: the two move together
+                var copy = Path.GetFileNameWithoutExtension(path) + ".tokenizer.json";
+                AtomicFile.Copy(info.Tokenizer, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, copy));
+                info = info with { Tokenizer = copy };
+            }
             using (model) Checkpoint.Save(path, model, null, info);
             output.WriteLine($"{path}: depth {info.Depth}, d_model {info.Plan.Model.DModel}, substrate {info.Plan.Substrate.Describe()}, tokenizer " +
                 $"{info.Tokenizer}");

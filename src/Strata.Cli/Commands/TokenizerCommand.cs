@@ -14,7 +14,11 @@ public static class TokenizerCommand
         var outPath = Opt.Required("--out", "the n-gram list to write (the published format)", "FILE");
         var n = Opt.Text("--n", "2,3", "n-gram lengths", "N,N");
         var top = Opt.Int("--top", 1000, "n-grams kept per language and length");
-        var command = new Command("mine", "mine character n-grams per language (the bvv241 recipe) into the published list format") { langs, outPath, n, top };
+        var pattern = Opt.Text("--pattern", PrepareOptions.AnyText, "file name patterns inside folders, comma-separated (e.g. '*' for fortune files)",
+            "GLOB");
+        var exclude = Opt.Text("--exclude", "skip relative paths matching this regular expression (e.g. '\\.(dat|u8)$')", "REGEX");
+        var command = new Command("mine", "mine character n-grams per language (the bvv241 recipe) into the published list format")
+            { langs, outPath, n, top, pattern, exclude };
         command.SetAction(p =>
         {
             var ns = p.GetValue(n)!.Split(',').Select(s => int.TryParse(s, out var k) && k > 1 ? k : throw new StrataException(
@@ -23,7 +27,7 @@ public static class TokenizerCommand
             {
                 var eq = arg.IndexOf('=');
                 if (eq <= 0) throw new StrataException($"'{arg}': expected CODE=PATH[,PATH...]");
-                var files = Corpus.Find(arg[(eq + 1)..].Split(','));
+                var files = Corpus.Find(arg[(eq + 1)..].Split(','), p.GetValue(pattern)!, p.GetValue(exclude));
                 return (arg[..eq], files.Select(f => Corpus.ReadText(f.Path)).ToList().AsEnumerable());
             }).ToList();
             var list = NgramMiner.Mine(corpora, ns, p.GetValue(top));
@@ -80,7 +84,8 @@ public static class TokenizerCommand
         var inputs = Opt.Many("INPUT", "text, JSON-lines or Parquet files (plain or .gz / .zst), or folders of them");
         var size = Opt.Int("--vocab-size", 4096, "ids in all: 4 special tokens, the characters, the learnt merges");
         var minFrequency = Opt.Int("--min-frequency", 2, "a character or pair seen fewer times is not taken");
-        var pattern = Opt.Text("--pattern", "*.txt", "file name pattern inside folders (e.g. *.jsonl, *.parquet)", "GLOB");
+        var pattern = Opt.Text("--pattern", PrepareOptions.AnyText, "file name patterns inside folders, comma-separated; each also takes .gz and .zst files",
+            "GLOB");
         var exclude = Opt.Text("--exclude", "skip relative paths matching this regular expression (keep held-out text out of the vocabulary)", "REGEX");
         var field = Opt.Text("--field", "text", "JSON-lines and Parquet: the field or column that holds the text", "NAME");
         var name = Opt.Text("--name", "the tokenizer's name (default: the folder's name)", "NAME");

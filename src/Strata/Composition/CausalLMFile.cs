@@ -12,8 +12,10 @@ namespace Strata.Composition;
 /// template (a checkpoint's).</summary>
 public sealed record CausalLMFile(ICausalLM Model, string Tokenizer, int? Depth, ChatTemplate? Chat = null) : IDisposable
 {
+    /// <summary>Loads a checkpoint, a run folder (its latest checkpoint) or an ensemble .json.</summary>
     public static CausalLMFile Load(string path, Device? device = null)
     {
+        if (Directory.Exists(path)) path = new RunDirectory(path).Checkpoint;
         if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
         {
             var ensemble = LogitAveragingEnsemble.LoadFile(path, device);
@@ -21,6 +23,16 @@ public sealed record CausalLMFile(ICausalLM Model, string Tokenizer, int? Depth,
         }
         var (model, info) = Checkpoint.LoadModel(path, device);
         return new CausalLMFile(model, info.Tokenizer, info.Depth, info.Plan.Chat);
+    }
+
+    /// <summary>The text that continues <paramref name="prompt"/>: up to <paramref name="maxNewTokens"/> tokens, greedy
+    /// unless <paramref name="sampling"/> says otherwise, ending early at the end-of-text token.</summary>
+    public string Generate(string prompt, int maxNewTokens = 64, Generation.SamplingOptions? sampling = null)
+    {
+        var tokenizer = Tokenizers.ByName(Tokenizer);
+        var ids = Generation.TextGenerator.Generate(Model, tokenizer.Encode(prompt), maxNewTokens,
+            (sampling ?? Generation.SamplingOptions.Greedy) with { Vocabulary = tokenizer.VocabSize }, tokenizer.EndOfText);
+        return tokenizer.Decode(ids.ToList());
     }
 
     /// <summary>Scores the model on <paramref name="tasks"/> (a report of every task, protocol and metric).</summary>

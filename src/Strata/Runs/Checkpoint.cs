@@ -75,6 +75,9 @@ public static class Checkpoint
         if (!file.Metadata.TryGetValue("format", out var f) || f != "strata-checkpoint" || !file.Metadata.TryGetValue("strata", out var json))
             throw new StrataException($"{file.Path}: not a Strata checkpoint (no strata metadata)");
         var info = Json.Parse<CheckpointInfo>(json, file.Path + " (checkpoint metadata)");
+        // a tokenizer.json named relative to the checkpoint (an import keeps its copy beside it): the pair can move together
+        if (info.Tokenizer.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && !Path.IsPathRooted(info.Tokenizer))
+            info = info with { Tokenizer = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file.Path))!, info.Tokenizer)) };
         if (info.FormatVersion is < 1 or > CheckpointInfo.CurrentFormat)
             throw new StrataException($"{file.Path}: checkpoint format {info.FormatVersion}, this Strata reads 1 to {CheckpointInfo.CurrentFormat}");
         info.Plan.Validate(file.Path + " (checkpoint plan)");

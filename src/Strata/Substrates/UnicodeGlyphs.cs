@@ -39,7 +39,8 @@ internal sealed class UnicodeGlyphs : IDisposable
     {
         if (!File.Exists(fontPath))
             throw new StrataException(
-                $"{fontPath}: the GNU Unifont font is missing; it comes from the Debian package {FontPackage} (scripts/bootstrap.sh installs it)");
+                $"{fontPath}: the GNU Unifont font is missing; it comes from the Debian package {FontPackage} (apt-get install {FontPackage}; " +
+                "in a Strata checkout scripts/bootstrap.sh installs it)");
         FontPath = fontPath;
         PixelSize = pixelSize;
         _fontBytes = File.ReadAllBytes(fontPath);

@@ -43,6 +43,8 @@ public sealed record TrainOptions
     public TextWriter Log { get; init; } = Console.Out;
     /// <summary>Draw the progress bar in place (a terminal); otherwise print a line every log_every steps.</summary>
     public bool Interactive { get; init; }
+    /// <summary>Called on the training thread after every optimizer step and every validation (rank 0 only).</summary>
+    public Action<TrainingProgress>? Progress { get; init; }
     /// <summary>What <see cref="RunStart"/> settles from these options.</summary>
     internal RunRequest Request => new()
     {
@@ -53,6 +55,10 @@ public sealed record TrainOptions
     /// drives the non-finite and divergence checks deterministically.</summary>
     internal Func<long, double, double, double>? ReportedLoss { get; init; }
 }
+
+/// <summary>Where a run stands: after <see cref="Step"/> of <see cref="TotalSteps"/> optimizer steps, in stage
+/// <see cref="Stage"/> (0-based), with the step's training loss, or right after a validation its loss.</summary>
+public sealed record TrainingProgress(long Step, long TotalSteps, int Stage, double? Loss, double? ValidationLoss, double ElapsedSeconds);
 
 public sealed record TrainResult(RunDirectory Run, long GlobalStep, double? InitialValidationLoss, double? FinalValidationLoss,
     double TokensPerSecond, bool Completed, ParameterBudget Budget)

@@ -134,6 +134,7 @@ public sealed class Trainer : IDisposable
         _tokensSeen += _tokensPerStep;
         if (_globalStep % TrimEvery == 0) NativeAllocator.Trim();
         _log.Step(_globalStep, stage.Index, step.Loss, lr, clock.Elapsed.TotalSeconds, Elapsed);
+        if (_group.IsMain) _o.Progress?.Invoke(new TrainingProgress(_globalStep, _plan.TotalSteps, stage.Index, step.Loss, null, Elapsed));
         return step;
     }
 
@@ -230,6 +231,7 @@ public sealed class Trainer : IDisposable
         var each = _data.Validation.ToDictionary(v => v.Name, v => ValidationLoss.Measure(_model, v.Sampler, _plan.Training.EvalBatches, _group));
         _lastVal = each.Values.Average();
         _log.Eval(_globalStep, _stageIndex, _lastVal.Value, each);
+        if (_group.IsMain) _o.Progress?.Invoke(new TrainingProgress(_globalStep, _plan.TotalSteps, _stageIndex, null, _lastVal, Elapsed));
     }
 
     /// <summary>The checkpoint and, at a stage's end, the stage file. Inside a stage the checkpoint carries the optimizer
