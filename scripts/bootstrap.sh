@@ -74,6 +74,9 @@ if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.strata-lock 2>/dev
   say "npm ci in tests/js (transformers.js and the openai client, for the export and server tests)"
   step="npm ci in tests/js (is the npm registry reachable? see ~/.npmrc)"
   (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+  # sharp (images) in place of its stub: transformers.js loads it at start, its native build needs Node.js 20.9+
+  # (Debian 12 has 18), and the tests read text only
+  cp tests/js/sharp-stub/package.json tests/js/sharp-stub/index.js tests/js/node_modules/sharp/
   cp tests/js/package-lock.json tests/js/node_modules/.strata-lock
 fi
 

@@ -357,7 +357,7 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
             Checkpoint = ServeCheckpoint.Value, ModelName = "tiny", Port = 0, MaxBatch = 4, MaxQueue = 64, MaxBodyBytes = 64 << 10,
             Chat = new ChatTemplate { User = "[USER]", Assistant = "[ASSISTANT]" },
         }, TextWriter.Null);
-        using var http = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(8) };
+        using var http = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(60) };   // Run's own limit is 10 s
         void Post(string route, string path)
         {
             using var content = new ByteArrayContent(File.ReadAllBytes(path));

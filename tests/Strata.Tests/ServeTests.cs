@@ -258,7 +258,7 @@ public class ServeTests(ServedModel served, ITestOutputHelper log) : IClassFixtu
         using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
         Assert.StartsWith("data: {", await reader.ReadLineAsync());                         // decoding has begun
-        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString()])) await kill.WaitForExitAsync();
+        using (var kill = Process.Start("bash", ["-c", $"kill -TERM {process.Id}"])) await kill.WaitForExitAsync();   // no /bin/kill on a minimal Debian
         await Task.Delay(300);
         using (var fresh = new HttpClient { BaseAddress = new Uri(address) })                 // no new connections
             await Assert.ThrowsAnyAsync<HttpRequestException>(() => fresh.GetAsync("health"));
