@@ -54,9 +54,9 @@ public class TwoHostTests
             foreach (var (ns, end, ip) in new[] { (A, "a", IpA), (B, "b", IpB) })
             {
                 Must("ip", "link", "set", _link + end, "netns", ns);
-                Must("ip", "netns", "exec", ns, "ip", "addr", "add", ip + "/24", "dev", _link + end);
-                Must("ip", "netns", "exec", ns, "ip", "link", "set", _link + end, "up");
-                Must("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up");
+                Must("ip", "-n", ns, "addr", "add", ip + "/24", "dev", _link + end);
+                Must("ip", "-n", ns, "link", "set", _link + end, "up");
+                Must("ip", "-n", ns, "link", "set", "lo", "up");
             }
             var dir = TestPaths.TempDir();
             Agent = Path.Combine(dir, "agent.sh");
@@ -66,7 +66,7 @@ public class TwoHostTests
                 while [ $# -gt 0 ]; do case "$1" in -*) shift ;; *) break ;; esac; done
                 host=$1; shift
                 case "$host" in {IpA}) ns={A} ;; {IpB}) ns={B} ;; *) echo "unknown host $host" >&2; exit 1 ;; esac
-                exec ip netns exec "$ns" /bin/sh -c "$*"
+                exec nsenter --net=/run/netns/"$ns" /bin/sh -c "$*"
                 """);
             Must("chmod", "+x", Agent);
             HostFile = Path.Combine(dir, "hosts");
@@ -74,7 +74,7 @@ public class TwoHostTests
         }
 
         /// <summary>Cuts the link between the hosts (the cable pulled: no reset, no error, silence).</summary>
-        public void Cut() => Must("ip", "netns", "exec", A, "ip", "link", "set", _link + "a", "down");
+        public void Cut() => Must("ip", "-n", A, "link", "set", _link + "a", "down");
 
         /// <summary>Ends whatever still runs in the namespaces (a daemon the cut left waiting), then removes them.</summary>
         public void Dispose()
@@ -119,7 +119,7 @@ public class TwoHostTests
         // the job's console goes to a file: a daemon the cut leaves behind in the second namespace keeps pipes open
         var console = Path.Combine(TestPaths.TempDir(), "job.log");
         var psi = new ProcessStartInfo("sh");
-        var mpirun = new[] { "ip", "netns", "exec", hosts.A, "mpirun", "--allow-run-as-root", "--hostfile", hosts.HostFile, "-np", "2",
+        var mpirun = new[] { "nsenter", "--net=/run/netns/" + hosts.A, "mpirun", "--allow-run-as-root", "--hostfile", hosts.HostFile, "-np", "2",
                 "--mca", "plm_rsh_agent", hosts.Agent, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", hosts.Subnet,
                 "--mca", "oob_tcp_if_include", hosts.Subnet }
             .Concat(Distributed.ProcessGroup.LostHostOptions)
