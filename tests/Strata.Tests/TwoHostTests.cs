@@ -54,9 +54,9 @@ public class TwoHostTests
             foreach (var (ns, end, ip) in new[] { (A, "a", IpA), (B, "b", IpB) })
             {
                 Must("ip", "link", "set", _link + end, "netns", ns);
-                Must("ip", "-n", ns, "addr", "add", ip + "/24", "dev", _link + end);
-                Must("ip", "-n", ns, "link", "set", _link + end, "up");
-                Must("ip", "-n", ns, "link", "set", "lo", "up");
+                Must("nsenter", "--net=/run/netns/" + ns, "ip", "addr", "add", ip + "/24", "dev", _link + end);
+                Must("nsenter", "--net=/run/netns/" + ns, "ip", "link", "set", _link + end, "up");
+                Must("nsenter", "--net=/run/netns/" + ns, "ip", "link", "set", "lo", "up");
             }
             var dir = TestPaths.TempDir();
             Agent = Path.Combine(dir, "agent.sh");
@@ -74,7 +74,7 @@ public class TwoHostTests
         }
 
         /// <summary>Cuts the link between the hosts (the cable pulled: no reset, no error, silence).</summary>
-        public void Cut() => Must("ip", "-n", A, "link", "set", _link + "a", "down");
+        public void Cut() => Must("nsenter", "--net=/run/netns/" + A, "ip", "link", "set", _link + "a", "down");
 
         /// <summary>Ends whatever still runs in the namespaces (a daemon the cut left waiting), then removes them.</summary>
         public void Dispose()
