@@ -47,6 +47,10 @@ public class ServeTests(ServedModel served, ITestOutputHelper log) : IClassFixtu
 {
     private const string Prompt = "The Congress";
 
+    /// <summary>A model slow enough that 400 tokens are still being decoded when a client leaves or the signal comes
+    /// (untrained, d_model 384, 65,536 ids).</summary>
+    private static readonly Lazy<string> SlowModel = new(() => ExportModels.Untrained("codepoint", 65536, d: 384, blocks: 4, context: 512));
+
     private static string Greedy(string checkpoint, string prompt, int tokens)
     {
         var (code, output, err) = CliRunner.Run("generate", "--checkpoint", checkpoint, "--prompt", prompt, "--max-new-tokens", tokens.ToString(),
@@ -142,10 +146,9 @@ public class ServeTests(ServedModel served, ITestOutputHelper log) : IClassFixtu
     [Fact]
     public async Task A_client_that_leaves_mid_stream_frees_its_row()
     {
-        // a model slow enough that 400 tokens are still being decoded when the client leaves (untrained, d_model 384)
         await using var server = await OpenAiServer.StartAsync(new ServeOptions
         {
-            Checkpoint = ExportModels.Untrained("codepoint", 65536, d: 384, blocks: 4, context: 512), ModelName = "m", Port = 0,
+            Checkpoint = SlowModel.Value, ModelName = "m", Port = 0,
         }, TextWriter.Null);
         using var http = new HttpClient { BaseAddress = server.Address };
         var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions")
@@ -224,8 +227,7 @@ public class ServeTests(ServedModel served, ITestOutputHelper log) : IClassFixtu
     [Fact]
     public async Task Sigterm_stops_taking_requests_finishes_the_ones_in_flight_and_exits_zero()
     {
-        // a model slow enough that 400 tokens are still being decoded when the signal comes (untrained, d_model 384)
-        var checkpoint = ExportModels.Untrained("codepoint", 65536, d: 384, blocks: 4, context: 512);
+        var checkpoint = SlowModel.Value;
         var cli = Path.Combine(TestPaths.RepoRoot, "src", "Strata.Cli", "bin", "Release", "net10.0", "Strata.Cli.dll");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { cli, "serve", checkpoint, "--port", "0", "--model-name", "m", "--drain-seconds", "60" }) psi.ArgumentList.Add(a);

@@ -235,8 +235,7 @@ internal sealed class OpenAiServer : IAsyncDisposable
                 for (int j = 0; j < n; j++)
                 {
                     var sampling = new SamplingOptions
-                        { Temperature = temperature, TopP = topP, TopK = topK, Seed = (seed ?? Random.Shared.NextInt64(1L << 53)) + j,
-                          Vocabulary = _tokenizer.VocabSize };
+                        { Temperature = temperature, TopP = topP, TopK = topK, Seed = (seed ?? Random.Shared.NextInt64(1L << 53)) + j };
                     choices.Add(new Choice(choices.Count, p, _batcher.Submit(new GenerationRequest
                     {
                         Prompt = ids, MaxNewTokens = (int)wanted, Sampling = sampling, Stop = stop, TopLogprobs = logprobs, Cancel = cancel.Token,

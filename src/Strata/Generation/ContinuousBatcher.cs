@@ -212,6 +212,9 @@ internal sealed class ContinuousBatcher : IDisposable
             s.Cancelled();
             return true;
         }
+        // a head with more rows than the tokenizer has ids: the extra rows have no text, so neither sampling nor the
+        // log-probabilities may reach them
+        if (logits.shape[0] > _tokenizer.VocabSize) logits = logits.narrow(0, 0, _tokenizer.VocabSize);
         int id = TextGenerator.Choose(logits, s.Request.Sampling, s.Generator);
         Interlocked.Increment(ref _tokens);
         if (id == _tokenizer.EndOfText) return s.End("stop", null, _tokenizer.Decode(s.Generated));
