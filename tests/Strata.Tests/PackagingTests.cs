@@ -27,9 +27,20 @@ public class PackagingTests
             var packages = Path.Combine(dir, "packages");
             var (pack, packOut) = Run("dotnet", $"pack src/Strata.Cli/Strata.Cli.csproj -c Release --no-build -nologo -o \"{packages}\"");
             Assert.True(pack == 0, packOut);
-            var package = Assert.Single(Directory.GetFiles(packages, "Strata.Cli.*.nupkg"));
-            Assert.Single(Directory.GetFiles(packages, "Strata.Cli.*.snupkg"));                 // symbols beside the package, not in it
-            using (var zip = System.IO.Compression.ZipFile.OpenRead(package)) Assert.Contains(zip.Entries, e => e.FullName == "README.md");
+            // a pointer package and one package per runtime, each with its symbols beside it, not in it
+            var pointer = Assert.Single(Directory.GetFiles(packages, "Strata.Cli.0*.nupkg"));
+            var linux = Assert.Single(Directory.GetFiles(packages, "Strata.Cli.linux-x64.*.nupkg"));
+            Assert.Equal(2, Directory.GetFiles(packages, "Strata.Cli.*.snupkg").Length);
+            using (var zip = System.IO.Compression.ZipFile.OpenRead(Path.ChangeExtension(linux, ".snupkg")))
+                Assert.Contains(zip.Entries, e => e.Name == "Strata.pdb");
+            using (var zip = System.IO.Compression.ZipFile.OpenRead(pointer)) Assert.Contains(zip.Entries, e => e.FullName == "README.md");
+            using (var zip = System.IO.Compression.ZipFile.OpenRead(linux))
+            {
+                Assert.Contains(zip.Entries, e => e.Name == "libtorch_cpu.so");
+                // Strata's own portable symbols (240 KB) stay in too, for line numbers in a tool user's stack trace
+                Assert.DoesNotContain(zip.Entries, e => e.FullName.Contains("/win-", StringComparison.Ordinal) || e.Name == "libtorch_python.so"
+                    || e.Name.EndsWith(".pdb", StringComparison.Ordinal) && !e.Name.StartsWith("Strata", StringComparison.Ordinal));
+            }
             var tools = Path.Combine(dir, "tools");
             var (install, installOut) = Run("dotnet", $"tool install --tool-path \"{tools}\" --add-source \"{packages}\" --ignore-failed-sources Strata.Cli");
             Assert.True(install == 0, installOut);

@@ -28,6 +28,8 @@ internal static class LossCurvePlot
                 var line = plot.Add.VerticalLine(train[i].Step - 0.5);
                 line.LinePattern = ScottPlot.LinePattern.Dashed;
                 line.Text = $"stage {train[i].Stage + 1}";
+                line.LabelOppositeAxis = true;                // inside the top edge: clear of the step axis' ticks and the title
+                line.LabelOffsetY = 24;
             }
         plot.Title(title);
         plot.XLabel("optimizer step");
