@@ -15,7 +15,8 @@ namespace Strata.Bench;
 /// text end to end (read, decompress, parse, encode, write, hash) and the process's peak resident memory during the
 /// preparation. Each size runs in a process of its own (so no size inherits another's heap), and the sizes side by side
 /// show whether the peak grows with the corpus. The first documents of the result are checked against encoding each
-/// document alone.
+/// document alone. Beside it, in the same run: reading alone and the tokenizer alone on one core (its rate on the same
+/// corpus is what the preparation's MB/s is measured against), and the cores the preparation kept busy (CPU time / wall).
 ///   Strata.Bench data [--gb 1,5] [--dir DIR]
 /// </summary>
 public static class DataThroughput
@@ -32,8 +33,9 @@ public static class DataThroughput
         if (!args.Contains("--one"))
         {
             Console.WriteLine($"{Environment.ProcessorCount} cores; each size prepared in a process of its own");
-            Console.WriteLine("| corpus | files | text MB | seconds | MB/s | tokens | peak RSS (MiB) | first 2,000 documents equal to encoding each alone |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|");
+            Console.WriteLine("| corpus | files | text MB | seconds | MB/s | reading alone, MB/s | tokenizer alone, MB/s on one core | prepare / tokenizer " +
+                "| cores busy | tokens | peak RSS (MiB) | first 2,000 documents equal to encoding each alone |");
+            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
             foreach (var gb in sizes)
             {
                 var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
@@ -52,17 +54,50 @@ public static class DataThroughput
             var fileCount = Generate(corpus, (long)(gb * 1e9), baseDocs);
             var outDir = Path.Combine(root, $"{gb}gb-dataset");
             if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+            var (readRate, tokenizerRate) = Parts(corpus);
             GC.Collect();
             PeakMemory.Reset();
             var clock = Stopwatch.StartNew();
+            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = outDir, Pattern = "*", ValidationFraction = 0.001 });
             double seconds = clock.Elapsed.TotalSeconds, peak = PeakMemory.Mib();
+            double cores = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / seconds;
             double mb = (m.Train.Bytes + m.Validation.Bytes) / 1e6;
             bool exact = FirstDocumentsExact(corpus, outDir, 2000);
-            Console.WriteLine($"| {gb} GB | {fileCount} | {mb:N0} | {seconds:F0} | {mb / seconds:F1} | {m.Train.Tokens + m.Validation.Tokens:N0} | " +
-                $"{peak:F0} | {(exact ? "yes" : "NO")} |");
+            Console.WriteLine($"| {gb} GB | {fileCount} | {mb:N0} | {seconds:F0} | {mb / seconds:F1} | {readRate:F0} | {tokenizerRate:F1} | " +
+                $"{mb / seconds / tokenizerRate:F2}x | {cores:F2} | {m.Train.Tokens + m.Validation.Tokens:N0} | {peak:F0} | {(exact ? "yes" : "NO")} |");
             Directory.Delete(outDir, recursive: true);
         }
+    }
+
+    /// <summary>The preparation's parts alone, on one thread: reading every document of the corpus (decompression,
+    /// Parquet and JSON parsing, UTF-8 checks), and the tokenizer encoding the corpus's first 200 MB of documents (read
+    /// into memory first; a tokenizer of its own, so its cache starts cold as the preparation's do).</summary>
+    private static (double ReadMBs, double TokenizerMBs) Parts(string corpus)
+    {
+        var files = Corpus.Find([corpus], "*");
+        var reader = new DocumentReader(new ReadOptions());
+        var sample = new List<string>();
+        long bytes = 0, sampleBytes = 0;
+        var clock = Stopwatch.StartNew();
+        foreach (var (path, name) in files)
+            foreach (var d in reader.Read(0, path, name, true))
+            {
+                long n = Encoding.UTF8.GetByteCount(d.Text);
+                bytes += n;
+                if (sampleBytes < 200_000_000) { sample.Add(d.Text); sampleBytes += n; }
+            }
+        double read = bytes / 1e6 / clock.Elapsed.TotalSeconds;
+        var tokenizer = Bvv241Builder.Get(Bvv241Builder.TwoThree);
+        var encoding = new Thread(() =>
+        {
+            clock.Restart();
+            foreach (var text in sample) tokenizer.Encode(text);
+            clock.Stop();
+        });
+        encoding.Start();
+        encoding.Join();
+        return (read, sampleBytes / 1e6 / clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>Paragraphs of the State of the Union, Russian fortunes, Chinese fortunes and poems.</summary>

@@ -7,6 +7,7 @@
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll eval [--questions 100]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll substrate
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll serve [--threads N] [--rounds 2] [--d 256] [--blocks 6]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll decode-profile [--threads N] [--steps 200]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll data [--gb 1,5] [--dir DIR]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll distributed [--rounds 3]   (needs mpirun)
 //   bench/gpu-check.sh (gpu, gpu-report: the GPU check's Strata half and its report)
@@ -54,12 +55,16 @@ switch (which)
     case "serve":
         ServeThroughput.Run(args.Skip(1).ToArray());
         break;
+    case "decode-profile":
+        DecodeProfile.Run(args.Skip(1).ToArray());
+        break;
     case "tokenizer":
         TokenizerThroughput.Run(args.Skip(1).ToArray());
         break;
     default:
         Console.Error.WriteLine(
-            $"unknown benchmark '{which}' (known: train, profile, precision, growth, tokenizer, data, eval, substrate, serve, distributed, gpu, gpu-report)");
+            $"unknown benchmark '{which}' (known: train, profile, precision, growth, tokenizer, data, eval, substrate, serve, decode-profile, " +
+            "distributed, gpu, gpu-report)");
         return 2;
 }
 return 0;

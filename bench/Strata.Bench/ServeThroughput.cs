@@ -52,7 +52,7 @@ public static class ServeThroughput
 
     private static int Arg(string[] args, string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
 
-    private static string Model(string home, string dir, int d, int blocks)
+    internal static string Model(string home, string dir, int d, int blocks)
     {
         var plan = GrowthPlan.Load(Path.Combine(home, "plans", "demo.json"));
         plan = plan with

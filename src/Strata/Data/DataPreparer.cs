@@ -170,15 +170,21 @@ public static class DataPreparer
         return p;
     }
 
-    /// <summary>Reading on this thread's caller, encoding on <paramref name="threads"/> cores, in order: batches of units
-    /// with their ids (none for units whose tokens the progress says are written already).</summary>
+    /// <summary>Reading on a thread of its own, encoding on <paramref name="threads"/> threads a batch each, in order:
+    /// batches of units with their ids (none for units whose tokens the progress says are written already).</summary>
     private static IEnumerable<IReadOnlyList<Unit>> Pipeline(IEnumerable<Unit> units, PrepareProgress progress, ITokenizer tokenizer, int threads)
     {
         const int BatchChars = 4 << 20;
-        using var read = new BlockingCollection<List<Unit>>(boundedCapacity: 2);
-        using var encoded = new BlockingCollection<List<Unit>>(boundedCapacity: 2);
-        using var cancel = new CancellationTokenSource();
-        var reading = Task.Run(() =>
+        using var workers = new EncodingWorkers<Unit[]>(threads, batch =>
+        {
+            for (int i = 0; i < batch.Length; i++)
+            {
+                var u = batch[i];
+                var cursor = u.Split == DatasetSplit.Train ? progress.Train : progress.Validation;
+                if (u.Seq >= cursor.Unit) batch[i] = u with { Ids = tokenizer.Encode(u.Doc.Text) };
+            }
+        });
+        var reading = Task.Factory.StartNew(() =>
         {
             try
             {
@@ -189,42 +195,23 @@ public static class DataPreparer
                     batch.Add(u);
                     chars += u.Doc.Text.Length;
                     if (chars < BatchChars) continue;
-                    read.Add(batch, cancel.Token);
-                    (batch, chars) = (new List<Unit>(), 0);
+                    workers.Add(batch.ToArray());
+                    (chars, batch) = (0, new List<Unit>());
                 }
-                if (batch.Count > 0) read.Add(batch, cancel.Token);
+                if (batch.Count > 0) workers.Add(batch.ToArray());
             }
-            finally { read.CompleteAdding(); }
-        });
-        var encoding = Task.Factory.StartNew(() =>
-        {
-            // dedicated threads, so the tokenizer keeps one piece cache per thread for the whole run
-            using var workers = new EncodingWorkers(threads);
-            try
-            {
-                foreach (var batch in read.GetConsumingEnumerable(cancel.Token))
-                {
-                    var done = new Unit[batch.Count];
-                    workers.For(batch.Count, i =>
-                    {
-                        var u = batch[i];
-                        var cursor = u.Split == DatasetSplit.Train ? progress.Train : progress.Validation;
-                        done[i] = u.Seq < cursor.Unit ? u : u with { Ids = tokenizer.Encode(u.Doc.Text) };
-                    });
-                    encoded.Add(done.ToList(), cancel.Token);
-                }
-            }
-            finally { encoded.CompleteAdding(); }
+            catch (OperationCanceledException) { }                                      // the consumer stopped early
+            finally { workers.CompleteAdding(); }
         }, TaskCreationOptions.LongRunning);
         try
         {
-            foreach (var batch in encoded.GetConsumingEnumerable()) yield return batch;
-            Rethrow(reading, encoding);                                                 // a reader's error ends the preparation
+            foreach (var batch in workers.Results()) yield return batch;
+            Rethrow(reading);                                                           // a reader's error ends the preparation
         }
         finally
         {
-            cancel.Cancel();
-            try { Task.WaitAll(reading, encoding); }
+            workers.Cancel();
+            try { reading.Wait(); }
             catch (AggregateException) { }
         }
     }

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using Strata.Modeling;
+using TorchSharp;
+using static TorchSharp.torch;
+using Vocabularies = Strata.Tokenization.Tokenizers;
+
+namespace Strata.Bench;
+
+/// <summary>
+/// Where one decoding step of `strata serve` goes, on the serve benchmark's model (d 256 x 6 blocks, context 512,
+/// 65,536 ids, f32) with one sequence 80 positions in: the whole step as the continuous batcher runs it (left-padded
+/// cache rows, the next token by argmax), the same forward on a plain cache, its parts (the attention context, the
+/// blocks, the head's product), and decoding the sequence's text. Each figure is the median of --steps timed steps,
+/// in milliseconds.
+/// </summary>
+public static class DecodeProfile
+{
+    public static void Run(string[] args)
+    {
+        int threads = args.SkipWhile(a => a != "--threads").Skip(1).Select(int.Parse).FirstOrDefault(Environment.ProcessorCount);
+        int steps = args.SkipWhile(a => a != "--steps").Skip(1).Select(int.Parse).FirstOrDefault(200);
+        torch.set_num_threads(threads);
+        var home = Environment.GetEnvironmentVariable("STRATA_HOME") ?? Directory.GetCurrentDirectory();
+        var dir = Directory.CreateTempSubdirectory("strata-decode-profile-").FullName;
+        try
+        {
+            var file = Composition.CausalLMFile.Load(ServeThroughput.Model(home, dir, 256, 6), torch.CPU);
+            var model = (LanguageModel)file.Model;
+            var tokenizer = Vocabularies.ByName(file.Tokenizer);
+            using var eval = model.EvalScope();
+            using var noGrad = torch.no_grad();
+            const int past = 80;
+            using var cache = (KvCache)model.NewCache(1);
+            using (var prompt = torch.randint(0, 65536, [1, past])) model.Logits(prompt, cache).Dispose();
+            using var token = torch.tensor(new long[] { 97 }, [1, 1]);
+            using var padding = torch.zeros([1], dtype: ScalarType.Int64);
+            using var hidden = torch.randn([1, 1, 256]);
+            using var logits = torch.randn([65536]);
+            var ids = Enumerable.Range(0, 100).Select(i => 97 + i % 26).ToList();
+            var parts = new (string Name, Action Body)[]
+            {
+                ("the batcher's step: padded rows, argmax", () =>
+                {
+                    using var rows = cache.Rows(1);
+                    using var logits = model.Logits(token, rows, null, padding);
+                    _ = logits[0, 0].argmax().item<long>();
+                }),
+                ("the same forward on a plain cache", () =>
+                {
+                    using var rows = cache.Rows(1);
+                    model.Logits(token, rows).Dispose();
+                }),
+                ("attention context (padding)", () => AttentionContext.Create(past, 1, padding, model.Config, ScalarType.Float32, torch.CPU).Dispose()),
+                ("blocks and final norm (padding)", () =>
+                {
+                    using var rows = (KvCache)cache.Rows(1);
+                    model.Hidden(token, rows, padding).Dispose();
+                }),
+                ("head product [1, 256] x [256, 65,536]", () => model.Head.call(hidden).Dispose()),
+                ("head by mv", () => torch.mv(model.Head.Weight, hidden.view(256)).Dispose()),
+                ("head by matmul 2d", () => torch.matmul(hidden.view(1, 256), model.Head.Weight.t()).Dispose()),
+                ("head by linear 2d", () => torch.nn.functional.linear(hidden.view(1, 256), model.Head.Weight).Dispose()),
+                ("argmax over 65,536 logits", () => _ = logits.argmax().item<long>()),
+                ("decode 100 ids to text", () => tokenizer.Decode(ids)),
+            };
+            Console.WriteLine($"decode step profile: d 256 x 6 blocks, 65,536 ids, f32, {threads} threads, 1 sequence at {past} positions; " +
+                $"median of {steps} steps, ms");
+            foreach (var (name, body) in parts.Concat(parts))
+            {
+                var times = new List<double>();
+                for (int i = 0; i < steps + 5; i++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    var clock = Stopwatch.StartNew();
+                    body();
+                    if (i >= 5) times.Add(clock.Elapsed.TotalMilliseconds);
+                    cache.SetLength(past);
+                }
+                Console.WriteLine($"| {name} | {Readings.Median(times):F3} |");
+            }
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+}
