@@ -10,7 +10,8 @@ namespace Strata.Bench;
 /// Where one decoding step of `strata serve` goes, on the serve benchmark's model (d 256 x 6 blocks, context 512,
 /// 65,536 ids, f32) with one sequence 80 positions in: the whole step as the continuous batcher runs it (left-padded
 /// cache rows, the next token by argmax), the same forward on a plain cache, its parts (the attention context, the
-/// blocks, the head's product), and decoding the sequence's text. Each figure is the median of --steps timed steps,
+/// blocks, the head's product), choosing a token (argmax; sampling, and torch.multinomial beside it), and decoding the
+/// sequence's text. Each figure is the median of --steps timed steps,
 /// in milliseconds.
 /// </summary>
 public static class DecodeProfile
@@ -36,6 +37,9 @@ public static class DecodeProfile
             using var padding = torch.zeros([1], dtype: ScalarType.Int64);
             using var hidden = torch.randn([1, 1, 256]);
             using var logits = torch.randn([65536]);
+            using var probs = logits.softmax(0);
+            var sampled = new Generation.SamplingOptions { Temperature = 0.9 };
+            using var generator = new torch.Generator(1, torch.CPU);
             var ids = Enumerable.Range(0, 100).Select(i => 97 + i % 26).ToList();
             var parts = new (string Name, Action Body)[]
             {
@@ -57,23 +61,31 @@ public static class DecodeProfile
                     model.Hidden(token, rows, padding).Dispose();
                 }),
                 ("head product [1, 256] x [256, 65,536]", () => model.Head.call(hidden).Dispose()),
-                ("head by mv", () => torch.mv(model.Head.Weight, hidden.view(256)).Dispose()),
-                ("head by matmul 2d", () => torch.matmul(hidden.view(1, 256), model.Head.Weight.t()).Dispose()),
-                ("head by linear 2d", () => torch.nn.functional.linear(hidden.view(1, 256), model.Head.Weight).Dispose()),
                 ("argmax over 65,536 logits", () => _ = logits.argmax().item<long>()),
+                ("sample at temperature 0.9 (seeded)", () => _ = Generation.TextGenerator.Choose(logits, sampled, generator)),
+                ("softmax of 65,536 logits", () => logits.softmax(0).Dispose()),
+                ("multinomial of 65,536 probabilities", () => torch.multinomial(probs, 1, false, generator).Dispose()),
                 ("decode 100 ids to text", () => tokenizer.Decode(ids)),
             };
             Console.WriteLine($"decode step profile: d 256 x 6 blocks, 65,536 ids, f32, {threads} threads, 1 sequence at {past} positions; " +
                 $"median of {steps} steps, ms");
-            foreach (var (name, body) in parts.Concat(parts))
+            // warm-up: the first hundred-odd steps of a process run slower (the JIT's tiers), so every part runs 200 times first
+            foreach (var (_, body) in parts)
+                for (int i = 0; i < 200; i++)
+                {
+                    using var scope = torch.NewDisposeScope();
+                    body();
+                    cache.SetLength(past);
+                }
+            foreach (var (name, body) in parts)
             {
                 var times = new List<double>();
-                for (int i = 0; i < steps + 5; i++)
+                for (int i = 0; i < steps; i++)
                 {
                     using var scope = torch.NewDisposeScope();
                     var clock = Stopwatch.StartNew();
                     body();
-                    if (i >= 5) times.Add(clock.Elapsed.TotalMilliseconds);
+                    times.Add(clock.Elapsed.TotalMilliseconds);
                     cache.SetLength(past);
                 }
                 Console.WriteLine($"| {name} | {Readings.Median(times):F3} |");

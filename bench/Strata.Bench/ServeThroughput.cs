@@ -200,6 +200,7 @@ public static class ServeThroughput
         }
         double single = oneTokens / one.Elapsed.TotalSeconds;
 
+        var before = await Decoder(http);
         var all = Stopwatch.StartNew();
         var results = await Task.WhenAll(Enumerable.Range(1, Clients).Select(async c =>
         {
@@ -211,7 +212,8 @@ public static class ServeThroughput
             }
             return (Client: c, latencies);
         }));
-        double total = Clients * RequestsEach * RequestTokens / all.Elapsed.TotalSeconds;
+        double wall = all.Elapsed.TotalSeconds, total = Clients * RequestsEach * RequestTokens / wall;
+        var after = await Decoder(http);
         GC.Collect();
         double rssAfter = Process.GetCurrentProcess().WorkingSet64 / 1048576.0;
         var seconds = results.SelectMany(r => r.latencies.Select(l => l.Seconds)).Order().ToArray();
@@ -223,5 +225,22 @@ public static class ServeThroughput
             $"{seconds[(int)(seconds.Length * 0.95)]:F2} s |");
         Console.WriteLine($"batching gain over HTTP: {total / single:F2}x; client 1's texts under load equal its texts alone: {RequestsEach - mismatched} of " +
             $"{RequestsEach}; resident memory {rssBefore:F0} MiB before the load, {rssAfter:F0} MiB after");
+        Console.WriteLine($"the decoding loop under the load ({wall:F1} s, /metrics): " + string.Join(", ", after.Keys.Where(k => k != "steps").Select(k =>
+            $"{k} {after[k] - before[k]:F1} s")) + $"; {after["steps"] - before["steps"]:F0} batched steps");
+    }
+
+    /// <summary>The decoder's counters from /metrics: seconds by part, and steps.</summary>
+    private static async Task<Dictionary<string, double>> Decoder(HttpClient http)
+    {
+        var text = await http.GetStringAsync("metrics");
+        var values = new Dictionary<string, double>();
+        foreach (var line in text.Split('\n'))
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(line, "^strata_decoder_seconds_total\\{part=\"(\\w+)\"\\} (\\S+)$");
+            if (m.Success) values[m.Groups[1].Value] = double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+            if (line.StartsWith("strata_decode_steps_total ", StringComparison.Ordinal))
+                values["steps"] = double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return values;
     }
 }

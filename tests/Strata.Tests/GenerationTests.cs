@@ -74,6 +74,21 @@ public class GenerationTests
     }
 
     [Fact]
+    public void Sampling_draws_each_id_at_its_probability_and_never_one_of_probability_zero()
+    {
+        using var gen = new torch.Generator(9, CPU);
+        // probabilities 0, 0.5, 0, 0.3, 0.2, 0: 20,000 draws; each frequency within 4 standard deviations of its probability
+        using var logits = torch.tensor(new float[] { float.NegativeInfinity, 0.5f, float.NegativeInfinity, 0.3f, 0.2f, float.NegativeInfinity });
+        using var scores = torch.where(logits.isinf(), logits, logits.log());
+        var counts = new int[6];
+        const int n = 20_000;
+        for (int i = 0; i < n; i++) counts[TextGenerator.Choose(scores, new SamplingOptions(), gen)]++;
+        Assert.Equal(0, counts[0] + counts[2] + counts[5]);
+        foreach (var (id, p) in new[] { (1, 0.5), (3, 0.3), (4, 0.2) })
+            Assert.InRange(counts[id] / (double)n, p - 4 * Math.Sqrt(p * (1 - p) / n), p + 4 * Math.Sqrt(p * (1 - p) / n));
+    }
+
+    [Fact]
     public void Stop_id_ends_generation()
     {
         using var model = Model();

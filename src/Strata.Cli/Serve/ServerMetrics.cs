@@ -41,6 +41,10 @@ internal sealed class ServerMetrics(ContinuousBatcher batcher)
         s.Append($"strata_completion_tokens_total {Interlocked.Read(ref _completionTokens)}\n");
         Metric("strata_decode_steps_total", "counter", "batched forward passes of the decoder");
         s.Append($"strata_decode_steps_total {batcher.Steps}\n");
+        Metric("strata_decoder_seconds_total", "counter", "time of the decoding loop, by part: reading prompts, batched forward passes, choosing tokens");
+        s.Append($"strata_decoder_seconds_total{{part=\"prefill\"}} {F(batcher.PrefillSeconds)}\n");
+        s.Append($"strata_decoder_seconds_total{{part=\"forward\"}} {F(batcher.ForwardSeconds)}\n");
+        s.Append($"strata_decoder_seconds_total{{part=\"choose\"}} {F(batcher.ChooseSeconds)}\n");
         Metric("strata_queue_length", "gauge", "sequences waiting for a row of the batch");
         s.Append($"strata_queue_length {batcher.Queued}\n");
         Metric("strata_active_sequences", "gauge", "sequences being decoded");

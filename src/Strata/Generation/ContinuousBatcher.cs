@@ -52,7 +52,7 @@ internal sealed class ContinuousBatcher : IDisposable
     private readonly long[] _padding;
     private readonly List<Sequence> _rows = new();
     private volatile bool _completing;
-    private long _tokens, _steps;
+    private long _tokens, _steps, _prefillTicks, _forwardTicks, _chooseTicks;
 
     public ContinuousBatcher(ICausalLM model, ITokenizer tokenizer, int maxBatch, int maxQueue)
     {
@@ -67,6 +67,12 @@ internal sealed class ContinuousBatcher : IDisposable
     private int _active;
     public long TokensGenerated => Interlocked.Read(ref _tokens);
     public long Steps => Interlocked.Read(ref _steps);
+    /// <summary>Seconds spent reading newcomers' prompts (their forward, first token and cache placement).</summary>
+    public double PrefillSeconds => Interlocked.Read(ref _prefillTicks) / (double)System.Diagnostics.Stopwatch.Frequency;
+    /// <summary>Seconds spent in the batched decoding forward passes.</summary>
+    public double ForwardSeconds => Interlocked.Read(ref _forwardTicks) / (double)System.Diagnostics.Stopwatch.Frequency;
+    /// <summary>Seconds spent choosing tokens after those passes and handing them to the requesters.</summary>
+    public double ChooseSeconds => Interlocked.Read(ref _chooseTicks) / (double)System.Diagnostics.Stopwatch.Frequency;
     /// <summary>Bytes of the KV cache (allocated at the first sequence).</summary>
     public long CacheBytes => _model.CacheBytesPerPosition * _model.Config.ContextLength * _maxBatch;
 
@@ -110,7 +116,9 @@ internal sealed class ContinuousBatcher : IDisposable
                     if (s.Request.Cancel.IsCancellationRequested) s.Cancelled();
                     else newcomers.Add(s);
                 }
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
                 if (newcomers.Count > 0) Prefill(newcomers);
+                Interlocked.Add(ref _prefillTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
                 if (_rows.Count > 0) Step();
                 else if (_completing && _queue.IsEmpty) return;
                 else _arrived.Wait(TimeSpan.FromMilliseconds(200));
@@ -179,15 +187,19 @@ internal sealed class ContinuousBatcher : IDisposable
         var input = torch.tensor(_rows.Select(s => (long)s.Next).ToArray(), [k, 1], device: _model.Device);
         var padding = torch.tensor(_padding.AsSpan(0, k).ToArray(), device: _model.Device);
         Tensor logits;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         using (var rows = _cache.Rows(k))
         {
             logits = _model.Logits(input, rows, null, padding);                              // [k, 1, V]
             _cache.SetLength(rows.Length);
         }
         Interlocked.Increment(ref _steps);
+        long forward = System.Diagnostics.Stopwatch.GetTimestamp();
+        Interlocked.Add(ref _forwardTicks, forward - start);
         var finished = new List<int>();
         for (int r = 0; r < k; r++)
             if (Advance(_rows[r], logits[r, 0])) finished.Add(r);
+        Interlocked.Add(ref _chooseTicks, System.Diagnostics.Stopwatch.GetTimestamp() - forward);
         // the last active row moves into each freed one: the active rows stay the first ones
         for (int f = finished.Count - 1; f >= 0; f--)
         {
