@@ -3,7 +3,7 @@
 # the State of the Union training years, the frozen 12-bit code of its ids, 9 blocks at d = 64; every regime of
 # plans/study/cpu-*.json at 5 seeds, with twins of four constructive regimes given the baseline's training FLOPs.
 # Writes runs/growth-study/report.md, report.json and loss_curves.png. Set-up is idempotent; finished runs are reused,
-# an interrupted study resumes. About 100 minutes on 2 cores.
+# an interrupted study resumes. About 3 h 10 min on 2 cores (60 runs, two at a time).
 #   scripts/growth-study.sh [--seeds N] [--jobs N] [--out DIR]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
