@@ -20,6 +20,33 @@ public class LoraTests
         return new LanguageModel(cfg, SubstrateBuilder.Create(new SubstrateSpec { Kind = SubstrateKind.Trainable }, cfg.VocabSize, cfg.DModel), 2);
     }
 
+    [Theory]
+    [InlineData(new long[] { 1, 24 })]
+    [InlineData(new long[] { 5, 1, 24 })]
+    [InlineData(new long[] { 2, 3, 24 })]
+    [InlineData(new long[] { 32, 24 })]
+    [InlineData(new long[] { 3, 11, 24 })]
+    public void A_projection_of_few_rows_without_gradient_gives_the_linear_of_its_weight_bias_and_adapter(long[] shape)
+    {
+        torch.manual_seed(7);
+        using var projection = new LoraLinear(24, 40, hasBias: true);
+        projection.Attach(4, 8);
+        using (torch.no_grad()) projection.LoraB!.normal_();
+        using var x = torch.randn(shape);
+        using var expected = nn.functional.linear(x, projection.Weight, projection.Bias)
+            + x.matmul(projection.LoraA!.t()).matmul(projection.LoraB!.t()) * projection.Scaling;
+        using var withGradient = projection.call(x);
+        Tensor decoding;
+        using (torch.no_grad()) decoding = projection.call(x);                   // at most 32 rows: (W x^T)^T, a view
+        using (decoding)
+        {
+            Assert.Equal([.. shape[..^1], 40L], decoding.shape);
+            Assert.True(decoding.allclose(expected, rtol: 1e-5, atol: 1e-5));
+            Assert.True(withGradient.allclose(expected, rtol: 1e-5, atol: 1e-5));
+            Assert.True(decoding.select(-1, 3).allclose(expected.select(-1, 3), rtol: 1e-5, atol: 1e-5));
+        }
+    }
+
     [Fact]
     public void An_attached_adapter_starts_as_no_change_and_merging_keeps_the_logits()
     {

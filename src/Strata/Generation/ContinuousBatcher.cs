@@ -6,6 +6,7 @@
 // the axis is full, it shifts left by the padding every row has. Active sequences are kept in the first rows, so a pass
 // runs over exactly as many rows as there are sequences.
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Strata.Modeling;
 using Strata.Tokenization;
@@ -68,11 +69,11 @@ internal sealed class ContinuousBatcher : IDisposable
     public long TokensGenerated => Interlocked.Read(ref _tokens);
     public long Steps => Interlocked.Read(ref _steps);
     /// <summary>Seconds spent reading newcomers' prompts (their forward, first token and cache placement).</summary>
-    public double PrefillSeconds => Interlocked.Read(ref _prefillTicks) / (double)System.Diagnostics.Stopwatch.Frequency;
+    public double PrefillSeconds => Interlocked.Read(ref _prefillTicks) / (double)Stopwatch.Frequency;
     /// <summary>Seconds spent in the batched decoding forward passes.</summary>
-    public double ForwardSeconds => Interlocked.Read(ref _forwardTicks) / (double)System.Diagnostics.Stopwatch.Frequency;
+    public double ForwardSeconds => Interlocked.Read(ref _forwardTicks) / (double)Stopwatch.Frequency;
     /// <summary>Seconds spent choosing tokens after those passes and handing them to the requesters.</summary>
-    public double ChooseSeconds => Interlocked.Read(ref _chooseTicks) / (double)System.Diagnostics.Stopwatch.Frequency;
+    public double ChooseSeconds => Interlocked.Read(ref _chooseTicks) / (double)Stopwatch.Frequency;
     /// <summary>Bytes of the KV cache (allocated at the first sequence).</summary>
     public long CacheBytes => _model.CacheBytesPerPosition * _model.Config.ContextLength * _maxBatch;
 
@@ -116,9 +117,9 @@ internal sealed class ContinuousBatcher : IDisposable
                     if (s.Request.Cancel.IsCancellationRequested) s.Cancelled();
                     else newcomers.Add(s);
                 }
-                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                long start = Stopwatch.GetTimestamp();
                 if (newcomers.Count > 0) Prefill(newcomers);
-                Interlocked.Add(ref _prefillTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+                Interlocked.Add(ref _prefillTicks, Stopwatch.GetTimestamp() - start);
                 if (_rows.Count > 0) Step();
                 else if (_completing && _queue.IsEmpty) return;
                 else _arrived.Wait(TimeSpan.FromMilliseconds(200));
@@ -151,9 +152,10 @@ internal sealed class ContinuousBatcher : IDisposable
         using var prompts = (ISlotCache)_model.NewCache(k, longest);
         var logits = _model.Logits(torch.tensor(ids, [k, longest], device: _model.Device), prompts,
             torch.full([k, 1], longest - 1, dtype: ScalarType.Int64, device: _model.Device), torch.tensor(pad, device: _model.Device));   // [k, 1, V]
+        var greedy = Greedy(newcomers, logits);
         var going = new List<int>();
         for (int i = 0; i < k; i++)
-            if (!Advance(newcomers[i], logits[i, 0])) going.Add(i);
+            if (!Advance(newcomers[i], logits[i, 0], greedy?[i])) going.Add(i);
         if (going.Count == 0) return;
         long length = _cache.Length, needed = going.Max(i => (long)newcomers[i].Request.Prompt.Length);
         if (needed > length)
@@ -187,19 +189,20 @@ internal sealed class ContinuousBatcher : IDisposable
         var input = torch.tensor(_rows.Select(s => (long)s.Next).ToArray(), [k, 1], device: _model.Device);
         var padding = torch.tensor(_padding.AsSpan(0, k).ToArray(), device: _model.Device);
         Tensor logits;
-        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        long start = Stopwatch.GetTimestamp();
         using (var rows = _cache.Rows(k))
         {
             logits = _model.Logits(input, rows, null, padding);                              // [k, 1, V]
             _cache.SetLength(rows.Length);
         }
         Interlocked.Increment(ref _steps);
-        long forward = System.Diagnostics.Stopwatch.GetTimestamp();
+        long forward = Stopwatch.GetTimestamp();
         Interlocked.Add(ref _forwardTicks, forward - start);
+        var greedy = Greedy(_rows, logits);
         var finished = new List<int>();
         for (int r = 0; r < k; r++)
-            if (Advance(_rows[r], logits[r, 0])) finished.Add(r);
-        Interlocked.Add(ref _chooseTicks, System.Diagnostics.Stopwatch.GetTimestamp() - forward);
+            if (Advance(_rows[r], logits[r, 0], greedy?[r])) finished.Add(r);
+        Interlocked.Add(ref _chooseTicks, Stopwatch.GetTimestamp() - forward);
         // the last active row moves into each freed one: the active rows stay the first ones
         for (int f = finished.Count - 1; f >= 0; f--)
         {
@@ -215,9 +218,17 @@ internal sealed class ContinuousBatcher : IDisposable
         if (_rows.Count == 0) _cache.SetLength(0);
     }
 
-    /// <summary>Chooses <paramref name="s"/>'s next token from <paramref name="logits"/> [V] and tells the requester;
-    /// true when the sequence has ended (or its requester has gone).</summary>
-    private bool Advance(Sequence s, Tensor logits)
+    /// <summary>The argmax of every row of <paramref name="logits"/> [k, 1, V] in one call when a row decodes greedily
+    /// within the tokenizer's ids; null when none does.</summary>
+    private long[]? Greedy(List<Sequence> rows, Tensor logits) =>
+        rows.Any(IsGreedy) ? TextGenerator.ArgMax(logits.select(1, 0), _tokenizer.VocabSize) : null;
+
+    private bool IsGreedy(Sequence s) => s.Request.Sampling is { Temperature: <= 0 } o && (o.Vocabulary ?? int.MaxValue) >= _tokenizer.VocabSize;
+
+    /// <summary>Chooses <paramref name="s"/>'s next token from <paramref name="logits"/> [V] (or takes the argmax
+    /// already read for every row, <paramref name="greedy"/>) and tells the requester; true when the sequence has ended
+    /// (or its requester has gone).</summary>
+    private bool Advance(Sequence s, Tensor logits, long? greedy)
     {
         if (s.Request.Cancel.IsCancellationRequested)
         {
@@ -227,7 +238,7 @@ internal sealed class ContinuousBatcher : IDisposable
         // a head with more rows than the tokenizer has ids: the extra rows have no text, so neither sampling nor the
         // log-probabilities may reach them
         if (logits.shape[0] > _tokenizer.VocabSize) logits = logits.narrow(0, 0, _tokenizer.VocabSize);
-        int id = TextGenerator.Choose(logits, s.Request.Sampling, s.Generator);
+        int id = IsGreedy(s) && greedy is { } g ? (int)g : TextGenerator.Choose(logits, s.Request.Sampling, s.Generator);
         Interlocked.Increment(ref _tokens);
         if (id == _tokenizer.EndOfText) return s.End("stop", null, _tokenizer.Decode(s.Generated));
         TokenLogprob? logprob = s.Request.TopLogprobs is { } top ? Logprob(logits, id, top) : null;

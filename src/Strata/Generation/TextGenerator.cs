@@ -75,6 +75,15 @@ public static class TextGenerator
         }
     }
 
+    /// <summary>The greedy ids of every row of <paramref name="logits"/> [k, V] within the first
+    /// <paramref name="vocabulary"/> ids, in one call (one argmax a row costs 0.2 ms at 65,536 ids).</summary>
+    public static long[] ArgMax(Tensor logits, long vocabulary)
+    {
+        using var scope = torch.NewDisposeScope();
+        if (vocabulary < logits.shape[1]) logits = logits.narrow(1, 0, vocabulary);
+        return logits.argmax(1).data<long>().ToArray();
+    }
+
     /// <summary>Picks the next id from one row of logits [V].</summary>
     public static int Choose(Tensor logits, SamplingOptions o, torch.Generator generator)
     {
