@@ -42,6 +42,8 @@ public static class DecodeProfile
             using var probs = logits.softmax(0);
             var sampled = new Generation.SamplingOptions { Temperature = 0.9 };
             using var generator = new torch.Generator(1, torch.CPU);
+            var greedy = Enumerable.Repeat(Generation.SamplingOptions.Greedy, n).ToList();
+            var generators = Enumerable.Repeat(generator, n).ToList();
             var ids = Enumerable.Range(0, 100).Select(i => 97 + i % 26).ToList();
             var parts = new (string Name, Action Body)[]
             {
@@ -49,7 +51,7 @@ public static class DecodeProfile
                 {
                     using var rows = cache.Rows(n);
                     using var logits = model.Logits(token, rows, null, padding);
-                    _ = Generation.TextGenerator.ArgMax(logits.select(1, 0), 65536);
+                    _ = Generation.TextGenerator.ChooseEach(logits.select(1, 0), greedy, generators);
                 }),
                 ("the same forward on a plain cache", () =>
                 {
@@ -69,7 +71,7 @@ public static class DecodeProfile
                 {
                     for (int r = 0; r < n; r++) _ = rowLogits[r].argmax().item<long>();
                 }),
-                ($"argmax of {n} rows in one call", () => _ = Generation.TextGenerator.ArgMax(rowLogits, 65536)),
+                ($"argmax of {n} rows in one call", () => _ = Generation.TextGenerator.ChooseEach(rowLogits, greedy, generators)),
                 ("sample at temperature 0.9 (seeded)", () => _ = Generation.TextGenerator.Choose(logits, sampled, generator)),
                 ("softmax of 65,536 logits", () => logits.softmax(0).Dispose()),
                 ("multinomial of 65,536 probabilities", () => torch.multinomial(probs, 1, false, generator).Dispose()),

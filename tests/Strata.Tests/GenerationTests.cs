@@ -89,6 +89,24 @@ public class GenerationTests
     }
 
     [Fact]
+    public void Choosing_for_every_row_gives_each_rows_own_choice_and_skips_the_finished_ones()
+    {
+        torch.manual_seed(3);
+        using var logits = torch.randn([5, 50]);
+        var options = new[]
+        {
+            SamplingOptions.Greedy, new SamplingOptions { Temperature = 0.8, Seed = 4 }, SamplingOptions.Greedy,
+            SamplingOptions.Greedy with { Vocabulary = 10 }, new SamplingOptions { Temperature = 1.2, TopK = 5, Seed = 5 },
+        };
+        var ids = TextGenerator.ChooseEach(logits, options, options.Select(o => new torch.Generator((ulong)o.Seed, CPU)).ToList(),
+            [false, false, true, false, false]);
+        var alone = options.Select((o, r) => TextGenerator.Choose(logits[r], o, new torch.Generator((ulong)o.Seed, CPU))).ToArray();
+        Assert.Equal([alone[0], alone[1], -1, alone[3], alone[4]], ids);
+        Assert.Equal(logits[0].argmax().item<long>(), ids[0]);
+        Assert.InRange(ids[3], 0, 9);                                       // the row's own vocabulary, not the widest
+    }
+
+    [Fact]
     public void Stop_id_ends_generation()
     {
         using var model = Model();

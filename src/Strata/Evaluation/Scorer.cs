@@ -166,12 +166,12 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
                 using var last = torch.full([rows, 1], input.shape[1] - 1, dtype: ScalarType.Int64, device: Model.Device);
                 var logits = Model.Logits(input, cache, last, padding);                            // [B, 1, V]
                 var next = new long[rows];
+                var chosen = TextGenerator.ChooseEach(logits.select(1, 0), decodings, generators, done);
                 for (int r = 0; r < rows; r++)
                 {
                     if (done[r]) continue;
-                    int id = TextGenerator.Choose(logits[r, 0], decodings[r], generators[r]);
-                    if (id == Tokenizer.EndOfText) done[r] = true;
-                    else { output[r].Add(id); next[r] = id; }
+                    if (chosen[r] == Tokenizer.EndOfText) done[r] = true;
+                    else { output[r].Add(chosen[r]); next[r] = chosen[r]; }
                 }
                 input.Dispose();
                 input = torch.tensor(next, [rows, 1], device: Model.Device).DetachFromDisposeScope();

@@ -152,10 +152,11 @@ internal sealed class ContinuousBatcher : IDisposable
         using var prompts = (ISlotCache)_model.NewCache(k, longest);
         var logits = _model.Logits(torch.tensor(ids, [k, longest], device: _model.Device), prompts,
             torch.full([k, 1], longest - 1, dtype: ScalarType.Int64, device: _model.Device), torch.tensor(pad, device: _model.Device));   // [k, 1, V]
-        var greedy = Greedy(newcomers, logits);
+        var choices = WithinTokenizer(logits);
+        var chosen = Choose(newcomers, choices);
         var going = new List<int>();
         for (int i = 0; i < k; i++)
-            if (!Advance(newcomers[i], logits[i, 0], greedy?[i])) going.Add(i);
+            if (!Advance(newcomers[i], choices[i], chosen[i])) going.Add(i);
         if (going.Count == 0) return;
         long length = _cache.Length, needed = going.Max(i => (long)newcomers[i].Request.Prompt.Length);
         if (needed > length)
@@ -198,10 +199,11 @@ internal sealed class ContinuousBatcher : IDisposable
         Interlocked.Increment(ref _steps);
         long forward = Stopwatch.GetTimestamp();
         Interlocked.Add(ref _forwardTicks, forward - start);
-        var greedy = Greedy(_rows, logits);
+        var choices = WithinTokenizer(logits);
+        var chosen = Choose(_rows, choices);
         var finished = new List<int>();
         for (int r = 0; r < k; r++)
-            if (Advance(_rows[r], logits[r, 0], greedy?[r])) finished.Add(r);
+            if (Advance(_rows[r], choices[r], chosen[r])) finished.Add(r);
         Interlocked.Add(ref _chooseTicks, Stopwatch.GetTimestamp() - forward);
         // the last active row moves into each freed one: the active rows stay the first ones
         for (int f = finished.Count - 1; f >= 0; f--)
@@ -218,27 +220,28 @@ internal sealed class ContinuousBatcher : IDisposable
         if (_rows.Count == 0) _cache.SetLength(0);
     }
 
-    /// <summary>The argmax of every row of <paramref name="logits"/> [k, 1, V] in one call when a row decodes greedily
-    /// within the tokenizer's ids; null when none does.</summary>
-    private long[]? Greedy(List<Sequence> rows, Tensor logits) =>
-        rows.Any(IsGreedy) ? TextGenerator.ArgMax(logits.select(1, 0), _tokenizer.VocabSize) : null;
+    /// <summary>The logits [k, 1, V] as [k, V'] within the tokenizer's ids: a head with more rows than the tokenizer
+    /// has ids has no text for the extra rows, so neither sampling nor the log-probabilities may reach them.</summary>
+    private Tensor WithinTokenizer(Tensor logits)
+    {
+        var last = logits.select(1, 0);
+        return last.shape[1] > _tokenizer.VocabSize ? last.narrow(1, 0, _tokenizer.VocabSize) : last;
+    }
 
-    private bool IsGreedy(Sequence s) => s.Request.Sampling is { Temperature: <= 0 } o && (o.Vocabulary ?? int.MaxValue) >= _tokenizer.VocabSize;
+    /// <summary>Every row's next id from <paramref name="logits"/> [k, V] (none for a row whose requester has gone).</summary>
+    private static int[] Choose(List<Sequence> rows, Tensor logits) => TextGenerator.ChooseEach(logits,
+        rows.Select(s => s.Request.Sampling).ToList(), rows.Select(s => s.Generator).ToList(),
+        rows.Select(s => s.Request.Cancel.IsCancellationRequested).ToList());
 
-    /// <summary>Chooses <paramref name="s"/>'s next token from <paramref name="logits"/> [V] (or takes the argmax
-    /// already read for every row, <paramref name="greedy"/>) and tells the requester; true when the sequence has ended
-    /// (or its requester has gone).</summary>
-    private bool Advance(Sequence s, Tensor logits, long? greedy)
+    /// <summary>Gives <paramref name="s"/> its next token <paramref name="id"/>, chosen from <paramref name="logits"/>
+    /// [V], and tells the requester; true when the sequence has ended (or its requester has gone).</summary>
+    private bool Advance(Sequence s, Tensor logits, int id)
     {
         if (s.Request.Cancel.IsCancellationRequested)
         {
             s.Cancelled();
             return true;
         }
-        // a head with more rows than the tokenizer has ids: the extra rows have no text, so neither sampling nor the
-        // log-probabilities may reach them
-        if (logits.shape[0] > _tokenizer.VocabSize) logits = logits.narrow(0, 0, _tokenizer.VocabSize);
-        int id = IsGreedy(s) && greedy is { } g ? (int)g : TextGenerator.Choose(logits, s.Request.Sampling, s.Generator);
         Interlocked.Increment(ref _tokens);
         if (id == _tokenizer.EndOfText) return s.End("stop", null, _tokenizer.Decode(s.Generated));
         TokenLogprob? logprob = s.Request.TopLogprobs is { } top ? Logprob(logits, id, top) : null;

@@ -75,13 +75,34 @@ public static class TextGenerator
         }
     }
 
-    /// <summary>The greedy ids of every row of <paramref name="logits"/> [k, V] within the first
-    /// <paramref name="vocabulary"/> ids, in one call (8 rows of 65,536 ids: 0.5 ms, against 1.1 ms for a call a row).</summary>
-    public static long[] ArgMax(Tensor logits, long vocabulary)
+    /// <summary>Picks the next id of every row of <paramref name="logits"/> [k, V] not yet <paramref name="done"/> (-1 for
+    /// those): the greedy rows' ids come from one argmax over the rows (8 rows of 65,536 ids: 0.5 ms, against 1.1 ms for
+    /// a call a row), the others' from <see cref="Choose"/> with their own options and generator, in row order.</summary>
+    public static int[] ChooseEach(Tensor logits, IReadOnlyList<SamplingOptions> options, IReadOnlyList<torch.Generator> generators,
+        IReadOnlyList<bool>? done = null)
     {
-        using var scope = torch.NewDisposeScope();
-        if (vocabulary < logits.shape[1]) logits = logits.narrow(1, 0, vocabulary);
-        return logits.argmax(1).cpu().data<long>().ToArray();
+        var ids = new int[logits.shape[0]];
+        long[]? greedy = null;
+        for (int r = 0; r < ids.Length; r++)
+        {
+            var o = options[r];
+            if (done?[r] == true) ids[r] = -1;
+            else if (o.Temperature <= 0 && (o.Vocabulary ?? long.MaxValue) >= logits.shape[1])
+                ids[r] = (int)(greedy ??= ArgMax(logits))[r];
+            else
+            {
+                using var row = logits[r];
+                ids[r] = Choose(row, o, generators[r]);
+            }
+        }
+        return ids;
+    }
+
+    private static long[] ArgMax(Tensor logits)
+    {
+        using var ids = logits.argmax(1);
+        using var onCpu = ids.cpu();
+        return onCpu.data<long>().ToArray();
     }
 
     /// <summary>Picks the next id from one row of logits [V].</summary>

@@ -153,7 +153,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     /// about half the rate of W x^T: 9.7 against 5.7 ms for 8 rows of the 65,536-id head, the same for one row
     /// (Strata.Bench decode-profile --rows 8). Both are the same sums of products.</summary>
     private static bool FewRows(Tensor x) =>
-        x.device_type == DeviceType.CPU && !torch.is_grad_enabled() && x.dim() >= 1 && x.numel() <= 32 * x.shape[^1];
+        x.device_type == DeviceType.CPU && !torch.is_grad_enabled() && x.numel() <= 32 * x.shape[^1];
 
     /// <summary>(W x^T)^T + b, as a transposed view (no copy): [..., out].</summary>
     private static Tensor FewRowsLinear(Tensor x, Tensor w, Tensor? b)
