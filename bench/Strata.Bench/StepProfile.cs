@@ -9,9 +9,9 @@ using static TorchSharp.torch;
 namespace Strata.Bench;
 
 /// <summary>
-/// Where the time of the train benchmark's fp32 step goes (4 blocks, T 256, B 8, V 65,536, 16-bit substrate, d from
-/// --d), each part beside what it would take at the rate of torch.mm on square 2048 matrices (read between the parts in
-/// every round; each figure is the median of its rounds):
+/// Where the time of the train benchmark's step goes (4 blocks, T 256, B 8, V 65,536, 16-bit substrate, d from --d,
+/// fp32 or bf16 from --precision), each part beside what it would take at the rate of torch.mm on square 2048 matrices
+/// of the step's compute dtype (read between the parts in every round; each figure is the median of its rounds):
 /// the step's parts (the blocks forward, the head with its cross-entropy and gradients, the backward through the
 /// blocks, clipping and AdamW); one block's operations, forward and forward + backward, on the model's own modules;
 /// and the head's operations over the step's chunks of rows (its three products and its passes over the logits).
@@ -25,12 +25,15 @@ public static class StepProfile
     {
         int d = args.SkipWhile(a => a != "--d").Skip(1).Select(int.Parse).FirstOrDefault(256);
         int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(5);
+        var precision = args.SkipWhile(a => a != "--precision").Skip(1).FirstOrDefault() == "bf16" ? Precision.Bf16 : Precision.Fp32;
         var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
         torch.manual_seed(0);
         using var model = new LanguageModel(cfg, new SubstrateSpec(), L);
+        model.SetPrecision(precision);
         using var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
         using var batch = torch.randint(0, V, [B, T + 1]);
-        Console.WriteLine($"d = {d}, {L} blocks, T {T}, B {B}, V 65,536, fp32, threads {torch.get_num_threads()}, median of {rounds} rounds");
+        Console.WriteLine($"d = {d}, {L} blocks, T {T}, B {B}, V 65,536, {precision.ToString().ToLowerInvariant()}, " +
+            $"threads {torch.get_num_threads()}, median of {rounds} rounds");
         var mm = new List<double>();
         var step = new Table("step part");
         var block = new Table("one block's operation (x its count)");
@@ -39,13 +42,13 @@ public static class StepProfile
         for (int round = 0; round <= rounds; round++)
         {
             if (round == 1) { mm.Clear(); step.Clear(); block.Clear(); head.Clear(); }      // round 0 warms every path
-            mm.Add(TrainingThroughput.MatmulReading(CPU).Sustained);
+            mm.Add(TrainingThroughput.MatmulReading(CPU, model.ComputeType).Sustained);
             StepParts(model, opt, batch, step);
             BlockParts(model, block);
-            HeadParts(d, head);
+            HeadParts(d, model.ComputeType, head);
         }
         double rate = Readings.Median(mm);
-        Console.WriteLine($"torch.mm (square 2048, sustained): {rate:F1} GFLOP/s");
+        Console.WriteLine($"torch.mm (square 2048, {model.ComputeType}, sustained): {rate:F1} GFLOP/s");
         foreach (var table in new[] { step, block, head }) table.Print(rate);
         // the products and attention of the whole step: the head's once, a block's L times
         double ms = head.Products.Ms + L * block.Products.Ms, flops = head.Products.Flops + L * block.Products.Flops;
@@ -106,7 +109,7 @@ public static class StepProfile
         Tensor hidden = null!, loss = null!;
         table.Add("blocks, forward", blockForward, Ms(() => hidden = model.Hidden(batch[.., ..^1])));
         table.Add("head and cross-entropy (forward, computing their gradients)", headFlops, Ms(() =>
-            loss = ChunkedCrossEntropy.Loss(hidden.reshape(-1, d), model.Head.Weight, model.Head.Bias, batch[.., 1..].reshape(-1))));
+            loss = ChunkedCrossEntropy.Loss(hidden.reshape(-1, d).to(model.ComputeType), model.Head.Weight, model.Head.Bias, batch[.., 1..].reshape(-1))));
         table.Add("blocks, backward", 2 * blockForward, Ms(() => loss.backward()));
         table.Add("clipping, AdamW, zeroing the gradients", 0, Ms(() =>
         {
@@ -116,38 +119,42 @@ public static class StepProfile
         }));
     }
 
-    /// <summary>Block 0's operations one at a time, forward and forward + backward (against a random upstream gradient).</summary>
+    /// <summary>Block 0's operations one at a time, forward and forward + backward (against a random upstream gradient),
+    /// each on an input of the dtype it gets in the model: the fp32 residual stream for the LayerNorms, the projections
+    /// fed by them and the residual adds, the compute dtype for everything after a projection.</summary>
     private static void BlockParts(LanguageModel model, Table table)
     {
         var blk = model.Blocks[0];
         var c = model.Config;
         int d = c.DModel, nh = c.NHead, hs = d / nh;
+        var (f32, cd) = (ScalarType.Float32, model.ComputeType);
         using var scope = torch.NewDisposeScope();
         var (cos, sin) = Rotary.Tables(0, T, hs, c.RopeTheta, CPU);
         var lnWeight = torch.ones(d, requires_grad: true);
         var lnBias = torch.zeros(d, requires_grad: true);
-        var keys = torch.randn([B, nh, T, hs], requires_grad: true);
-        var values = torch.randn([B, nh, T, hs], requires_grad: true);
-        var leaves = blk.parameters().Cast<Tensor>().Concat([lnWeight, lnBias, keys, values]).ToList();
-        var ops = new (string Name, int Count, long[] Input, Func<Tensor, Tensor> F, double Flops)[]
+        var keys = torch.randn([B, nh, T, hs], dtype: cd, requires_grad: true);
+        var values = torch.randn([B, nh, T, hs], dtype: cd, requires_grad: true);
+        var branch = torch.randn([B, T, d], dtype: cd, requires_grad: true);
+        var leaves = blk.parameters().Cast<Tensor>().Concat([lnWeight, lnBias, keys, values, branch]).ToList();
+        var ops = new (string Name, int Count, long[] Input, ScalarType Dtype, Func<Tensor, Tensor> F, double Flops)[]
         {
-            ("LayerNorm", 2, [B, T, d], x => nn.functional.layer_norm(x, [d], lnWeight, lnBias, c.LayerNormEps), 0),
-            ("query-key-value projection", 1, [B, T, d], x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
+            ("LayerNorm", 2, [B, T, d], f32, x => nn.functional.layer_norm(x, [d], lnWeight, lnBias, c.LayerNormEps), 0),
+            ("query-key-value projection", 1, [B, T, d], f32, x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
             // as in the model: the queries (and the keys) are a strided view of the projection's output
-            ("rotary (queries, keys)", 2, [B, T, 3 * d], x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
-            ("scaled_dot_product_attention, causal", 1, [B, nh, T, hs], q =>
-                nn.functional.scaled_dot_product_attention(q, keys, values, null, 0.0, true), 4.0 * B * T * T * d),
-            ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
-            ("attention output projection", 1, [B, T, d], x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
-            ("MLP up", 1, [B, T, d], x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
-            ("GELU (erf)", 1, [B, T, 4 * d], x => nn.functional.gelu(x), 0),
-            ("MLP down", 1, [B, T, 4 * d], x => blk.Mlp.Down.call(x), 2.0 * B * T * d * 4 * d),
-            ("residual add", 2, [B, T, d], x => x.add(x), 0),
+            ("rotary (queries, keys)", 2, [B, T, 3 * d], cd, x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
+            ("attention (scaled_dot_product_attention, causal)", 1, [B, nh, T, hs], cd, q => CausalSelfAttention.Attend(q, keys, values, null, true),
+                4.0 * B * T * T * d),
+            ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], cd, x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
+            ("attention output projection", 1, [B, T, d], cd, x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
+            ("MLP up", 1, [B, T, d], f32, x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
+            ("GELU (erf)", 1, [B, T, 4 * d], cd, x => nn.functional.gelu(x), 0),
+            ("MLP down", 1, [B, T, 4 * d], cd, x => blk.Mlp.Down.call(x), 2.0 * B * T * d * 4 * d),
+            ("residual add", 2, [B, T, d], f32, x => x.add(branch), 0),
         };
         const int repeats = 5;
-        foreach (var (name, count, shape, f, flops) in ops)
+        foreach (var (name, count, shape, dtype, f, flops) in ops)
         {
-            using var x = torch.randn(shape, requires_grad: true);
+            using var x = torch.randn(shape, dtype: dtype, requires_grad: true);
             using var g = torch.randn_like(f(x));
             double forward = Ms(() => { using (f(x)) { } }, repeats);
             double both = Ms(() =>
@@ -160,37 +167,47 @@ public static class StepProfile
         }
     }
 
-    /// <summary>The head's work over the step's B*T rows, as ChunkedCrossEntropy does it (fp32, no bias), one operation at a time.</summary>
-    private static void HeadParts(int d, Table table)
+    /// <summary>The head's work over the step's B*T rows in <paramref name="dtype"/>, as ChunkedCrossEntropy does it (no
+    /// bias), one operation at a time.</summary>
+    private static void HeadParts(int d, ScalarType dtype, Table table)
     {
-        long n = B * T, rows = ChunkedCrossEntropy.Rows(V);
+        long n = B * T, rows = ChunkedCrossEntropy.Rows(V, dtype);
+        bool f32 = dtype == ScalarType.Float32;
         using var scope = torch.NewDisposeScope();
-        var hidden = torch.randn(n, d);
+        var hidden = torch.randn(n, d).to(dtype);
         var w = torch.randn(V, d).mul_(0.02);
         var targets = torch.randint(0, V, [n]);
         var dHidden = torch.empty_like(hidden);
         var dWeight = torch.zeros(V, d);
-        var names = new (string Name, double Flops)[]
+        var ms = new Dictionary<string, double>();
+        var flops = new Dictionary<string, double>();
+        var sw = Stopwatch.StartNew();
+        void Lap(string name, double f = 0)
         {
-            ("logits = h W^T", 2.0 * n * d * V), ("max over each row", 0), ("subtract the max, exp (in place)", 0), ("sum over each row", 0),
-            ("dH = G W (with the row scale and the one-hot part)", 2.0 * n * d * V), ("dW += G^T h (with the one-hot part)", 2.0 * n * d * V),
-        };
-        var ms = new double[names.Length];
+            ms[name] = ms.GetValueOrDefault(name) + sw.Elapsed.TotalMilliseconds;
+            flops[name] = flops.GetValueOrDefault(name) + f;
+            sw.Restart();
+        }
+        var wc = w.to(dtype); Lap("the weight in the compute dtype");
         for (long start = 0; start < n; start += rows)
         {
             using var chunk = torch.NewDisposeScope();
             var h = hidden.narrow(0, start, rows);
             var t = targets.narrow(0, start, rows);
-            var sw = Stopwatch.StartNew();
-            double Lap() { double e = sw.Elapsed.TotalMilliseconds; sw.Restart(); return e; }
-            var e = torch.mm(h, w.t()); ms[0] += Lap();
-            var max = e.amax([1], keepdim: true); ms[1] += Lap();
-            e.sub_(max).exp_(); ms[2] += Lap();
-            var scale = e.sum(1, keepdim: true).reciprocal_().div_(n); ms[3] += Lap();
-            dHidden.narrow(0, start, rows).copy_(torch.mm(e, w).mul_(scale).add_(w.index_select(0, t), alpha: -1.0 / n)); ms[4] += Lap();
-            dWeight.addmm_(e.t(), h.mul(scale));
-            dWeight.index_add_(0, t, h, -1.0 / n); ms[5] += Lap();
+            sw.Restart();
+            var logits = torch.mm(h, wc.t()); Lap("logits = h W^T", 2.0 * rows * d * V);
+            var xt = logits.gather(1, t.unsqueeze(1)).to(ScalarType.Float32); Lap("the targets' logits (gather)");
+            var (max, sum) = RowSoftmax.ExpInPlace(logits); Lap("each row's max, exp(x - max) in place, sum (RowSoftmax)");
+            var loss = (max + sum.log() - xt).sum(); Lap("the loss");
+            var scale = sum.reciprocal().div_(n);
+            var gw = f32 ? torch.mm(logits, wc) : torch.mm(wc.t(), logits.t()).t();
+            dHidden.narrow(0, start, rows).copy_(gw.mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
+            Lap("dH = G W (with the row scale and the one-hot part)", 2.0 * rows * d * V);
+            var hs = h.mul(scale.to(dtype));
+            if (f32) dWeight.addmm_(logits.t(), hs);
+            else dWeight.add_(torch.mm(logits.t(), hs));
+            dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n); Lap("dW += G^T h (with the one-hot part)", 2.0 * rows * d * V);
         }
-        for (int k = 0; k < names.Length; k++) table.Add(names[k].Name, names[k].Flops, ms[k]);
+        foreach (var (name, m) in ms) table.Add(name, flops[name], m);
     }
 }

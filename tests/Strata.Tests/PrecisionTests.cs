@@ -62,6 +62,90 @@ public class PrecisionTests
         else Assert.Null(chunked.DBias);
     }
 
+    /// <summary>max |actual - expected| within <paramref name="tolerance"/> of max |expected|.</summary>
+    private static void AssertRelative(Tensor expected, Tensor actual, double tolerance, string what)
+    {
+        double diff = (expected - actual.to(expected.dtype)).abs().max().item<float>(), scale = expected.abs().max().item<float>();
+        Assert.True(scale > 0 && diff <= tolerance * scale, $"{what}: max difference {diff:E2} against a largest entry of {scale:E2}");
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Bf16_chunked_loss_and_gradients_stay_close_to_the_plain_fp32_ones(bool withBias)
+    {
+        using var scope = torch.NewDisposeScope();
+        var g = new torch.Generator(12);
+        var hidden = torch.randn([61, 48], generator: g).to(ScalarType.BFloat16);
+        var weight = torch.randn([997, 48], generator: g) * 0.3;
+        var bias = withBias ? torch.randn([997], generator: g) : null;
+        var targets = torch.randint(0, 997, [61], generator: g);
+        var plain = Plain(hidden.to(ScalarType.Float32), weight, bias, targets);             // the same inputs, fp32 arithmetic
+        var chunked = Chunked(hidden, weight, bias, targets, 7);
+        Assert.True(Math.Abs(plain.Loss - chunked.Loss) <= 5e-3 * plain.Loss, $"loss {plain.Loss} vs {chunked.Loss}");
+        Assert.Equal(ScalarType.BFloat16, chunked.DHidden.dtype);
+        Assert.Equal(ScalarType.Float32, chunked.DWeight.dtype);
+        AssertRelative(plain.DHidden, chunked.DHidden, 2e-2, "d hidden");
+        AssertRelative(plain.DWeight, chunked.DWeight, 2e-2, "d weight");
+        if (withBias) AssertRelative(plain.DBias!, chunked.DBias!, 2e-2, "d bias");
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void The_row_softmax_kernel_gives_each_rows_max_sum_and_exponentials_as_libtorch(ScalarType dtype)
+    {
+        using var scope = torch.NewDisposeScope();
+        var g = new torch.Generator(5);
+        // 13 rows (not a multiple of the threads) of 997 logits (not of the vector width: the tails too); row 3 falls
+        // by 0.2 a logit, so most of its exponentials are below exp(-87.3) and one row has a NaN
+        var x = (torch.randn([13, 997], generator: g) * 4).to(dtype);
+        x[3].copy_(torch.arange(997) * -0.2f);
+        var reference = x.to(ScalarType.Float32).clone();
+        var max = reference.amax([1], keepdim: true);
+        var e = reference.sub(max).exp_();
+        var sum = e.sum(1, keepdim: true);
+        var y = x.clone();
+        var (m, s) = RowSoftmax.ExpInPlace(y);
+        Assert.Equal(0f, (max - m).abs().max().item<float>());                                   // the rows' max, exactly
+        Assert.True(((s - sum).abs() / sum).max().item<float>() <= 1e-5, "the rows' sums");
+        Assert.Equal(dtype, y.dtype);
+        // within 2 fp32 ulp of exp, or within half a bf16 step after rounding, and tiny where exp underflows
+        double tolerance = dtype == ScalarType.Float32 ? 3e-7 : 1.0 / 256;
+        var error = (y.to(ScalarType.Float32) - e).abs() - e * tolerance;
+        Assert.True(error.max().item<float>() <= 2e-38, $"exponentials off by {error.max().item<float>():E2} beyond the tolerance");
+
+        var withNaN = x.clone();
+        withNaN[5, 400] = float.NaN;
+        var (_, sums) = RowSoftmax.ExpInPlace(withNaN);
+        Assert.True(float.IsNaN(sums[5, 0].item<float>()), "a NaN logit makes its row's sum NaN");
+        Assert.Equal(13 - 1, (int)sums.isfinite().sum().item<long>());
+    }
+
+    [Fact]
+    public void Bf16_gradients_of_a_model_stay_close_to_its_fp32_gradients()
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(5);
+        var config = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 32, VocabSize = 65536 };
+        using var model = new LanguageModel(config, new Substrates.SubstrateSpec { Kind = Substrates.SubstrateKind.Binary, Bits = 16 }, 2);
+        var idx = torch.randint(0, 65536, [2, 32]);
+        var targets = torch.randint(0, 65536, [2, 32]);
+        model.Loss(idx, targets).backward();
+        var fp32 = model.named_parameters().Where(p => p.parameter.grad is not null).ToDictionary(p => p.name, p => p.parameter.grad!.clone());
+        model.zero_grad();
+        model.SetPrecision(Precision.Bf16);
+        model.Loss(idx, targets).backward();
+        Assert.Equal(fp32.Count, model.parameters().Count(p => p.grad is not null));
+        Assert.Contains("layers.0.attention.query_key_value.weight", fp32.Keys);              // the gradient through attention
+        foreach (var (name, p) in model.named_parameters())
+            if (fp32.TryGetValue(name, out var expected))
+            {
+                Assert.Equal(ScalarType.Float32, p.grad!.dtype);
+                AssertRelative(expected, p.grad!, 5e-2, name);
+            }
+    }
+
     [Fact]
     public void Model_loss_equals_cross_entropy_of_its_logits_with_the_same_gradients()
     {

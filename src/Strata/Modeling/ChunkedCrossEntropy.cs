@@ -2,11 +2,12 @@
 // head never exist whole, only [chunk, V] at a time. The loss is the last operation of a training step, so its
 // gradient is a scalar: when gradients are wanted, each chunk's logits turn straight into their gradient
 // (softmax - one-hot) and from it the gradients of the hidden states and of the head's weight and bias, during the
-// forward pass; backward only scales them. Three matrix products per chunk as in the plain path (no recomputation),
-// three passes over the chunk's logits in place (max; subtract and exp; sum), and the head's peak memory falls from
-// N x V x (logits + their gradient + softmax) to one chunk x V. The loss is the mean over rows, accumulated in fp64 and returned in fp32 whatever the
-// dtype of the inputs. (The same idea as the fused linear cross-entropy of Liger-Kernel and of Wijmans et al. 2024,
-// "Cut Your Losses in Large-Vocabulary Language Models".)
+// forward pass; backward only scales them. Three matrix products per chunk as in the plain path (no recomputation) and
+// one pass over the chunk's logits in place (RowSoftmax: each row's max and sum of exponentials in fp32, the
+// exponentials written over the logits, in their dtype), and the head's peak memory falls from N x V x (logits + their
+// gradient + softmax) to one chunk x V. The loss is the mean over rows, accumulated in fp64 and returned in fp32
+// whatever the dtype of the inputs. (The same idea as the fused linear cross-entropy of Liger-Kernel and of Wijmans et
+// al. 2024, "Cut Your Losses in Large-Vocabulary Language Models".)
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,8 +15,9 @@ namespace Strata.Modeling;
 
 internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<ChunkedCrossEntropy>
 {
-    /// <summary>Logit entries per chunk (rows x V): 16 Mi, 64 MiB in fp32.</summary>
-    public const long ChunkElements = 16L << 20;
+    /// <summary>Bytes of logits per chunk (rows x V x the compute dtype's size): 64 MiB, 256 rows of a 65,536-word head in
+    /// fp32 and 512 in bf16.</summary>
+    public const long ChunkBytes = 64L << 20;
 
     public override string Name => nameof(ChunkedCrossEntropy);
 
@@ -25,18 +27,18 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
     /// <paramref name="hidden"/>, its gradient comes back in the weight's own dtype</param>
     /// <param name="bias">[V] or null</param>
     /// <param name="targets">[N] int64</param>
-    /// <param name="rows">rows per chunk; by default as many as fit <see cref="ChunkElements"/> logits</param>
+    /// <param name="rows">rows per chunk; by default as many as fit <see cref="ChunkBytes"/> of logits</param>
     public static Tensor Loss(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets, long? rows = null)
     {
-        long r = rows ?? Rows(weight.shape[0]);
+        long r = rows ?? Rows(weight.shape[0], hidden.dtype);
         if (r <= 0) throw new ArgumentOutOfRangeException(nameof(rows), r, "rows per chunk must be positive");
         var wants = new Wants(torch.is_grad_enabled() && hidden.requires_grad, torch.is_grad_enabled() && weight.requires_grad,
             torch.is_grad_enabled() && bias?.requires_grad == true);
         return bias is null ? apply(hidden, weight, targets, r, wants) : apply(hidden, weight, targets, r, wants, bias);
     }
 
-    /// <summary>Rows per chunk for a vocabulary of <paramref name="vocab"/>.</summary>
-    public static long Rows(long vocab) => Math.Max(1, ChunkElements / vocab);
+    /// <summary>Rows per chunk for a vocabulary of <paramref name="vocab"/> with logits in <paramref name="dtype"/>.</summary>
+    public static long Rows(long vocab, ScalarType dtype) => Math.Max(1, ChunkBytes / (vocab * (dtype == ScalarType.Float32 ? 4 : 2)));
 
     /// <summary>Which gradients the forward pass prepares.</summary>
     private readonly record struct Wants(bool Hidden, bool Weight, bool Bias)
@@ -64,19 +66,20 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             var t = targets.narrow(0, start, count);                                            // [count]
             var logits = torch.mm(h, wc.t());                                                   // [count, V]
             if (bc is not null) logits.add_(bc);
-            // in place, so the chunk is one buffer: e = exp(x - max), s = sum(e), lse = max + log s (exact, no underflow)
-            var e = logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
-            var xt = e.gather(1, t.unsqueeze(1));                                               // [count, 1]
-            var max = e.amax([1], keepdim: true);
-            e.sub_(max).exp_();
-            var sum = e.sum(1, keepdim: true);
-            total.add_((max + sum.log() - xt).sum().to(ScalarType.Float64));
+            var xt = logits.gather(1, t.unsqueeze(1)).to(ScalarType.Float32);                   // [count, 1], before the pass below
+            var (g, max, sum) = Exponentials(logits);                                           // g = exp(x - max), [count, V]
+            total.add_((max + sum.log() - xt).sum().to(ScalarType.Float64));                    // lse = max + log s, exact
             if (!wants.Any) continue;
-            // d(mean loss)/d(logits) = (softmax - one-hot) / N = e diag(1/(s N)) - Y / N: the row scale rides on the
+            // d(mean loss)/d(logits) = (softmax - one-hot) / N = g diag(1/(s N)) - Y / N: the row scale rides on the
             // small operands and the one-hot part is a gather (dH) and an index_add (dW), so no pass over [count, V] more
             var scale = sum.reciprocal().div_(n);                                               // [count, 1]
-            var g = e.to(hidden.dtype);
-            dHidden?.narrow(0, start, count).copy_(torch.mm(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));   // [count, C]
+            if (dHidden is not null)
+            {
+                // in bf16 libtorch takes (W^T G^T)^T at 1.4-1.8x the rate of G W (Strata.Bench profile --precision bf16),
+                // in fp32 the other way round
+                var gw = g.dtype == ScalarType.Float32 ? torch.mm(g, wc) : torch.mm(wc.t(), g.t()).t();   // [count, C]
+                dHidden.narrow(0, start, count).copy_(gw.mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
+            }
             if (dWeight is not null)
             {
                 var hs = h.mul(scale.to(h.dtype));
@@ -86,7 +89,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             }
             if (dBias is not null)
             {
-                dBias.add_(torch.mm(scale.t(), e).squeeze(0));
+                dBias.add_(torch.mm(scale.t().to(g.dtype), g).squeeze(0));
                 dBias.index_add_(0, t, torch.full([count], -1.0f / n, device: dBias.device), 1);
             }
         }
@@ -100,6 +103,22 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         }
         ctx.save_for_backward(saved);
         return (total / n).to(ScalarType.Float32);
+    }
+
+    /// <summary>exp(x - max) of each row in the logits' dtype (over the logits themselves where RowSoftmax applies), with
+    /// the rows' max and sum of exponentials in fp32, [count, 1] each. Elsewhere (CUDA, a CPU without 512-bit vectors)
+    /// libtorch's operations in fp32.</summary>
+    private static (Tensor Exponentials, Tensor Max, Tensor Sum) Exponentials(Tensor logits)
+    {
+        if (RowSoftmax.Applies(logits))
+        {
+            var (m, s) = RowSoftmax.ExpInPlace(logits);
+            return (logits, m, s);
+        }
+        var e = logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
+        var max = e.amax([1], keepdim: true);
+        e.sub_(max).exp_();
+        return (e.to(logits.dtype), max, e.sum(1, keepdim: true));
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype)
