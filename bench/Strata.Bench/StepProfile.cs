@@ -38,18 +38,21 @@ public static class StepProfile
         var step = new Table("step part");
         var block = new Table("one block's operation (x its count)");
         var head = new Table("head operation, over the step's chunks of rows");
+        var choices = new Table("the way taken");
         Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                                       // warm-up
         for (int round = 0; round <= rounds; round++)
         {
-            if (round == 1) { mm.Clear(); step.Clear(); block.Clear(); head.Clear(); }      // round 0 warms every path
+            if (round == 1) { mm.Clear(); step.Clear(); block.Clear(); head.Clear(); choices.Clear(); }   // round 0 warms every path
             mm.Add(TrainingThroughput.MatmulReading(CPU, model.ComputeType).Sustained);
             StepParts(model, opt, batch, step);
             BlockParts(model, block);
             HeadParts(d, model.ComputeType, head);
+            Choices(model, choices);
         }
         double rate = Readings.Median(mm);
         Console.WriteLine($"torch.mm (square 2048, {model.ComputeType}, sustained): {rate:F1} GFLOP/s");
         foreach (var table in new[] { step, block, head }) table.Print(rate);
+        choices.PrintPairs();
         // the products and attention of the whole step: the head's once, a block's L times
         double ms = head.Products.Ms + L * block.Products.Ms, flops = head.Products.Flops + L * block.Products.Flops;
         Console.WriteLine();
@@ -74,6 +77,19 @@ public static class StepProfile
         /// <summary>The rows that count FLOPs (matrix products, attention): their median times and FLOPs, summed.</summary>
         public (double Ms, double Flops) Products =>
             (_rows.Where(r => r.Flops > 0).Sum(r => Readings.Median(r.Ms)), _rows.Where(r => r.Flops > 0).Sum(r => r.Flops));
+
+        /// <summary>Rows 0 and 1, 2 and 3, ...: each way taken beside the one it replaced, with their ratio.</summary>
+        public void PrintPairs()
+        {
+            Console.WriteLine();
+            Console.WriteLine($"| {heading} | ms | the other way, in the same rounds | ms | other / taken |");
+            Console.WriteLine("|---|---|---|---|---|");
+            for (int i = 0; i + 1 < _rows.Count; i += 2)
+            {
+                double taken = Readings.Median(_rows[i].Ms), other = Readings.Median(_rows[i + 1].Ms);
+                Console.WriteLine($"| {_rows[i].Name} | {taken:F1} | {_rows[i + 1].Name} | {other:F1} | {other / taken:F2}x |");
+            }
+        }
 
         public void Print(double rate)
         {
@@ -142,8 +158,8 @@ public static class StepProfile
             ("query-key-value projection", 1, [B, T, d], f32, x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
             // as in the model: the queries (and the keys) are a strided view of the projection's output
             ("rotary (queries, keys)", 2, [B, T, 3 * d], cd, x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
-            ("attention (scaled_dot_product_attention, causal)", 1, [B, nh, T, hs], cd, q => CausalSelfAttention.Attend(q, keys, values, null, true),
-                4.0 * B * T * T * d),
+            ("scaled_dot_product_attention, causal", 1, [B, nh, T, hs], cd, q =>
+                nn.functional.scaled_dot_product_attention(q, keys, values, null, 0.0, true), 4.0 * B * T * T * d),
             ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], cd, x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
             ("attention output projection", 1, [B, T, d], cd, x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
             ("MLP up", 1, [B, T, d], f32, x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
@@ -164,6 +180,55 @@ public static class StepProfile
             }, repeats);
             table.Add($"{name} x{count}, forward", count * flops, count * forward);
             table.Add($"{name} x{count}, backward", count * 2 * flops, count * (both - forward));
+        }
+    }
+
+    /// <summary>The head's choices for speed, each beside the way it replaced, in the same round, over the step's chunks
+    /// of rows: in bf16 its pass over the logits (RowSoftmax against libtorch's to fp32, max, subtract and exp, sum and
+    /// back), and dH (G W against (W^T G^T)^T: the form taken depends on the dtype).</summary>
+    private static void Choices(LanguageModel model, Table table)
+    {
+        int d = model.Config.DModel;
+        var dtype = model.ComputeType;
+        long n = B * T, rows = ChunkedCrossEntropy.Rows(V, dtype);
+        using var scope = torch.NewDisposeScope();
+        var h = torch.randn(rows, d).to(dtype);
+        var w = (torch.randn(V, d) * 0.02).to(dtype);
+        var logits = torch.mm(h, w.t());
+        // the pass as the head runs it, between the logits product and dH's (libtorch's threads spin after a product)
+        void Pass(bool kernel)
+        {
+            using var chunk = torch.NewDisposeScope();
+            var x = torch.mm(h, w.t());
+            if (kernel) RowSoftmax.ExpInPlace(x);
+            else
+            {
+                var e = x.to(ScalarType.Float32);
+                var max = e.amax([1], keepdim: true);
+                e.sub_(max).exp_();
+                e.sum(1, keepdim: true);
+                x = e.to(dtype);
+            }
+            torch.mm(w.t(), x.t());
+        }
+        void Dh(bool plain)
+        {
+            using var chunk = torch.NewDisposeScope();
+            if (plain) torch.mm(logits, w);
+            else torch.mm(w.t(), logits.t()).t().contiguous();
+        }
+        bool f32 = dtype == ScalarType.Float32;
+        var pairs = new List<(string Taken, string Other, Action<bool> Run, bool TakenArgument)>
+        {
+            (f32 ? "dH = G W (x chunks)" : "dH = (W^T G^T)^T (x chunks)", f32 ? "dH = (W^T G^T)^T (x chunks)" : "dH = G W (x chunks)", Dh, f32),
+        };
+        if (!f32) pairs.Insert(0, ("logits, pass over them with RowSoftmax, dH (x chunks)",
+            "logits, pass over them with libtorch's operations, dH (x chunks)", Pass, true));
+        int chunks = (int)(n / rows);
+        foreach (var (taken, other, run, takenArgument) in pairs)
+        {
+            table.Add(taken, 0, Ms(() => run(takenArgument)) * chunks);
+            table.Add(other, 0, Ms(() => run(!takenArgument)) * chunks);
         }
     }
 
@@ -197,7 +262,14 @@ public static class StepProfile
             sw.Restart();
             var logits = torch.mm(h, wc.t()); Lap("logits = h W^T", 2.0 * rows * d * V);
             var xt = logits.gather(1, t.unsqueeze(1)).to(ScalarType.Float32); Lap("the targets' logits (gather)");
-            var (max, sum) = RowSoftmax.ExpInPlace(logits); Lap("each row's max, exp(x - max) in place, sum (RowSoftmax)");
+            Tensor max, sum;
+            if (f32)
+            {
+                max = logits.amax([1], keepdim: true); Lap("max over each row");
+                logits.sub_(max).exp_(); Lap("subtract the max, exp (in place)");
+                sum = logits.sum(1, keepdim: true); Lap("sum over each row");
+            }
+            else { (max, sum) = RowSoftmax.ExpInPlace(logits); Lap("each row's max, exp(x - max) in place, sum (RowSoftmax)"); }
             var loss = (max + sum.log() - xt).sum(); Lap("the loss");
             var scale = sum.reciprocal().div_(n);
             var gw = f32 ? torch.mm(logits, wc) : torch.mm(wc.t(), logits.t()).t();

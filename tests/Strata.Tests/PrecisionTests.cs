@@ -90,16 +90,14 @@ public class PrecisionTests
         if (withBias) AssertRelative(plain.DBias!, chunked.DBias!, 2e-2, "d bias");
     }
 
-    [Theory]
-    [InlineData(ScalarType.Float32)]
-    [InlineData(ScalarType.BFloat16)]
-    public void The_row_softmax_kernel_gives_each_rows_max_sum_and_exponentials_as_libtorch(ScalarType dtype)
+    [Fact]
+    public void The_row_softmax_kernel_gives_each_rows_max_sum_and_exponentials_as_libtorch()
     {
         using var scope = torch.NewDisposeScope();
         var g = new torch.Generator(5);
         // 13 rows (not a multiple of the threads) of 997 logits (not of the vector width: the tails too); row 3 falls
         // by 0.2 a logit, so most of its exponentials are below exp(-87.3) and one row has a NaN
-        var x = (torch.randn([13, 997], generator: g) * 4).to(dtype);
+        var x = (torch.randn([13, 997], generator: g) * 4).to(ScalarType.BFloat16);
         x[3].copy_(torch.arange(997) * -0.2f);
         var reference = x.to(ScalarType.Float32).clone();
         var max = reference.amax([1], keepdim: true);
@@ -109,10 +107,9 @@ public class PrecisionTests
         var (m, s) = RowSoftmax.ExpInPlace(y);
         Assert.Equal(0f, (max - m).abs().max().item<float>());                                   // the rows' max, exactly
         Assert.True(((s - sum).abs() / sum).max().item<float>() <= 1e-5, "the rows' sums");
-        Assert.Equal(dtype, y.dtype);
-        // within 2 fp32 ulp of exp, or within half a bf16 step after rounding, and tiny where exp underflows
-        double tolerance = dtype == ScalarType.Float32 ? 3e-7 : 1.0 / 256;
-        var error = (y.to(ScalarType.Float32) - e).abs() - e * tolerance;
+        Assert.Equal(ScalarType.BFloat16, y.dtype);
+        // within half a bf16 step of exp after rounding, and tiny where exp underflows
+        var error = (y.to(ScalarType.Float32) - e).abs() - e / 256;
         Assert.True(error.max().item<float>() <= 2e-38, $"exponentials off by {error.max().item<float>():E2} beyond the tolerance");
 
         var withNaN = x.clone();

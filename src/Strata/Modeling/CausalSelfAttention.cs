@@ -50,7 +50,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         try
         {
             // causal without a cache; after P cached positions query i sees keys 0..P+i; with padding, not the padding
-            var y = Attend(q, k, v, attention.Mask, attention.IsCausal);                          // [B, nh, T, hs]
+            var y = nn.functional.scaled_dot_product_attention(q, k, v, attention.Mask, 0.0, attention.IsCausal);   // [B, nh, T, hs]
             using (y)
             using (var merged = y.transpose(1, 2).contiguous().view(B, T, C))           // [B, T, C]
                 return _dense.call(merged);
@@ -59,19 +59,5 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         {
             if (cache is not null) { k.Dispose(); v.Dispose(); }
         }
-    }
-
-    /// <summary>softmax(q k^T / sqrt(hs)) v. When it will be differentiated on the CPU in bf16, in fp32 on the bf16
-    /// values: libtorch's CPU flash attention runs its backward in bf16 at about half its fp32 rate (forward and
-    /// backward 44 against 20 ms at d = 256, T 256, B 8), and fp32 keeps the scores unrounded as its bf16 kernel does.</summary>
-    internal static Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor? mask, bool causal)
-    {
-        bool upcast = q.dtype == ScalarType.BFloat16 && q.device_type == DeviceType.CPU && torch.is_grad_enabled() && q.requires_grad;
-        if (!upcast) return nn.functional.scaled_dot_product_attention(q, k, v, mask, 0.0, causal);
-        using var q32 = q.to(ScalarType.Float32);
-        using var k32 = k.to(ScalarType.Float32);
-        using var v32 = v.to(ScalarType.Float32);
-        using var y = nn.functional.scaled_dot_product_attention(q32, k32, v32, mask, 0.0, causal);
-        return y.to(q.dtype);
     }
 }

@@ -1,13 +1,13 @@
 // The LM head and its cross-entropy in one autograd function, over chunks of rows: the [N, V] logits of a 65,536-word
-// head never exist whole, only [chunk, V] at a time. The loss is the last operation of a training step, so its
-// gradient is a scalar: when gradients are wanted, each chunk's logits turn straight into their gradient
-// (softmax - one-hot) and from it the gradients of the hidden states and of the head's weight and bias, during the
-// forward pass; backward only scales them. Three matrix products per chunk as in the plain path (no recomputation) and
-// one pass over the chunk's logits in place (RowSoftmax: each row's max and sum of exponentials in fp32, the
-// exponentials written over the logits, in their dtype), and the head's peak memory falls from N x V x (logits + their
-// gradient + softmax) to one chunk x V. The loss is the mean over rows, accumulated in fp64 and returned in fp32
-// whatever the dtype of the inputs. (The same idea as the fused linear cross-entropy of Liger-Kernel and of Wijmans et
-// al. 2024, "Cut Your Losses in Large-Vocabulary Language Models".)
+// head never exist whole, only [chunk, V] at a time. The loss is the last operation of a training step, so its gradient
+// is a scalar: when gradients are wanted, each chunk's logits turn straight into their gradient (softmax - one-hot) and
+// from it the gradients of the hidden states and of the head's weight and bias, during the forward pass; backward only
+// scales them. Three matrix products per chunk as in the plain path (no recomputation), the passes over the chunk's
+// logits in place (in bf16 on the CPU one kernel, RowSoftmax, keeps the exponentials in bf16 and the rows' statistics
+// in fp32), and the head's peak memory falls from N x V x (logits + their gradient + softmax) to one chunk x V. The
+// loss is the mean over rows, accumulated in fp64 and returned in fp32 whatever the dtype of the inputs. (The same idea
+// as the fused linear cross-entropy of Liger-Kernel and of Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary
+// Language Models".)
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -75,7 +75,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             var scale = sum.reciprocal().div_(n);                                               // [count, 1]
             if (dHidden is not null)
             {
-                // in bf16 libtorch takes (W^T G^T)^T at 1.4-1.8x the rate of G W (Strata.Bench profile --precision bf16),
+                // in bf16 libtorch takes (W^T G^T)^T at 1.8-2.6x the rate of G W (Strata.Bench profile --precision bf16),
                 // in fp32 the other way round
                 var gw = g.dtype == ScalarType.Float32 ? torch.mm(g, wc) : torch.mm(wc.t(), g.t()).t();   // [count, C]
                 dHidden.narrow(0, start, count).copy_(gw.mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
@@ -105,9 +105,9 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         return (total / n).to(ScalarType.Float32);
     }
 
-    /// <summary>exp(x - max) of each row in the logits' dtype (over the logits themselves where RowSoftmax applies), with
-    /// the rows' max and sum of exponentials in fp32, [count, 1] each. Elsewhere (CUDA, a CPU without 512-bit vectors)
-    /// libtorch's operations in fp32.</summary>
+    /// <summary>exp(x - max) of each row in the logits' dtype (over the logits themselves, except bf16 without
+    /// RowSoftmax), with the rows' max and sum of exponentials in fp32, [count, 1] each: RowSoftmax for bf16 on the
+    /// CPU, libtorch's operations in fp32 otherwise (fp32, CUDA, a CPU without 512-bit vectors).</summary>
     private static (Tensor Exponentials, Tensor Max, Tensor Sum) Exponentials(Tensor logits)
     {
         if (RowSoftmax.Applies(logits))
