@@ -201,15 +201,8 @@ public static class StepProfile
             using var chunk = torch.NewDisposeScope();
             var x = torch.mm(h, w.t());
             if (kernel) RowSoftmax.ExpInPlace(x);
-            else
-            {
-                var e = x.to(ScalarType.Float32);
-                var max = e.amax([1], keepdim: true);
-                e.sub_(max).exp_();
-                e.sum(1, keepdim: true);
-                x = e.to(dtype);
-            }
-            torch.mm(w.t(), x.t());
+            else x = ChunkedCrossEntropy.LibtorchExponentials(x).Exponentials;
+            ChunkedCrossEntropy.TimesWeight(x, w);
         }
         void Dh(bool plain)
         {
@@ -272,12 +265,9 @@ public static class StepProfile
             else { (max, sum) = RowSoftmax.ExpInPlace(logits); Lap("each row's max, exp(x - max) in place, sum (RowSoftmax)"); }
             var loss = (max + sum.log() - xt).sum(); Lap("the loss");
             var scale = sum.reciprocal().div_(n);
-            var gw = f32 ? torch.mm(logits, wc) : torch.mm(wc.t(), logits.t()).t();
-            dHidden.narrow(0, start, rows).copy_(gw.mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
+            dHidden.narrow(0, start, rows).copy_(ChunkedCrossEntropy.TimesWeight(logits, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
             Lap("dH = G W (with the row scale and the one-hot part)", 2.0 * rows * d * V);
-            var hs = h.mul(scale.to(dtype));
-            if (f32) dWeight.addmm_(logits.t(), hs);
-            else dWeight.add_(torch.mm(logits.t(), hs));
+            ChunkedCrossEntropy.AddTransposedProduct(dWeight, logits, h.mul(scale.to(dtype)));
             dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n); Lap("dW += G^T h (with the one-hot part)", 2.0 * rows * d * V);
         }
         foreach (var (name, m) in ms) table.Add(name, flops[name], m);

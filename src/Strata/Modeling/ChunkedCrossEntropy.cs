@@ -73,18 +73,10 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             // d(mean loss)/d(logits) = (softmax - one-hot) / N = g diag(1/(s N)) - Y / N: the row scale rides on the
             // small operands and the one-hot part is a gather (dH) and an index_add (dW), so no pass over [count, V] more
             var scale = sum.reciprocal().div_(n);                                               // [count, 1]
-            if (dHidden is not null)
-            {
-                // in bf16 libtorch takes (W^T G^T)^T at 1.8-2.6x the rate of G W (Strata.Bench profile --precision bf16),
-                // in fp32 the other way round
-                var gw = g.dtype == ScalarType.Float32 ? torch.mm(g, wc) : torch.mm(wc.t(), g.t()).t();   // [count, C]
-                dHidden.narrow(0, start, count).copy_(gw.mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
-            }
+            dHidden?.narrow(0, start, count).copy_(TimesWeight(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
             if (dWeight is not null)
             {
-                var hs = h.mul(scale.to(h.dtype));
-                if (g.dtype == ScalarType.Float32) dWeight.addmm_(g.t(), hs);                   // [V, C], accumulated in place
-                else dWeight.add_(torch.mm(g.t(), hs));
+                AddTransposedProduct(dWeight, g, h.mul(scale.to(h.dtype)));
                 dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n);
             }
             if (dBias is not null)
@@ -107,18 +99,32 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
 
     /// <summary>exp(x - max) of each row in the logits' dtype (over the logits themselves, except bf16 without
     /// RowSoftmax), with the rows' max and sum of exponentials in fp32, [count, 1] each: RowSoftmax for bf16 on the
-    /// CPU, libtorch's operations in fp32 otherwise (fp32, CUDA, a CPU without 512-bit vectors).</summary>
-    private static (Tensor Exponentials, Tensor Max, Tensor Sum) Exponentials(Tensor logits)
+    /// CPU, libtorch's operations otherwise (fp32, CUDA, a CPU without 512-bit vectors).</summary>
+    internal static (Tensor Exponentials, Tensor Max, Tensor Sum) Exponentials(Tensor logits)
     {
-        if (RowSoftmax.Applies(logits))
-        {
-            var (m, s) = RowSoftmax.ExpInPlace(logits);
-            return (logits, m, s);
-        }
+        if (!RowSoftmax.Applies(logits)) return LibtorchExponentials(logits);
+        var (max, sum) = RowSoftmax.ExpInPlace(logits);
+        return (logits, max, sum);
+    }
+
+    /// <summary><see cref="Exponentials"/> by libtorch's operations, in fp32.</summary>
+    internal static (Tensor Exponentials, Tensor Max, Tensor Sum) LibtorchExponentials(Tensor logits)
+    {
         var e = logits.dtype == ScalarType.Float32 ? logits : logits.to(ScalarType.Float32);
         var max = e.amax([1], keepdim: true);
         e.sub_(max).exp_();
         return (e.to(logits.dtype), max, e.sum(1, keepdim: true));
+    }
+
+    /// <summary>G W [count, C] for G [count, V] and W [V, C]: in bf16 libtorch takes (W^T G^T)^T at 1.8-2.6x the rate of
+    /// G W (Strata.Bench profile --precision bf16), in fp32 the other way round.</summary>
+    internal static Tensor TimesWeight(Tensor g, Tensor w) => g.dtype == ScalarType.Float32 ? torch.mm(g, w) : torch.mm(w.t(), g.t()).t();
+
+    /// <summary>dW += G^T H, dW [V, C] fp32: in place in fp32; in bf16 the product's bf16 result added into it.</summary>
+    internal static void AddTransposedProduct(Tensor dWeight, Tensor g, Tensor h)
+    {
+        if (g.dtype == ScalarType.Float32) dWeight.addmm_(g.t(), h);
+        else dWeight.add_(torch.mm(g.t(), h));
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype)
