@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 using System.Text.Json.Serialization;
 using Strata.Data;
@@ -12,12 +13,15 @@ namespace Strata.Bench;
 /// fortunes; every copy of a document has about one word in ten changed by a seeded letter substitution, so no two
 /// copies tokenize from the same cache entries) as a third each of Parquet (row groups of 10,000 rows), JSON lines
 /// compressed with zstd, and plain text files; then prepares it with bvv241-2-3 on all cores and reports MB/s of UTF-8
-/// text end to end (read, decompress, parse, encode, write, hash) and the process's peak resident memory during the
-/// preparation. Each size runs in a process of its own (so no size inherits another's heap), and the sizes side by side
-/// show whether the peak grows with the corpus. The first documents of the result are checked against encoding each
-/// document alone. Beside it, in the same run: reading alone and the tokenizer alone on one core (its rate on the same
-/// corpus is what the preparation's MB/s is measured against), and the cores the preparation kept busy (CPU time / wall).
-///   Strata.Bench data [--gb 1,5] [--dir DIR]
+/// text end to end (read, decompress, parse, encode, write, hash), the cores it kept busy (CPU time / wall) and the
+/// process's peak resident memory. The preparation runs in a process of its own that does nothing else first, so the
+/// peak is the preparation's; the first documents of the result are checked against encoding each document alone.
+/// The yardsticks are the tokenizer alone, on one core and on two threads (no reading or writing: the most two cores
+/// can encode here), each measured in a process of its own just before every preparation and again just after it (this
+/// machine's speed drifts by more than the differences measured), on the corpus's first 200 MB, with cold caches as
+/// the preparation's threads start; the first of those processes also times reading alone (decompression, Parquet and
+/// JSON parsing, UTF-8 checks; one thread). --rounds N alternates N preparations with those measurements.
+///   Strata.Bench data [--gb 1,5] [--rounds N] [--dir DIR]
 /// </summary>
 public static class DataThroughput
 {
@@ -30,50 +34,85 @@ public static class DataThroughput
     {
         var sizes = (args.SkipWhile(a => a != "--gb").Skip(1).FirstOrDefault() ?? "1,5").Split(',').Select(double.Parse).ToList();
         var root = args.SkipWhile(a => a != "--dir").Skip(1).FirstOrDefault() ?? Path.Combine(StrataHome.Root, "data", "bench-corpus");
-        if (!args.Contains("--one"))
+        var child = args.SkipWhile(a => a != "--child").Skip(1).FirstOrDefault();
+        if (child is not null)
         {
-            Console.WriteLine($"{Environment.ProcessorCount} cores; each size prepared in a process of its own");
-            Console.WriteLine("| corpus | files | text MB | seconds | MB/s | reading alone, MB/s | tokenizer alone, MB/s on one core | prepare / tokenizer " +
-                "| cores busy | tokens | peak RSS (MiB) | first 2,000 documents equal to encoding each alone |");
-            Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
-            foreach (var gb in sizes)
+            var corpus = Path.Combine(root, $"{sizes[0]}gb");
+            Console.WriteLine(child switch
             {
-                var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-                foreach (var a in new[] { typeof(DataThroughput).Assembly.Location, "data", "--one", "--gb", gb.ToString(
-                    System.Globalization.CultureInfo.InvariantCulture), "--dir", root }) psi.ArgumentList.Add(a);
-                using var child = Process.Start(psi)!;
-                Console.Write(child.StandardOutput.ReadToEnd());
-                child.WaitForExit();
-            }
+                "prepare" => Prepare(corpus, Path.Combine(root, $"{sizes[0]}gb-dataset")),
+                "parts" => Parts(corpus, readAll: true),
+                _ => Parts(corpus, readAll: false),
+            });
             return;
         }
-        var baseDocs = BaseDocuments();
-        foreach (var gb in sizes)
+        int rounds = int.Parse(args.SkipWhile(a => a != "--rounds").Skip(1).FirstOrDefault() ?? "1");
+        var fileCounts = sizes.Select(gb => Generate(Path.Combine(root, $"{gb}gb"), (long)(gb * 1e9))).ToList();      // once, kept for later runs
+        Console.WriteLine($"{Environment.ProcessorCount} cores; each preparation, and the tokenizer alone before and after it, in a process of its own");
+        Console.WriteLine("| corpus | round | seconds | MB/s | cores busy | peak RSS (MiB) | tokenizer on one core, MB/s before / after | prepare / that " +
+            "| tokenizer on two threads, MB/s before / after | prepare / that | first 2,000 documents equal to encoding each alone |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        var notes = new List<string>();
+        foreach (var (gb, files) in sizes.Zip(fileCounts))
         {
-            var corpus = Path.Combine(root, $"{gb}gb");
-            var fileCount = Generate(corpus, (long)(gb * 1e9), baseDocs);
-            var outDir = Path.Combine(root, $"{gb}gb-dataset");
-            if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
-            var (readRate, tokenizerRate) = Parts(corpus);
-            GC.Collect();
-            PeakMemory.Reset();
-            var clock = Stopwatch.StartNew();
-            var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-            var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = outDir, Pattern = "*", ValidationFraction = 0.001 });
-            double seconds = clock.Elapsed.TotalSeconds, peak = PeakMemory.Mib();
-            double cores = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / seconds;
-            double mb = (m.Train.Bytes + m.Validation.Bytes) / 1e6;
-            bool exact = FirstDocumentsExact(corpus, outDir, 2000);
-            Console.WriteLine($"| {gb} GB | {fileCount} | {mb:N0} | {seconds:F0} | {mb / seconds:F1} | {readRate:F0} | {tokenizerRate:F1} | " +
-                $"{mb / seconds / tokenizerRate:F2}x | {cores:F2} | {m.Train.Tokens + m.Validation.Tokens:N0} | {peak:F0} | {(exact ? "yes" : "NO")} |");
-            Directory.Delete(outDir, recursive: true);
+            double[] Child(string what, out string last)
+            {
+                var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
+                foreach (var a in new[] { typeof(DataThroughput).Assembly.Location, "data", "--child", what, "--gb", gb.ToString(
+                    CultureInfo.InvariantCulture), "--dir", root }) psi.ArgumentList.Add(a);
+                using var process = Process.Start(psi)!;
+                var output = process.StandardOutput.ReadToEnd().Trim();
+                process.WaitForExit();
+                if (process.ExitCode != 0) throw new InvalidOperationException($"data --child {what} failed: {output}");
+                var fields = output.Split(' ');
+                last = fields[^1];
+                return fields.SkipLast(what == "prepare" ? 1 : 0).Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+            }
+            var before = Child("parts", out _);
+            double read = before[0];
+            var ratios = new List<(double One, double Two)>();
+            double mb = 0, tokens = 0;
+            for (int r = 1; r <= rounds; r++)
+            {
+                var prepared = Child("prepare", out var exact);
+                var after = Child("tokenizer", out _);
+                (mb, tokens) = (prepared[0], prepared[4]);
+                double rate = mb / prepared[1], one = rate / ((before[1] + after[1]) / 2), two = rate / ((before[2] + after[2]) / 2);
+                ratios.Add((one, two));
+                Console.WriteLine($"| {gb} GB | {r} | {prepared[1]:F0} | {rate:F1} | {prepared[2]:F2} | {prepared[3]:F0} | {before[1]:F1} / {after[1]:F1} | " +
+                    $"{one:F2}x | {before[2]:F1} / {after[2]:F1} | {two:F2}x | {exact} |");
+                before = after;
+            }
+            double Median(IEnumerable<double> xs) { var o = xs.Order().ToList(); return (o[(o.Count - 1) / 2] + o[o.Count / 2]) / 2; }
+            notes.Add($"{gb} GB: {files:N0} files, {mb:N0} MB of text, {tokens:N0} tokens; reading alone (one thread) {read:F0} MB/s; median over " +
+                $"{rounds} round(s): {Median(ratios.Select(x => x.One)):F2}x the tokenizer on one core, " +
+                $"{Median(ratios.Select(x => x.Two)):F2}x on two threads");
         }
+        Console.WriteLine();
+        foreach (var note in notes) Console.WriteLine(note);
     }
 
-    /// <summary>The preparation's parts alone, on one thread: reading every document of the corpus (decompression,
-    /// Parquet and JSON parsing, UTF-8 checks), and the tokenizer encoding the corpus's first 200 MB of documents (read
-    /// into memory first; a tokenizer of its own, so its cache starts cold as the preparation's do).</summary>
-    private static (double ReadMBs, double TokenizerMBs) Parts(string corpus)
+    /// <summary>Prepares the corpus; "MB seconds cores peak-MiB tokens exact" on one line.</summary>
+    private static string Prepare(string corpus, string outDir)
+    {
+        if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        PeakMemory.Reset();
+        var clock = Stopwatch.StartNew();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = outDir, Pattern = "*", ValidationFraction = 0.001 });
+        double seconds = clock.Elapsed.TotalSeconds, peak = PeakMemory.Mib();
+        double cores = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / seconds;
+        bool exact = FirstDocumentsExact(corpus, outDir, 2000);
+        Directory.Delete(outDir, recursive: true);
+        return Line((m.Train.Bytes + m.Validation.Bytes) / 1e6, seconds, cores, peak, m.Train.Tokens + m.Validation.Tokens, exact ? "yes" : "NO");
+    }
+
+    /// <summary>The preparation's parts alone: reading every document of the corpus on one thread (decompression,
+    /// Parquet and JSON parsing, UTF-8 checks; only with <paramref name="readAll"/>, else 0), and the tokenizer encoding
+    /// the corpus's first 200 MB of documents (read into memory first), on one thread and then on two (every other
+    /// document each), appending to one list per thread as the preparation's threads call it. "read-MB/s
+    /// one-thread-MB/s two-thread-MB/s" on one line.</summary>
+    private static string Parts(string corpus, bool readAll)
     {
         var files = Corpus.Find([corpus], "*");
         var reader = new DocumentReader(new ReadOptions());
@@ -81,24 +120,39 @@ public static class DataThroughput
         long bytes = 0, sampleBytes = 0;
         var clock = Stopwatch.StartNew();
         foreach (var (path, name) in files)
+        {
             foreach (var d in reader.Read(0, path, name, true))
             {
                 long n = Encoding.UTF8.GetByteCount(d.Text);
                 bytes += n;
                 if (sampleBytes < 200_000_000) { sample.Add(d.Text); sampleBytes += n; }
+                else if (!readAll) break;
             }
-        double read = bytes / 1e6 / clock.Elapsed.TotalSeconds;
-        var tokenizer = Bvv241Builder.Get(Bvv241Builder.TwoThree);
-        var encoding = new Thread(() =>
+            if (!readAll && sampleBytes >= 200_000_000) break;
+        }
+        double read = readAll ? bytes / 1e6 / clock.Elapsed.TotalSeconds : 0;
+        ITokenizer tokenizer = Bvv241Builder.Get(Bvv241Builder.TwoThree);
+        double EncodeRate(int threads)
         {
+            var encoders = Enumerable.Range(0, threads).Select(t => new Thread(() =>
+            {
+                var ids = new List<int>();
+                for (int i = t; i < sample.Count; i += threads)
+                {
+                    ids.Clear();
+                    tokenizer.Encode(sample[i], ids);
+                }
+            })).ToList();
             clock.Restart();
-            foreach (var text in sample) tokenizer.Encode(text);
-            clock.Stop();
-        });
-        encoding.Start();
-        encoding.Join();
-        return (read, sampleBytes / 1e6 / clock.Elapsed.TotalSeconds);
+            encoders.ForEach(e => e.Start());
+            encoders.ForEach(e => e.Join());
+            return sampleBytes / 1e6 / clock.Elapsed.TotalSeconds;
+        }
+        return Line(read, EncodeRate(1), EncodeRate(2));                                     // new threads: each starts with a cold cache
     }
+
+    /// <summary>A child's answer to the parent: values apart by spaces, numbers as the invariant culture writes them.</summary>
+    private static string Line(params object[] values) => string.Join(' ', values.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture)));
 
     /// <summary>Paragraphs of the State of the Union, Russian fortunes, Chinese fortunes and poems.</summary>
     private static List<string> BaseDocuments()
@@ -143,10 +197,11 @@ public static class DataThroughput
     }
 
     /// <summary>Writes the corpus once (kept for later runs): files of about 64 MB of text, in turn Parquet, JSONL.zst, text.</summary>
-    private static int Generate(string dir, long bytes, List<string> baseDocs)
+    private static int Generate(string dir, long bytes)
     {
         var done = dir + ".complete";                                                    // beside the corpus, not in it
         if (File.Exists(done)) return Directory.GetFiles(dir).Length;
+        var baseDocs = BaseDocuments();
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
         var clock = Stopwatch.StartNew();

@@ -37,6 +37,27 @@ public class DataTests
         Assert.Equal(new[] { 131071, 5 }, wide.ReadAll());
     }
 
+    [Theory]
+    [InlineData(65536)]                                                      // 16-bit tokens, narrowed 16 at a time
+    [InlineData(131072)]                                                     // 32-bit tokens
+    public void Appends_of_any_length_write_every_token_in_order_and_an_id_outside_the_vocabulary_writes_none(int vocab)
+    {
+        var dir = TestPaths.TempDir();
+        var rng = new Random(5);
+        var parts = new List<int[]>();
+        foreach (var n in new[] { 0, 1, 15, 16, 17, 33, 700_001, 3 })              // 700,001 crosses the writer's 1 MiB buffer
+            parts.Add(Enumerable.Range(0, n).Select(i => i % 7 == 0 ? vocab - 1 : rng.Next(vocab)).ToArray());
+        using var w = new TokenShardWriter(Path.Combine(dir, "a.tokens"), vocab);
+        foreach (var p in parts) w.Append(p);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => w.Append([1, 2, vocab, 3]));
+        Assert.Contains($"token {vocab} outside vocab {vocab}", e.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => w.Append([4, -1]));
+        Assert.Equal(parts.Sum(p => p.Length), w.Count);
+        w.Commit();
+        using var s = TokenShard.Open(Path.Combine(dir, "a.tokens"));
+        Assert.Equal(parts.SelectMany(p => p), s.ReadAll());
+    }
+
     [Fact]
     public void Batches_depend_only_on_seed_and_index()
     {

@@ -95,6 +95,26 @@ public class DatasetTests
     }
 
     [Fact]
+    public void Json_lines_across_the_read_buffer_blank_lines_crlf_and_a_last_line_without_newline_give_each_documents_ids()
+    {
+        var docs = Documents().Where(d => d.Length > 0).ToList();
+        var all = string.Join("\n\n", docs);
+        docs.Insert(1, string.Concat(Enumerable.Repeat(all + "\n\n", 1 + 1_500_000 / all.Length)));        // a line of more than 1 MiB
+        var lines = docs.Select((d, i) => System.Text.Json.JsonSerializer.Serialize(new { id = i, text = d }) + (i % 3 == 2 ? "\r" : "")).ToList();
+        lines.Insert(3, "");
+        lines.Insert(5, " \t\r");
+        var dir = TestPaths.TempDir();
+        var file = Path.Combine(dir, "docs.jsonl");
+        File.WriteAllText(file, string.Join("\n", lines));                     // no newline after the last line
+        Assert.True(new FileInfo(file).Length > 1 << 20);                         // the reader reads 1 MiB at a time
+        var m = Prepare(file, Path.Combine(dir, "out"), "");
+        Assert.Equal(docs.Count, m.Train.Documents);
+        var got = TrainDocuments(Path.Combine(dir, "out"));
+        Assert.Equal(docs.Count, got.Count);
+        for (int i = 0; i < docs.Count; i++) Assert.True(Bvv.Encode(docs[i]).SequenceEqual(got[i]), $"document {i} differs");
+    }
+
+    [Fact]
     public void Long_files_read_in_segments_keep_the_ids_of_the_whole_text_and_any_thread_count_gives_the_same_bytes()
     {
         var file = Corpora.EnglishFiles.Last();

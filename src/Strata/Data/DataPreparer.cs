@@ -6,6 +6,7 @@
 // dataset, if any, is what readers see. A progress journal after every shard lets an interrupted preparation resume:
 // finished shards are kept (re-hashed first), the reading starts over and the documents already written are skipped
 // without encoding.
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
@@ -20,7 +21,18 @@ public static class DataPreparer
 {
     public const string ProgressFile = ".prepare-progress.json";
 
-    private sealed record Unit(long Seq, Document Doc, DatasetSplit Split, int[]? Ids);
+    private sealed record Unit(long Seq, Document Doc, DatasetSplit Split);
+
+    /// <summary>Units read in a row and their ids, all in one buffer from the shared pool: unit i's ids are
+    /// Ids[Ends[i - 1]..Ends[i]] (none for a unit whose tokens the progress says are written already).</summary>
+    private sealed class Batch(Unit[] units)
+    {
+        public Unit[] Units { get; } = units;
+        public int[] Ids = [];
+        public int[] Ends { get; } = new int[units.Length];
+
+        public ReadOnlySpan<int> IdsOf(int i) => Ids.AsSpan()[(i == 0 ? 0 : Ends[i - 1])..Ends[i]];
+    }
 
     public static DatasetManifest Prepare(PrepareOptions o)
     {
@@ -79,7 +91,7 @@ public static class DataPreparer
                     var split = d.Validation is { } v ? (v ? DatasetSplit.Validation : DatasetSplit.Train)
                         : valMatch is not null ? (valMatch.IsMatch(d.Source.Replace('\\', '/')) ? DatasetSplit.Validation : DatasetSplit.Train)
                         : HeldOut(o.Seed, d.Source, d.Index, o.ValidationFraction) ? DatasetSplit.Validation : DatasetSplit.Train;
-                    yield return new Unit(seq++, d, split, null);
+                    yield return new Unit(seq++, d, split);
                 }
             }
         }
@@ -91,8 +103,9 @@ public static class DataPreparer
         try
         {
             foreach (var batch in Pipeline(Units(), progress, tokenizer, o.Threads))
-                foreach (var u in batch)
+                for (int i = 0; i < batch.Units.Length; i++)
                 {
+                    var u = batch.Units[i];
                     int s = (int)u.Split;
                     long bytes = Encoding.UTF8.GetByteCount(u.Doc.Text);
                     bool newDocument = !u.Doc.Continues;
@@ -102,7 +115,7 @@ public static class DataPreparer
                     bool empty = u.Doc.Text.Length == 0;                                    // counted, but adds no token, not even a separator
                     bool separated = newDocument && !empty && !firstDocument[s] && separator is not null;
                     if (newDocument && !empty) firstDocument[s] = false;
-                    writer.Add(u.Split, u.Seq, newDocument, bytes, separated ? separator : null, u.Ids);
+                    writer.Add(u.Split, u.Seq, newDocument, bytes, separated ? separator : null, batch.IdsOf(i));
                 }
             writer.Finish();
         }
@@ -170,19 +183,26 @@ public static class DataPreparer
         return p;
     }
 
-    /// <summary>Reading on a thread of its own, encoding on <paramref name="threads"/> threads a batch each, in order:
-    /// batches of units with their ids (none for units whose tokens the progress says are written already).</summary>
-    private static IEnumerable<IReadOnlyList<Unit>> Pipeline(IEnumerable<Unit> units, PrepareProgress progress, ITokenizer tokenizer, int threads)
+    /// <summary>Reading on a thread of its own, encoding on <paramref name="threads"/> threads a batch each, in order.
+    /// Each worker encodes into a list of its own and copies the batch's ids into one pooled buffer, which goes back to
+    /// the pool when the consumer asks for the next batch: no allocation per document, whatever its length.</summary>
+    private static IEnumerable<Batch> Pipeline(IEnumerable<Unit> units, PrepareProgress progress, ITokenizer tokenizer, int threads)
     {
         const int BatchChars = 4 << 20;
-        using var workers = new EncodingWorkers<Unit[]>(threads, batch =>
+        using var scratch = new ThreadLocal<List<int>>(() => new List<int>(BatchChars));
+        using var workers = new EncodingWorkers<Batch>(threads, batch =>
         {
-            for (int i = 0; i < batch.Length; i++)
+            var ids = scratch.Value!;
+            ids.Clear();
+            for (int i = 0; i < batch.Units.Length; i++)
             {
-                var u = batch[i];
+                var u = batch.Units[i];
                 var cursor = u.Split == DatasetSplit.Train ? progress.Train : progress.Validation;
-                if (u.Seq >= cursor.Unit) batch[i] = u with { Ids = tokenizer.Encode(u.Doc.Text) };
+                if (u.Seq >= cursor.Unit) tokenizer.Encode(u.Doc.Text, ids);
+                batch.Ends[i] = ids.Count;
             }
+            batch.Ids = ArrayPool<int>.Shared.Rent(ids.Count);
+            System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids).CopyTo(batch.Ids);
         });
         var reading = Task.Factory.StartNew(() =>
         {
@@ -195,17 +215,21 @@ public static class DataPreparer
                     batch.Add(u);
                     chars += u.Doc.Text.Length;
                     if (chars < BatchChars) continue;
-                    workers.Add(batch.ToArray());
+                    workers.Add(new Batch(batch.ToArray()));
                     (chars, batch) = (0, new List<Unit>());
                 }
-                if (batch.Count > 0) workers.Add(batch.ToArray());
+                if (batch.Count > 0) workers.Add(new Batch(batch.ToArray()));
             }
             catch (OperationCanceledException) { }                                      // the consumer stopped early
             finally { workers.CompleteAdding(); }
         }, TaskCreationOptions.LongRunning);
         try
         {
-            foreach (var batch in workers.Results()) yield return batch;
+            foreach (var batch in workers.Results())
+            {
+                yield return batch;
+                ArrayPool<int>.Shared.Return(batch.Ids);
+            }
             Rethrow(reading);                                                           // a reader's error ends the preparation
         }
         finally

@@ -117,9 +117,15 @@ internal sealed class DocumentReader(ReadOptions options)
     {
         using var s = Open(path, compression);
         if (from > 0) s.Seek(from, SeekOrigin.Begin);
-        var decoder = new Utf8Text(path, compression != "none", options.ReplaceInvalid);
+        if (compression == "none" && Whole(s, to - from) is { } whole)
+        {
+            yield return new Document(input, source, index, Clean(whole, from == 0), false, validation);
+            yield break;
+        }
+        using var decoder = new Utf8Text(path, compression != "none", options.ReplaceInvalid);
         var pending = new StringBuilder();
-        var chunk = new byte[1 << 20];
+        var chunk = ArrayPool<byte>.Shared.Rent(1 << 20);                               // pooled: a corpus may be many small files
+        using var giveBack = new Returned<byte>(chunk);
         bool first = true;
         for (long offset = from; ;)
         {
@@ -151,6 +157,25 @@ internal sealed class DocumentReader(ReadOptions options)
         if (pending.Length > 0 || first) yield return new Document(input, source, index, Clean(pending.ToString(), first && from == 0), !first, validation);
     }
 
+    /// <summary>The text of the next <paramref name="length"/> bytes of a file (or up to its end) in one piece, when it
+    /// is shorter than a segment and valid UTF-8; else null, the stream back where it was (the segments read it).</summary>
+    private string? Whole(Stream s, long length)
+    {
+        long start = s.Position, size = Math.Min(length, s.Length - start);
+        if (size >= options.SegmentChars) return null;
+        int want = (int)size + (size < length ? 1 : 0);                                   // one more: the file did not grow
+        var bytes = ArrayPool<byte>.Shared.Rent(want);
+        try
+        {
+            int n = s.ReadAtLeast(bytes.AsSpan(0, want), want, throwOnEndOfStream: false);
+            var text = bytes.AsSpan(0, n);
+            if (n == size && System.Text.Unicode.Utf8.IsValid(text)) return Encoding.UTF8.GetString(text);
+            s.Seek(start, SeekOrigin.Begin);
+            return null;
+        }
+        finally { ArrayPool<byte>.Shared.Return(bytes); }
+    }
+
     /// <summary>The longest line a text file may have (a segment ends only after a newline).</summary>
     private const int MaxLineChars = 64 << 20;
 
@@ -163,25 +188,27 @@ internal sealed class DocumentReader(ReadOptions options)
     private IEnumerable<Document> JsonLines(int input, string path, string source, string compression)
     {
         using var s = Open(path, compression);
-        var buffer = new byte[1 << 20];
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        using var giveBack = new Returned<byte>(buffer);
         var line = new ArrayBufferWriter<byte>();
         long offset = 0, lineStart = 0, lineNumber = 0, index = 0;
         const int MaxLine = 64 << 20;
         while (true)
         {
-            int n = ReadSome(s, buffer, path, compression);
+            int n = ReadSome(s, buffer.AsSpan(0, 1 << 20), path, compression);
             int start = 0;
-            for (int i = 0; i <= n; i++)
+            while (true)
             {
-                bool endOfLine = i < n ? buffer[i] == '\n' : n == 0;
-                if (i < n && !endOfLine) continue;
+                int newline = buffer.AsSpan(start, n - start).IndexOf((byte)'\n');
+                int i = newline >= 0 ? start + newline : n;
+                bool endOfLine = newline >= 0 || n == 0;                                 // the end of the file ends the last line
                 if (i > start) line.Write(buffer.AsSpan(start, i - start));
                 if (line.WrittenCount > MaxLine) throw new StrataException($"{path}:{lineNumber + 1}: a line longer than {MaxLine:N0} bytes");
                 if (!endOfLine) break;
                 lineNumber++;
-                var content = line.WrittenSpan;
-                if (lineNumber == 1 && content.StartsWith("\uFEFF"u8)) content = content[3..];        // a BOM, as pandas and jq read past it
-                if (content.ContainsAnyExcept(" \t\r"u8))                                            // blank lines are skipped, as they do
+                var content = line.WrittenMemory;
+                if (lineNumber == 1 && content.Span.StartsWith("\uFEFF"u8)) content = content[3..];        // a BOM, as pandas and jq read past it
+                if (content.Span.ContainsAnyExcept(" \t\r"u8))                                            // blank lines are skipped, as they do
                 {
                     var text = Field(content, path, lineNumber, lineStart);
                     yield return new Document(input, source, index++, Clean(text, false), false);
@@ -196,16 +223,15 @@ internal sealed class DocumentReader(ReadOptions options)
         }
     }
 
-    private string Field(ReadOnlySpan<byte> line, string path, long lineNumber, long lineStart)
+    private string Field(ReadOnlyMemory<byte> bytes, string path, long lineNumber, long lineStart)
     {
         var where = $"{path}:{lineNumber}";
-        byte[] bytes = line.ToArray();
-        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.Span))
         {
-            if (!options.ReplaceInvalid) throw new StrataException($"{where}: invalid UTF-8 at byte offset {lineStart + InvalidAt(bytes)}");
-            var decoder = new Utf8Text(path, false, replace: true);
+            if (!options.ReplaceInvalid) throw new StrataException($"{where}: invalid UTF-8 at byte offset {lineStart + InvalidAt(bytes.Span)}");
+            using var decoder = new Utf8Text(path, false, replace: true);
             var text = new StringBuilder();
-            decoder.Append(bytes, lineStart, text, final: true);
+            decoder.Append(bytes.Span, lineStart, text, final: true);
             Replacements += decoder.TakeReplacements();
             bytes = Encoding.UTF8.GetBytes(text.ToString());
         }
@@ -277,29 +303,29 @@ internal sealed class DocumentReader(ReadOptions options)
 }
 
 /// <summary>Streaming strict UTF-8 decoding that knows the byte offset of every problem (or replaces and counts).</summary>
-internal sealed class Utf8Text(string path, bool decompressed, bool replace)
+internal sealed class Utf8Text(string path, bool decompressed, bool replace) : IDisposable
 {
     private readonly byte[] _carry = new byte[4];
     private int _carried;
     private long _replacements;
-    private char[] _chars = new char[1 << 20];
+    private char[] _chars = ArrayPool<char>.Shared.Rent(1 << 20);
+    private byte[] _joined = [];
 
     public long TakeReplacements() { var r = _replacements; _replacements = 0; return r; }
 
     /// <summary>Decodes <paramref name="bytes"/> (which start at <paramref name="offset"/> in the file) into <paramref name="into"/>.</summary>
     public void Append(ReadOnlySpan<byte> bytes, long offset, StringBuilder into, bool final)
     {
-        byte[]? joined = null;
         if (_carried > 0)
         {
-            joined = new byte[_carried + bytes.Length];
-            _carry.AsSpan(0, _carried).CopyTo(joined);
-            bytes.CopyTo(joined.AsSpan(_carried));
+            Grow(ref _joined, _carried + bytes.Length);
+            _carry.AsSpan(0, _carried).CopyTo(_joined);
+            bytes.CopyTo(_joined.AsSpan(_carried));
             offset -= _carried;
-            bytes = joined;
+            bytes = _joined.AsSpan(0, _carried + bytes.Length);
             _carried = 0;
         }
-        if (_chars.Length < bytes.Length + 1) _chars = new char[bytes.Length + 1];
+        Grow(ref _chars, bytes.Length + 1);
         int pos = 0;
         while (pos < bytes.Length)
         {
@@ -323,4 +349,24 @@ internal sealed class Utf8Text(string path, bool decompressed, bool replace)
             pos += Math.Max(1, bad);
         }
     }
+
+    private static void Grow<T>(ref T[] buffer, int length)
+    {
+        if (buffer.Length >= length) return;
+        if (buffer.Length > 0) ArrayPool<T>.Shared.Return(buffer);
+        buffer = ArrayPool<T>.Shared.Rent(length);
+    }
+
+    public void Dispose()
+    {
+        ArrayPool<char>.Shared.Return(_chars);
+        if (_joined.Length > 0) ArrayPool<byte>.Shared.Return(_joined);
+        (_chars, _joined) = ([], []);
+    }
+}
+
+/// <summary>Gives a pooled array back to the shared pool when disposed (in an iterator: when it ends or is abandoned).</summary>
+internal readonly struct Returned<T>(T[] array) : IDisposable
+{
+    public void Dispose() => ArrayPool<T>.Shared.Return(array);
 }

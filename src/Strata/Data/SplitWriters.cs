@@ -42,24 +42,32 @@ internal sealed class SplitWriters : IDisposable
     }
 
     /// <summary>One unit: its statistics always; its tokens (separator first) unless the shards hold them already.</summary>
-    public void Add(DatasetSplit split, long seq, bool newDocument, long bytes, int? separator, int[]? ids)
+    public void Add(DatasetSplit split, long seq, bool newDocument, long bytes, int? separator, ReadOnlySpan<int> ids)
     {
         int s = (int)split;
         if (newDocument) _documents[s]++;
         _bytes[s] += bytes;
         var resumed = split == DatasetSplit.Train ? _resumed.Train : _resumed.Validation;
         if (seq < resumed.Unit) return;                                            // written before the interruption
-        int[] stream = separator is { } sep ? [sep, .. ids!] : ids!;
         int skip = seq == resumed.Unit ? (int)resumed.Offset : 0;
-        for (int at = skip; at < stream.Length;)
+        Span<int> sep = [separator ?? 0];
+        if (separator is not null) Append(s, seq, sep, 0, skip);
+        Append(s, seq, ids, separator is null ? 0 : 1, skip);
+    }
+
+    /// <summary>Appends a part of a unit's stream that starts at <paramref name="start"/> in it, less the first
+    /// <paramref name="skip"/> tokens of the stream; the unit's cursor counts from the stream's start.</summary>
+    private void Append(int s, long seq, ReadOnlySpan<int> part, int start, int skip)
+    {
+        for (int at = Math.Max(0, skip - start); at < part.Length;)
         {
             var w = _current[s] ??= new TokenShardWriter(Path.Combine(_o.OutDir,
-                $"{(split == DatasetSplit.Train ? "train" : "val")}-{_generation}-{_shards[s].Count:D5}.tokens"), _vocab);
-            int take = (int)Math.Min(stream.Length - at, _o.ShardTokens - w.Count);
-            w.Append(stream.AsSpan(at, take));
+                $"{(s == 0 ? "train" : "val")}-{_generation}-{_shards[s].Count:D5}.tokens"), _vocab);
+            int take = (int)Math.Min(part.Length - at, _o.ShardTokens - w.Count);
+            w.Append(part.Slice(at, take));
             at += take;
             _tokens[s] += take;
-            _cursor[s] = (seq, at);
+            _cursor[s] = (seq, start + at);
             if (w.Count == _o.ShardTokens) CommitShard(s);
         }
     }

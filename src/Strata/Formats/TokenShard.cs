@@ -9,6 +9,7 @@
 // The reader checks magic, version, width and that the file is exactly 32 + N * width bytes.
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.IO.MemoryMappedFiles;
 using Strata.Util;
 
@@ -170,17 +171,36 @@ internal sealed class TokenShardWriter : IDisposable
     private string TempPath { get; }
     public long Count { get; private set; }
 
+    /// <summary>Appends tokens, all or none: a token outside the vocabulary is an error before any is written.</summary>
     public void Append(ReadOnlySpan<int> tokens)
     {
-        foreach (var t in tokens)
+        int outside = tokens.IndexOfAnyExceptInRange(0, _vocab - 1);
+        if (outside >= 0) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {tokens[outside]} outside vocab {_vocab}");
+        Count += tokens.Length;
+        while (tokens.Length > 0)
         {
-            if ((uint)t >= (uint)_vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} outside vocab {_vocab}");
-            if (_width == 2) BinaryPrimitives.WriteUInt16LittleEndian(_buffer.AsSpan(_fill), (ushort)t);
-            else BinaryPrimitives.WriteUInt32LittleEndian(_buffer.AsSpan(_fill), (uint)t);
-            _fill += _width;
+            int n = Math.Min(tokens.Length, (_buffer.Length - _fill) / _width);
+            var into = _buffer.AsSpan(_fill, n * _width);
+            if (_width == 2) Narrow(tokens[..n], MemoryMarshal.Cast<byte, ushort>(into));
+            else tokens[..n].CopyTo(MemoryMarshal.Cast<byte, int>(into));
+            if (!BitConverter.IsLittleEndian && _width == 2) BinaryPrimitives.ReverseEndianness(MemoryMarshal.Cast<byte, ushort>(into),
+                MemoryMarshal.Cast<byte, ushort>(into));
+            if (!BitConverter.IsLittleEndian && _width == 4) BinaryPrimitives.ReverseEndianness(MemoryMarshal.Cast<byte, int>(into),
+                MemoryMarshal.Cast<byte, int>(into));
+            _fill += n * _width;
+            tokens = tokens[n..];
             if (_fill == _buffer.Length) Flush();
         }
-        Count += tokens.Length;
+    }
+
+    /// <summary>Ids below 65,536 to 16 bits each, 16 at a time.</summary>
+    private static void Narrow(ReadOnlySpan<int> from, Span<ushort> to)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 16 <= from.Length; i += 16)
+                Vector256.Narrow(Vector256.Create(from.Slice(i, 8)).AsUInt32(), Vector256.Create(from.Slice(i + 8, 8)).AsUInt32()).CopyTo(to[i..]);
+        for (; i < from.Length; i++) to[i] = (ushort)from[i];
     }
 
     private void Flush()
