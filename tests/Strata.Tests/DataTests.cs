@@ -18,6 +18,9 @@ public class DataTests
         var ids = tok.Encode("Пр, 😀 中\uE000\uFFFF");
         Assert.Equal(new[] { 0x41F, 0x440, ',', ' ', 57347, ' ', 0x4E2D, 57347, 57347 }, ids);
         Assert.Equal("Hello, мир 中文", tok.Decode(tok.Encode("Hello, мир 中文")));
+        var appended = new List<int> { 7 };                                       // the list form appends, as data prepare calls it
+        tok.Encode("Пр, 😀".AsSpan(), appended);
+        Assert.Equal(new[] { 7, 0x41F, 0x440, ',', ' ', 57347 }, appended);
     }
 
     [Fact]

@@ -76,6 +76,9 @@ public class NgramMinerTests
         Assert.Equal(50256, gpt2.EndOfText);
         Assert.Equal([31373, 995], gpt2.Encode("hello world"));
         Assert.Equal("hello world", gpt2.Decode(gpt2.Encode("hello world")));
+        var appended = new List<int> { 7 };                                       // the list form appends, as data prepare calls it
+        gpt2.Encode("hello world".AsSpan(), appended);
+        Assert.Equal([7, 31373, 995], appended);
         Assert.Equal(100277, Strata.Tokenization.Tokenizers.ByName("cl100k_base").VocabSize);
     }
 }

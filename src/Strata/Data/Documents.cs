@@ -168,13 +168,15 @@ internal sealed class DocumentReader(ReadOptions options)
         try
         {
             int n = s.ReadAtLeast(bytes.AsSpan(0, want), want, throwOnEndOfStream: false);
-            var text = bytes.AsSpan(0, n);
-            if (n == size && System.Text.Unicode.Utf8.IsValid(text)) return Encoding.UTF8.GetString(text);
-            s.Seek(start, SeekOrigin.Begin);
-            return null;
+            if (n == size) return Strict.GetString(bytes, 0, n);
         }
+        catch (DecoderFallbackException) { }                                            // the segments name the offset
         finally { ArrayPool<byte>.Shared.Return(bytes); }
+        s.Seek(start, SeekOrigin.Begin);
+        return null;
     }
+
+    private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>The longest line a text file may have (a segment ends only after a newline).</summary>
     private const int MaxLineChars = 64 << 20;

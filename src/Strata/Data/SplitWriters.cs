@@ -50,8 +50,7 @@ internal sealed class SplitWriters : IDisposable
         var resumed = split == DatasetSplit.Train ? _resumed.Train : _resumed.Validation;
         if (seq < resumed.Unit) return;                                            // written before the interruption
         int skip = seq == resumed.Unit ? (int)resumed.Offset : 0;
-        Span<int> sep = [separator ?? 0];
-        if (separator is not null) Append(s, seq, sep, 0, skip);
+        if (separator is { } sep) Append(s, seq, [sep], 0, skip);
         Append(s, seq, ids, separator is null ? 0 : 1, skip);
     }
 

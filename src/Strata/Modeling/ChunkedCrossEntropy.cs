@@ -100,7 +100,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
     /// <summary>exp(x - max) of each row in the logits' dtype (over the logits themselves, except bf16 without
     /// RowSoftmax), with the rows' max and sum of exponentials in fp32, [count, 1] each: RowSoftmax for bf16 on the
     /// CPU, libtorch's operations otherwise (fp32, CUDA, a CPU without 512-bit vectors).</summary>
-    internal static (Tensor Exponentials, Tensor Max, Tensor Sum) Exponentials(Tensor logits)
+    private static (Tensor Exponentials, Tensor Max, Tensor Sum) Exponentials(Tensor logits)
     {
         if (!RowSoftmax.Applies(logits)) return LibtorchExponentials(logits);
         var (max, sum) = RowSoftmax.ExpInPlace(logits);

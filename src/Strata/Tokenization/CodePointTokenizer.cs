@@ -18,15 +18,19 @@ public sealed class CodePointTokenizer : ITokenizer
 
     public int[] Encode(string text)
     {
-        var ids = new int[text.Length];
-        int n = 0;
+        var ids = new List<int>(text.Length);
+        Encode(text, ids);
+        return ids.ToArray();
+    }
+
+    public void Encode(ReadOnlySpan<char> text, List<int> ids)
+    {
         for (int i = 0; i < text.Length; i++)
         {
             char c = text[i];
-            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { ids[n++] = Bvv241Builder.Unk; i++; continue; }
-            ids[n++] = HasId(c) ? c : Bvv241Builder.Unk;
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])) { ids.Add(Bvv241Builder.Unk); i++; continue; }
+            ids.Add(HasId(c) ? c : Bvv241Builder.Unk);
         }
-        return n == ids.Length ? ids : ids[..n];
     }
 
     public string Decode(IEnumerable<int> ids)

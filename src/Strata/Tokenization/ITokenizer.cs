@@ -10,7 +10,7 @@ public interface ITokenizer
     int? EndOfText { get; }
     int[] Encode(string text);
     /// <summary>Appends the ids of <paramref name="text"/> to <paramref name="ids"/> (a caller encoding many texts reuses one list).</summary>
-    void Encode(ReadOnlySpan<char> text, List<int> ids) => ids.AddRange(Encode(text.ToString()));
+    void Encode(ReadOnlySpan<char> text, List<int> ids);
     string Decode(IEnumerable<int> ids);
     /// <summary>Whether no id ever spans <paramref name="c"/> together with other characters, so text cut right after
     /// it encodes to the same ids piece by piece as whole (long files are read in such pieces).</summary>

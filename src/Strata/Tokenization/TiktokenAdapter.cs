@@ -31,5 +31,7 @@ internal sealed class TiktokenAdapter : ITokenizer
 
     public int[] Encode(string text) => _inner.EncodeToIds(text).ToArray();
 
+    public void Encode(ReadOnlySpan<char> text, List<int> ids) => ids.AddRange(_inner.EncodeToIds(text));
+
     public string Decode(IEnumerable<int> ids) => _inner.Decode(ids) ?? "";
 }
