@@ -5,9 +5,10 @@
 //  4. merges are applied as transformers' Word::merge_all does: a priority queue on (rank, position), expired
 //     entries skipped, new pairs queued after each merge.
 // Speed-ups that keep the ids identical: a merge can never span a character that occurs in no merge, so the word is
-// cut at such characters and the pieces are merged separately; pieces are cached (two generations, so frequent pieces
-// survive a flood of rare ones); merges are looked up in an open-addressing table; a piece of up to 64 characters is
-// merged in stack arrays by repeatedly taking the leftmost lowest-rank pair (the same order as the priority queue).
+// cut at such characters and the pieces are merged separately; pieces are cached per thread (up to 8 characters in a
+// direct-mapped table keyed by the characters themselves, longer ones in two generations, so frequent pieces survive a
+// flood of rare ones); merges are looked up in an open-addressing table; a piece of up to 64 characters is merged in
+// stack arrays by repeatedly taking the leftmost lowest-rank pair (the same order as the priority queue).
 using System.Text;
 using Strata.Util;
 
@@ -19,9 +20,9 @@ public sealed class BpeTokenizer : ITokenizer
     private readonly Dictionary<string, int> _ids;                      // string -> id
     private readonly MergeTable _merges;                                // (left id, right id) -> (rank, merged id)
     private readonly int[] _bmpIds;                                     // BMP scalar -> single-character id, or -1
-    private readonly bool[] _barrier;                                   // BMP scalar never part of a merge
+    private readonly byte[] _kind;                                      // BMP code unit -> Merging, Barrier or Surrogate
     private readonly (string Text, int Id)[] _specials;                 // longest first
-    private readonly bool[] _specialStart = new bool[65536];            // first characters of the special tokens
+    private readonly System.Buffers.SearchValues<char> _specialStarts;  // first characters of the special tokens
     private readonly ThreadLocal<PieceCache> _cache = new(() => new PieceCache());
 
     public BpeTokenizer(string name, IReadOnlyList<string> tokens, IReadOnlyList<(string Left, string Right)> merges,
@@ -46,17 +47,18 @@ public sealed class BpeTokenizer : ITokenizer
         _specials = specialTokens.Select(s => (s, _ids.TryGetValue(s, out var id) ? id : throw new StrataException(
             $"special token '{s}' is not in the vocabulary")))
             .OrderByDescending(s => s.s.Length).ToArray();
-        foreach (var (text, _) in _specials) _specialStart[text[0]] = true;
+        _specialStarts = System.Buffers.SearchValues.Create(_specials.Select(s => s.Text[0]).Distinct().ToArray());
         EndOfText = endOfText;
 
         _bmpIds = new int[65536];
         Array.Fill(_bmpIds, -1);
         foreach (var (t, id) in _ids)
             if (t.Length == 1 && !char.IsSurrogate(t[0])) _bmpIds[t[0]] = id;
-        _barrier = new bool[65536];
-        Array.Fill(_barrier, true);
+        _kind = new byte[65536];
+        Array.Fill(_kind, Barrier);
         foreach (var (l, r) in Merges)
-            foreach (var c in l + r) _barrier[c] = false;
+            foreach (var c in l + r) _kind[c] = Merging;
+        _kind.AsSpan(0xD800, 0x800).Fill(Surrogate);
 
         int Id(string s, int rank) => _ids.TryGetValue(s, out var id) ? id
             : throw new StrataException($"merges[{rank}]: '{s}' is not in the vocabulary");
@@ -72,7 +74,7 @@ public sealed class BpeTokenizer : ITokenizer
     public IReadOnlyList<string> SpecialTokens { get; }
 
     /// <summary>True for a character in no merge and in no special token: BPE never joins it to a neighbour.</summary>
-    public bool NeverMergesAcross(char c) => _barrier[c] && !_specials.Any(s => s.Text.Contains(c));
+    public bool NeverMergesAcross(char c) => _kind[c] != Merging && !_specials.Any(s => s.Text.Contains(c));
 
     /// <summary>Empties this thread's piece cache: the next encodings run as on a tokenizer just loaded (the cold
     /// case the benchmark measures).</summary>
@@ -91,58 +93,63 @@ public sealed class BpeTokenizer : ITokenizer
 
     public void Encode(ReadOnlySpan<char> text, List<int> ids)
     {
+        var cache = _cache.Value!;
         int start = 0;
-        for (int i = 0; i < text.Length; i++)
+        for (int i = 0, next; (next = text[i..].IndexOfAny(_specialStarts)) >= 0;)
         {
-            if (!_specialStart[text[i]]) continue;
+            i += next;
+            int length = 0;
             foreach (var (s, id) in _specials)
             {
                 if (!text[i..].StartsWith(s, StringComparison.Ordinal)) continue;
-                EncodeWord(text[start..i], ids);
+                EncodeWord(text[start..i], ids, cache);
                 ids.Add(id);
-                i += s.Length - 1;
-                start = i + 1;
+                length = s.Length;
                 break;
             }
+            if (length > 0) start = i += length;
+            else i++;
         }
-        EncodeWord(text[start..], ids);
+        EncodeWord(text[start..], ids, cache);
     }
 
-    /// <summary>BPE over one word (no special tokens inside), cut at barrier characters.</summary>
-    private void EncodeWord(ReadOnlySpan<char> word, List<int> ids)
+    private const byte Merging = 0, Barrier = 1, Surrogate = 2;
+
+    /// <summary>BPE over one word (no special tokens inside), cut at barrier characters (never part of a merge: their
+    /// own id, or &lt;unk&gt;) and at surrogates (a pair outside the BMP is its own id if the vocabulary has one, else
+    /// &lt;unk&gt;; never merged).</summary>
+    private void EncodeWord(ReadOnlySpan<char> word, List<int> ids, PieceCache cache)
     {
         int pieceStart = -1;
         for (int i = 0; i < word.Length; i++)
         {
-            char c = word[i];
-            if (char.IsHighSurrogate(c) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]))
+            byte kind = _kind[word[i]];
+            if (kind == Merging)
             {
-                // outside the BMP: its own id if the vocabulary has one, else <unk>; never merged
-                FlushPiece(word, ref pieceStart, i, ids);
+                if (pieceStart < 0) pieceStart = i;
+                continue;
+            }
+            FlushPiece(word, ref pieceStart, i, ids, cache);
+            char c = word[i];
+            if (kind == Surrogate && char.IsHighSurrogate(c) && i + 1 < word.Length && char.IsLowSurrogate(word[i + 1]))
+            {
                 ids.Add(_ids.TryGetValue(word.Slice(i, 2).ToString(), out var sid) ? sid : Unk);
                 i++;
                 continue;
             }
-            if (char.IsSurrogate(c) || _barrier[c])
-            {
-                FlushPiece(word, ref pieceStart, i, ids);
-                int id = char.IsSurrogate(c) ? -1 : _bmpIds[c];
-                ids.Add(id >= 0 ? id : Unk);
-                continue;
-            }
-            if (pieceStart < 0) pieceStart = i;
+            int id = kind == Surrogate ? -1 : _bmpIds[c];
+            ids.Add(id >= 0 ? id : Unk);
         }
-        FlushPiece(word, ref pieceStart, word.Length, ids);
+        FlushPiece(word, ref pieceStart, word.Length, ids, cache);
     }
 
-    private void FlushPiece(ReadOnlySpan<char> word, ref int pieceStart, int end, List<int> ids)
+    private void FlushPiece(ReadOnlySpan<char> word, ref int pieceStart, int end, List<int> ids, PieceCache cache)
     {
         if (pieceStart < 0) return;
         var piece = word[pieceStart..end];
         pieceStart = -1;
         if (piece.Length == 1) { ids.Add(_bmpIds[piece[0]] is var one and >= 0 ? one : Unk); return; }
-        if (piece.Length <= UncachedPiece) { MergeShort(piece, ids); return; }
-        var cache = _cache.Value!;
+        if (piece.Length <= ShortPieces.MaxLength) { cache.Short.Encode(piece, ids, this); return; }
         if (cache.TryGet(piece, out var cached)) { ids.AddRange(cached); return; }
         int before = ids.Count;
         if (piece.Length <= ShortPiece) MergeShort(piece, ids);
@@ -150,12 +157,11 @@ public sealed class BpeTokenizer : ITokenizer
         cache.Add(piece, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids)[before..].ToArray());
     }
 
-    /// <summary>Pieces up to this long are merged afresh each time: cheaper than hashing them into the cache.</summary>
-    private const int UncachedPiece = 8;
     private const int ShortPiece = 64;
 
     /// <summary>Word::merge_all on a short piece: the symbols in an array, each adjacent pair's merge rank beside it; the
     /// leftmost lowest rank is merged and only its neighbours' ranks change.</summary>
+    [System.Runtime.CompilerServices.SkipLocalsInit]
     private void MergeShort(ReadOnlySpan<char> piece, List<int> ids)
     {
         int n = piece.Length;
@@ -170,11 +176,8 @@ public sealed class BpeTokenizer : ITokenizer
                 if (rank[i] < bestRank) (best, bestRank) = (i, rank[i]);
             if (best < 0) break;
             c[best] = merged[best];
-            int tail = count - best - 2;
-            c.Slice(best + 2, tail).CopyTo(c.Slice(best + 1));
-            rank.Slice(best + 2, tail).CopyTo(rank.Slice(best + 1));
-            merged.Slice(best + 2, tail).CopyTo(merged.Slice(best + 1));
             count--;
+            for (int i = best + 1; i < count; i++) (c[i], rank[i], merged[i]) = (c[i + 1], rank[i + 1], merged[i + 1]);
             if (best > 0) (rank[best - 1], merged[best - 1]) = _merges.Find(c[best - 1], c[best]);
             if (best + 1 < count) (rank[best], merged[best]) = _merges.Find(c[best], c[best + 1]);
         }
@@ -260,6 +263,45 @@ public sealed class BpeTokenizer : ITokenizer
         }
     }
 
+    /// <summary>Ids of the pieces of 2 to <see cref="MaxLength"/> characters seen last, per thread: a direct-mapped
+    /// table keyed by the piece's characters packed into two longs, so a hit costs one hash and one compare instead of a
+    /// merge's several merge-table probes; a piece that collides replaces the one before it.</summary>
+    private sealed class ShortPieces
+    {
+        public const int MaxLength = 8;
+        private const int Bits = 15;
+
+        [System.Runtime.CompilerServices.InlineArray(MaxLength)]
+        private struct Ids { private int _first; }
+
+        private struct Entry
+        {
+            public ulong Low, High;                                        // characters 0-3 and 4-7, 16 bits each
+            public int Length, Count;                                      // Length 0: empty
+            public Ids Ids;
+        }
+
+        private readonly Entry[] _entries = new Entry[1 << Bits];
+
+        public void Encode(ReadOnlySpan<char> piece, List<int> ids, BpeTokenizer tokenizer)
+        {
+            ulong low = 0, high = 0;
+            for (int i = 0; i < piece.Length; i++)
+                if (i < 4) low |= (ulong)piece[i] << (16 * i);
+                else high |= (ulong)piece[i] << (16 * (i - 4));
+            ref var e = ref _entries[(int)((low * 0x9E3779B97F4A7C15UL ^ high * 0xC2B2AE3D27D4EB4FUL ^ (ulong)piece.Length) >> (64 - Bits))];
+            if (e.Length != piece.Length || e.Low != low || e.High != high)
+            {
+                int before = ids.Count;
+                tokenizer.MergeShort(piece, ids);
+                (e.Low, e.High, e.Length, e.Count) = (low, high, piece.Length, ids.Count - before);
+                System.Runtime.InteropServices.CollectionsMarshal.AsSpan(ids)[before..].CopyTo(e.Ids);
+                return;
+            }
+            for (int i = 0; i < e.Count; i++) ids.Add(e.Ids[i]);
+        }
+    }
+
     /// <summary>Ids of pieces seen before, per thread: two generations of at most <see cref="Generation"/> pieces each.
     /// When the young one fills it becomes the old one, and a piece found in the old one is copied back to the young:
     /// frequent pieces stay, a stream of rare ones cannot flush them.</summary>
@@ -267,6 +309,7 @@ public sealed class BpeTokenizer : ITokenizer
     {
         private const int Generation = 100_000;
         private Dictionary<string, int[]> _young = new(), _old = new();
+        public readonly ShortPieces Short = new();
 
         public bool TryGet(ReadOnlySpan<char> piece, out int[] ids)
         {
