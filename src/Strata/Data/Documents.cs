@@ -6,7 +6,6 @@
 using System.Buffers;
 using System.IO.Compression;
 using System.Text;
-using System.Text.Json;
 using Strata.Formats;
 using Strata.Util;
 
@@ -193,6 +192,7 @@ internal sealed class DocumentReader(ReadOptions options)
         var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
         using var giveBack = new Returned<byte>(buffer);
         var line = new ArrayBufferWriter<byte>();
+        var field = new JsonLineField(options.Field);
         long offset = 0, lineStart = 0, lineNumber = 0, index = 0;
         const int MaxLine = 64 << 20;
         while (true)
@@ -204,18 +204,19 @@ internal sealed class DocumentReader(ReadOptions options)
                 int newline = buffer.AsSpan(start, n - start).IndexOf((byte)'\n');
                 int i = newline >= 0 ? start + newline : n;
                 bool endOfLine = newline >= 0 || n == 0;                                 // the end of the file ends the last line
-                if (i > start) line.Write(buffer.AsSpan(start, i - start));
+                bool inBuffer = endOfLine && line.WrittenCount == 0;                      // read where it lies, uncopied
+                if (i > start && !inBuffer) line.Write(buffer.AsSpan(start, i - start));
                 if (line.WrittenCount > MaxLine) throw new StrataException($"{path}:{lineNumber + 1}: a line longer than {MaxLine:N0} bytes");
                 if (!endOfLine) break;
                 lineNumber++;
-                var content = line.WrittenMemory;
+                var content = inBuffer ? buffer.AsMemory(start, i - start) : line.WrittenMemory;
                 if (lineNumber == 1 && content.Span.StartsWith("\uFEFF"u8)) content = content[3..];        // a BOM, as pandas and jq read past it
                 if (content.Span.ContainsAnyExcept(" \t\r"u8))                                            // blank lines are skipped, as they do
                 {
-                    var text = Field(content, path, lineNumber, lineStart);
+                    var text = Field(field, content.Span, path, lineNumber, lineStart);
                     yield return new Document(input, source, index++, Clean(text, false), false);
                 }
-                line.Clear();
+                line.ResetWrittenCount();
                 lineStart = offset + i + 1;
                 start = i + 1;
                 if (n == 0) break;
@@ -225,33 +226,21 @@ internal sealed class DocumentReader(ReadOptions options)
         }
     }
 
-    private string Field(ReadOnlyMemory<byte> bytes, string path, long lineNumber, long lineStart)
+    private string Field(JsonLineField field, ReadOnlySpan<byte> bytes, string path, long lineNumber, long lineStart)
     {
-        var where = $"{path}:{lineNumber}";
-        if (!System.Text.Unicode.Utf8.IsValid(bytes.Span))
+        try { return field.Read(bytes); }
+        catch (JsonLineField.InvalidLine e) when (System.Text.Unicode.Utf8.IsValid(bytes))
         {
-            if (!options.ReplaceInvalid) throw new StrataException($"{where}: invalid UTF-8 at byte offset {lineStart + InvalidAt(bytes.Span)}");
-            using var decoder = new Utf8Text(path, false, replace: true);
-            var text = new StringBuilder();
-            decoder.Append(bytes.Span, lineStart, text, final: true);
-            Replacements += decoder.TakeReplacements();
-            bytes = Encoding.UTF8.GetBytes(text.ToString());
+            throw new StrataException($"{path}:{lineNumber}: {e.Message}");
         }
-        JsonDocument doc;
-        try { doc = JsonDocument.Parse(bytes); }
-        catch (JsonException e) { throw new StrataException($"{where}: not a JSON object ({Json.Describe(e)})"); }
-        using (doc)
-        {
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new StrataException($"{where}: not a JSON object");
-            if (!doc.RootElement.TryGetProperty(options.Field, out var v)) throw new StrataException(
-                $"{where}: no field '{options.Field}' (choose one with --field)");
-            if (v.ValueKind != JsonValueKind.String) throw new StrataException($"{where}: field '{options.Field}' is not a string");
-            try { return v.GetString()!; }
-            catch (InvalidOperationException)
-            {
-                throw new StrataException($"{where}: field '{options.Field}' holds an escaped lone surrogate (such as \\ud800), which is not text");
-            }
-        }
+        catch (JsonLineField.InvalidLine) { }                                       // not UTF-8: say where, or replace and read again
+        if (!options.ReplaceInvalid) throw new StrataException($"{path}:{lineNumber}: invalid UTF-8 at byte offset {lineStart + InvalidAt(bytes)}");
+        using var decoder = new Utf8Text(path, false, replace: true);
+        var text = new StringBuilder();
+        decoder.Append(bytes, lineStart, text, final: true);
+        Replacements += decoder.TakeReplacements();
+        try { return field.Read(Encoding.UTF8.GetBytes(text.ToString())); }
+        catch (JsonLineField.InvalidLine e) { throw new StrataException($"{path}:{lineNumber}: {e.Message}"); }
     }
 
     private static int InvalidAt(ReadOnlySpan<byte> bytes)
