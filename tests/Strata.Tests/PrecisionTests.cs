@@ -119,6 +119,23 @@ public class PrecisionTests
         Assert.Equal(13 - 1, (int)sums.isfinite().sum().item<long>());
     }
 
+    [Fact]
+    public void The_bf16_accumulation_kernel_adds_as_libtorch_adds_to_the_bit()
+    {
+        using var scope = torch.NewDisposeScope();
+        var g = new torch.Generator(6);
+        // 1,001 x 37 elements: not a multiple of the vector width nor of the threads, so the tail is taken too
+        var sum = torch.randn([1001, 37], generator: g) * 3;
+        var addend = (torch.randn([1001, 37], generator: g) * 1e-3).to(ScalarType.BFloat16);
+        // without 512-bit vectors the head keeps libtorch's add_
+        Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, Bf16Accumulation.Applies(sum, addend));
+        if (!Bf16Accumulation.Applies(sum, addend)) return;
+        var expected = sum.clone().add_(addend);
+        Bf16Accumulation.AddInto(sum, addend);
+        Assert.True(expected.eq(sum).all().item<bool>(), $"off by {(expected - sum).abs().max().item<float>():E2}");
+        Assert.False(Bf16Accumulation.Applies(sum.t(), addend.t().contiguous()));             // a strided sum is left to libtorch
+    }
+
     /// <summary>A 2-block model on the 16-bit code, and random ids and targets [batch, context].</summary>
     private static (LanguageModel Model, Tensor Idx, Tensor Targets) SmallModel(int seed, int d, int context, int batch)
     {

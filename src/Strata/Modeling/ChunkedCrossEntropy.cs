@@ -120,11 +120,14 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
     /// G W (Strata.Bench profile --precision bf16), in fp32 the other way round.</summary>
     internal static Tensor TimesWeight(Tensor g, Tensor w) => g.dtype == ScalarType.Float32 ? torch.mm(g, w) : torch.mm(w.t(), g.t()).t();
 
-    /// <summary>dW += G^T H, dW [V, C] fp32: in place in fp32; in bf16 the product's bf16 result added into it.</summary>
+    /// <summary>dW += G^T H, dW [V, C] fp32: in place in fp32; in bf16 the product's bf16 result added into it (by
+    /// <see cref="Bf16Accumulation"/> where it applies).</summary>
     internal static void AddTransposedProduct(Tensor dWeight, Tensor g, Tensor h)
     {
-        if (g.dtype == ScalarType.Float32) dWeight.addmm_(g.t(), h);
-        else dWeight.add_(torch.mm(g.t(), h));
+        if (g.dtype == ScalarType.Float32) { dWeight.addmm_(g.t(), h); return; }
+        using var product = torch.mm(g.t(), h);
+        if (Bf16Accumulation.Applies(dWeight, product)) Bf16Accumulation.AddInto(dWeight, product);
+        else dWeight.add_(product);
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype)
