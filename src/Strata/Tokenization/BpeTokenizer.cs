@@ -78,7 +78,7 @@ public sealed class BpeTokenizer : ITokenizer
 
     /// <summary>Empties this thread's piece cache: the next encodings run as on a tokenizer just loaded (the cold
     /// case the benchmark measures).</summary>
-    public void ClearCache() => _cache.Value = new PieceCache();
+    public void ClearCache() => _cache.Value!.Clear();
 
     public int? IdOf(string token) => _ids.TryGetValue(token, out var id) ? id : null;
     public string TokenOf(int id) => _tokens[id];
@@ -269,7 +269,7 @@ public sealed class BpeTokenizer : ITokenizer
     private sealed class ShortPieces
     {
         public const int MaxLength = 8;
-        private const int Bits = 15;
+        private const int Bits = 14;
 
         [System.Runtime.CompilerServices.InlineArray(MaxLength)]
         private struct Ids { private int _first; }
@@ -282,6 +282,8 @@ public sealed class BpeTokenizer : ITokenizer
         }
 
         private readonly Entry[] _entries = new Entry[1 << Bits];
+
+        public void Clear() => Array.Clear(_entries);
 
         public void Encode(ReadOnlySpan<char> piece, List<int> ids, BpeTokenizer tokenizer)
         {
@@ -310,6 +312,13 @@ public sealed class BpeTokenizer : ITokenizer
         private const int Generation = 100_000;
         private Dictionary<string, int[]> _young = new(), _old = new();
         public readonly ShortPieces Short = new();
+
+        /// <summary>Forgets every piece; the memory is kept.</summary>
+        public void Clear()
+        {
+            (_young, _old) = (new(), new());
+            Short.Clear();
+        }
 
         public bool TryGet(ReadOnlySpan<char> piece, out int[] ids)
         {
