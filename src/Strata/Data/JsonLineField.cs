@@ -10,8 +10,8 @@ namespace Strata.Data;
 /// at most 64 levels deep), and only the field's value is decoded: its UTF-8 runs transcoded and its escapes (\uXXXX
 /// included, the form Python's json.dumps writes every non-ASCII character in) written straight to UTF-16. When the
 /// field appears more than once, the last one counts, as in System.Text.Json's TryGetProperty. Invalid UTF-8 inside a
-/// string or outside one is an <see cref="InvalidLine"/> like any other. One instance per reading thread: it keeps its
-/// character buffer between lines.
+/// string or outside one is an <see cref="InvalidLine"/> like any other. One instance per file read (not shared between
+/// threads): it keeps its character buffer from line to line.
 /// </summary>
 internal sealed class JsonLineField(string field)
 {
