@@ -115,7 +115,7 @@ internal sealed class JsonLineField(string field)
             case '"' or '\\' or '/' or 'b' or 'f' or 'n' or 'r' or 't':
                 return pos + 1;
             case 'u':
-                for (int i = 1; i <= 4; i++) if (Hex(At(line, pos + i)) < 0) throw Syntax(pos + i, "four hexadecimal digits expected after \\u");
+                CodeUnit(line, pos + 1);
                 return pos + 5;
             default:
                 throw Syntax(pos, "an escape expected after '\\'");
