@@ -291,7 +291,7 @@ public sealed class BpeTokenizer : ITokenizer
             for (int i = 0; i < piece.Length; i++)
                 if (i < 4) low |= (ulong)piece[i] << (16 * i);
                 else high |= (ulong)piece[i] << (16 * (i - 4));
-            ref var e = ref _entries[(int)((low * 0x9E3779B97F4A7C15UL ^ high * 0xC2B2AE3D27D4EB4FUL ^ (ulong)piece.Length) >> (64 - Bits))];
+            ref var e = ref _entries[(int)((low * 0x9E3779B97F4A7C15UL ^ high * 0xC2B2AE3D27D4EB4FUL) >> (64 - Bits))];
             if (e.Length != piece.Length || e.Low != low || e.High != high)
             {
                 int before = ids.Count;
