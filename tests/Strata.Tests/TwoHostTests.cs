@@ -76,7 +76,8 @@ public class TwoHostTests
         /// <summary>Cuts the link between the hosts (the cable pulled: no reset, no error, silence).</summary>
         public void Cut() => Must("nsenter", "--net=/run/netns/" + A, "ip", "link", "set", _link + "a", "down");
 
-        /// <summary>Ends whatever still runs in the namespaces (a daemon the cut left waiting), then removes them.</summary>
+        /// <summary>Ends whatever still runs in the namespaces (a daemon the cut left waiting), then removes them and the
+        /// link between them.</summary>
         public void Dispose()
         {
             foreach (var ns in new[] { A, B })
@@ -86,6 +87,9 @@ public class TwoHostTests
                     if (int.TryParse(line.Trim(), out var pid)) Sh("bash", "-c", $"kill -9 {pid}");   // bash's kill: a minimal Debian has no /bin/kill
                 Sh("ip", "netns", "del", ns);
             }
+            // a link end still in this namespace (a run stopped before moving it) survives the namespaces' removal;
+            // deleting one end of a veth pair deletes both
+            foreach (var end in new[] { "a", "b" }) Sh("ip", "link", "del", _link + end);
         }
     }
 
