@@ -31,37 +31,8 @@ internal sealed class JsonLineField(string field)
     {
         int pos = SkipSpace(line, 0);
         if (At(line, pos) != '{') throw Syntax(pos, "'{' expected");
-        pos = SkipSpace(line, pos + 1);
-        string? text = null;
-        string? problem = $"no field '{field}' (choose one with --field)";
-        if (At(line, pos) == '}') pos++;
-        else
-            while (true)
-            {
-                if (At(line, pos) != '"') throw Syntax(pos, "a property name expected");
-                int quote = pos;
-                bool escaped = false;
-                pos = SkipString(line, quote + 1, ref escaped);
-                bool isField = IsField(line, quote, pos, escaped);
-                pos = SkipSpace(line, pos);
-                if (At(line, pos) != ':') throw Syntax(pos, "':' expected");
-                pos = SkipSpace(line, pos + 1);
-                if (isField && At(line, pos) == '"')
-                {
-                    text = Decode(line, ref pos);
-                    problem = text is null ? $"field '{field}' holds an escaped lone surrogate (such as \\ud800), which is not text" : null;
-                }
-                else
-                {
-                    if (isField) (text, problem) = (null, $"field '{field}' is not a string");
-                    pos = SkipValue(line, pos, 1);
-                }
-                pos = SkipSpace(line, pos);
-                if (At(line, pos) == ',') { pos = SkipSpace(line, pos + 1); continue; }
-                if (At(line, pos) == '}') { pos++; break; }
-                throw Syntax(pos, "',' or '}' expected");
-            }
-        pos = SkipSpace(line, pos);
+        string? text = null, problem = $"no field '{field}' (choose one with --field)";
+        pos = SkipSpace(line, Value(line, pos, 0, ref text, ref problem));
         if (pos != line.Length) throw Syntax(pos, "the end of the line expected");
         return text ?? throw new InvalidLine(problem!);
     }
@@ -110,17 +81,26 @@ internal sealed class JsonLineField(string field)
     /// <summary>Past an escape whose letter is at <paramref name="pos"/>.</summary>
     private static int CheckEscape(ReadOnlySpan<byte> line, int pos)
     {
-        switch (At(line, pos))
+        if (At(line, pos) == 'u')
         {
-            case '"' or '\\' or '/' or 'b' or 'f' or 'n' or 'r' or 't':
-                return pos + 1;
-            case 'u':
-                CodeUnit(line, pos + 1);
-                return pos + 5;
-            default:
-                throw Syntax(pos, "an escape expected after '\\'");
+            CodeUnit(line, pos + 1);
+            return pos + 5;
         }
+        Unescaped(At(line, pos), pos);
+        return pos + 1;
     }
+
+    /// <summary>The character an escape other than \\u stands for, by its letter at <paramref name="pos"/>.</summary>
+    private static char Unescaped(int letter, int pos) => letter switch
+    {
+        '"' or '\\' or '/' => (char)letter,
+        'b' => '\b',
+        'f' => '\f',
+        'n' => '\n',
+        'r' => '\r',
+        't' => '\t',
+        _ => throw Syntax(pos, "an escape expected after '\\'"),
+    };
 
     private static int Hex(int b) => b is >= '0' and <= '9' ? b - '0' : (b | 0x20) is >= 'a' and <= 'f' ? (b | 0x20) - 'a' + 10 : -1;
 
@@ -144,16 +124,7 @@ internal sealed class JsonLineField(string field)
                     int letter = At(line, pos + 1);
                     if (letter != 'u')
                     {
-                        chars[n++] = letter switch
-                        {
-                            '"' or '\\' or '/' => (char)letter,
-                            'b' => '\b',
-                            'f' => '\f',
-                            'n' => '\n',
-                            'r' => '\r',
-                            't' => '\t',
-                            _ => throw Syntax(pos + 1, "an escape expected after '\\'"),
-                        };
+                        chars[n++] = Unescaped(letter, pos + 1);
                         pos += 2;
                         continue;
                     }
@@ -192,8 +163,9 @@ internal sealed class JsonLineField(string field)
     }
 
     /// <summary>Past the value that starts at <paramref name="pos"/>, checked; <paramref name="depth"/> levels open
-    /// around it.</summary>
-    private static int SkipValue(ReadOnlySpan<byte> line, int pos, int depth)
+    /// around it. In the line's object (depth 0) a member named as the field sets <paramref name="text"/> (its last
+    /// occurrence counts) or says in <paramref name="problem"/> why it gives none.</summary>
+    private int Value(ReadOnlySpan<byte> line, int pos, int depth, ref string? text, ref string? problem)
     {
         switch (At(line, pos))
         {
@@ -208,15 +180,29 @@ internal sealed class JsonLineField(string field)
                 if (At(line, pos) == close) return pos + 1;
                 while (true)
                 {
+                    bool isField = false;
                     if (isObject)
                     {
                         if (At(line, pos) != '"') throw Syntax(pos, "a property name expected");
+                        int quote = pos;
                         bool keyEscaped = false;
-                        pos = SkipSpace(line, SkipString(line, pos + 1, ref keyEscaped));
+                        pos = SkipString(line, quote + 1, ref keyEscaped);
+                        isField = depth == 0 && IsField(line, quote, pos, keyEscaped);
+                        pos = SkipSpace(line, pos);
                         if (At(line, pos) != ':') throw Syntax(pos, "':' expected");
                         pos = SkipSpace(line, pos + 1);
                     }
-                    pos = SkipSpace(line, SkipValue(line, pos, depth + 1));
+                    if (isField && At(line, pos) == '"')
+                    {
+                        text = Decode(line, ref pos);
+                        problem = text is null ? $"field '{field}' holds an escaped lone surrogate (such as \\ud800), which is not text" : null;
+                    }
+                    else
+                    {
+                        if (isField) (text, problem) = (null, $"field '{field}' is not a string");
+                        pos = Value(line, pos, depth + 1, ref text, ref problem);
+                    }
+                    pos = SkipSpace(line, pos);
                     if (At(line, pos) == ',') { pos = SkipSpace(line, pos + 1); continue; }
                     if (At(line, pos) == close) return pos + 1;
                     throw Syntax(pos, $"',' or '{(char)close}' expected");
