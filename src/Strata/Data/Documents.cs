@@ -228,11 +228,9 @@ internal sealed class DocumentReader(ReadOptions options)
 
     private string Field(JsonLineField field, ReadOnlySpan<byte> bytes, string path, long lineNumber, long lineStart)
     {
+        StrataException Refused(JsonLineField.InvalidLine e) => new($"{path}:{lineNumber}: {e.Message}");
         try { return field.Read(bytes); }
-        catch (JsonLineField.InvalidLine e) when (System.Text.Unicode.Utf8.IsValid(bytes))
-        {
-            throw new StrataException($"{path}:{lineNumber}: {e.Message}");
-        }
+        catch (JsonLineField.InvalidLine e) when (System.Text.Unicode.Utf8.IsValid(bytes)) { throw Refused(e); }
         catch (JsonLineField.InvalidLine) { }                                       // not UTF-8: say where, or replace and read again
         if (!options.ReplaceInvalid) throw new StrataException($"{path}:{lineNumber}: invalid UTF-8 at byte offset {lineStart + InvalidAt(bytes)}");
         using var decoder = new Utf8Text(path, false, replace: true);
@@ -240,7 +238,7 @@ internal sealed class DocumentReader(ReadOptions options)
         decoder.Append(bytes, lineStart, text, final: true);
         Replacements += decoder.TakeReplacements();
         try { return field.Read(Encoding.UTF8.GetBytes(text.ToString())); }
-        catch (JsonLineField.InvalidLine e) { throw new StrataException($"{path}:{lineNumber}: {e.Message}"); }
+        catch (JsonLineField.InvalidLine e) { throw Refused(e); }
     }
 
     private static int InvalidAt(ReadOnlySpan<byte> bytes)
