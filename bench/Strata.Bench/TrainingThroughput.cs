@@ -13,10 +13,13 @@ namespace Strata.Bench;
 /// The real training step (Trainer.Step: forward, backward, clip, AdamW; 4 blocks, T 256, B 8, V 65,536, 16-bit
 /// substrate) at d = 256 and 512, in fp32 and bf16, with the model FLOP utilisation against torch.mm of the same dtype
 /// (square 2048 matrices) measured between them: every reading (one torch.mm reading of each dtype, then each model
-/// for a few steps) alternates, the rounds repeat, and each figure is the median of its readings. A torch.mm reading
-/// is taken as a model reading is, products back to back for about a second and their mean rate ("sustained"); the
-/// fastest single product of the reading ("burst") is printed beside it. Where the step's time goes, part by part:
-/// StepProfile.
+/// for a few steps) alternates, the rounds repeat, and a last torch.mm reading closes the last round. A torch.mm
+/// reading is taken as a model reading is, products back to back for about a second and their mean rate
+/// ("sustained"); the fastest single product of the reading ("burst") is printed beside it. Rates are medians of their
+/// readings; an MFU is the median over rounds of the round's model rate against the mean of the torch.mm readings that
+/// open and close the round, so that it compares readings seconds apart (this machine's torch.mm rate has moved 2x
+/// between runs minutes apart), and a speed-up over fp32 the median of each round's. Where the step's time goes,
+/// part by part: StepProfile.
 /// Model FLOPs per token = 6 x (matmul weights: 12 d^2 per block + d V head) + 12 L T d (attention scores and mixing,
 /// counted as non-causal, as in PaLM appendix B and nanoGPT's estimate_mfu). The frozen 16-bit substrate costs a lookup.
 /// Then the demo's shape (d 128, 4 blocks, T 128, B 16): seconds and peak resident memory of one step with the head's
@@ -66,6 +69,13 @@ public static class TrainingThroughput
             Console.WriteLine($"round {round + 1}: torch.mm {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s; " +
                 string.Join(", ", models.Select(m => $"d={m.D} {m.P} {m.TokS[^1]:F0} tok/s")));
         }
+        foreach (var p in precisions)                                                       // the reading that closes the last round
+        {
+            var (sustained, fastest) = MatmulReading(device, p.ComputeType());
+            mm[p].Add(sustained);
+            burst[p].Add(fastest);
+        }
+        Console.WriteLine($"closing torch.mm reading: {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s");
         Console.WriteLine();
         Console.WriteLine($"| model ({L} blocks, T {T}, B {B}, V 65,536, 16-bit substrate) | precision | tokens/s | model GFLOP/s | torch.mm " +
             "GFLOP/s, sustained (burst) | MFU vs torch.mm sustained (burst) | tokens/s vs fp32 |");
@@ -74,9 +84,12 @@ public static class TrainingThroughput
         {
             double tokS = Readings.Median(m.TokS), flopsPerToken = 6.0 * (12.0 * L * m.D * m.D + (double)m.D * V) + 12.0 * L * T * m.D;
             double gflops = tokS * flopsPerToken / 1e9, reference = Readings.Median(mm[m.P]), fastest = Readings.Median(burst[m.P]);
-            double fp32 = Readings.Median(models.Single(x => x.D == m.D && x.P == Precision.Fp32).TokS);
+            var fp32 = models.Single(x => x.D == m.D && x.P == Precision.Fp32).TokS;                 // this d's fp32 readings, round by round
+            // each round's model rate against the torch.mm readings on either side of it
+            double Mfu(List<double> yardstick) =>
+                Readings.Median(m.TokS.Select((t, r) => t * flopsPerToken / 1e9 / ((yardstick[r] + yardstick[r + 1]) / 2)));
             Console.WriteLine($"| d = {m.D} | {m.P.ToString().ToLowerInvariant()} | {tokS:F0} | {gflops:F1} | {reference:F1} ({fastest:F1}) | " +
-                $"{100 * gflops / reference:F0}% ({100 * gflops / fastest:F0}%) | {tokS / fp32:F2}x |");
+                $"{100 * Mfu(mm[m.P]):F0}% ({100 * Mfu(burst[m.P]):F0}%) | {Readings.Median(m.TokS.Select((t, r) => t / fp32[r])):F2}x |");
         }
         foreach (var m in models) { m.Model.Dispose(); m.Opt.Dispose(); m.Batch.Dispose(); }
         if (device.type != DeviceType.CPU) return;
