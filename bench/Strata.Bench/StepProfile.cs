@@ -158,8 +158,8 @@ public static class StepProfile
             ("query-key-value projection", 1, [B, T, d], f32, x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
             // as in the model: the queries (and the keys) are a strided view of the projection's output
             ("rotary (queries, keys)", 2, [B, T, 3 * d], cd, x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
-            ("scaled_dot_product_attention, causal", 1, [B, nh, T, hs], cd, q =>
-                nn.functional.scaled_dot_product_attention(q, keys, values, null, 0.0, true), 4.0 * B * T * T * d),
+            (Bf16Products(cd) ? "attention, causal, by products" : "scaled_dot_product_attention, causal", 1, [B, nh, T, hs], cd, q =>
+                Attention(q, keys, values, Bf16Products(cd)), 4.0 * B * T * T * d),
             ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], cd, x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
             ("attention output projection", 1, [B, T, d], cd, x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
             ("MLP up", 1, [B, T, d], f32, x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
@@ -183,9 +183,16 @@ public static class StepProfile
         }
     }
 
-    /// <summary>The head's choices for speed, each beside the way it replaced, in the same round, over the step's chunks
-    /// of rows: in bf16 its pass over the logits (RowSoftmax against libtorch's to fp32, max, subtract and exp, sum and
-    /// back), and dH (G W against (W^T G^T)^T: the form taken depends on the dtype).</summary>
+    /// <summary>Causal attention as the model takes it: written out as products (bf16 on the CPU at this T) or fused.</summary>
+    private static bool Bf16Products(ScalarType dtype) => dtype == ScalarType.BFloat16 && T <= CausalSelfAttention.ProductsUpTo;
+
+    private static Tensor Attention(Tensor q, Tensor k, Tensor v, bool products) =>
+        products ? CausalSelfAttention.CausalByProducts(q, k, v) : nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, true);
+
+    /// <summary>The step's choices for speed, each beside the way it replaced, in the same round: in bf16 causal attention
+    /// (products against the fused kernel, forward and backward, x blocks); over the head's chunks of rows, in bf16 its
+    /// pass over the logits (RowSoftmax against libtorch's to fp32, max, subtract and exp, sum and back), and dH (G W
+    /// against (W^T G^T)^T: the form taken depends on the dtype).</summary>
     private static void Choices(LanguageModel model, Table table)
     {
         int d = model.Config.DModel;
@@ -223,6 +230,18 @@ public static class StepProfile
             table.Add(taken, 0, Ms(() => run(takenArgument)) * chunks);
             table.Add(other, 0, Ms(() => run(!takenArgument)) * chunks);
         }
+        if (!Bf16Products(dtype)) return;
+        int nh = model.Config.NHead, hs = d / nh;
+        var (q, k, v) = (Leaf(), Leaf(), Leaf());
+        var upstream = torch.randn([B, nh, T, hs], dtype: dtype);
+        Tensor Leaf() => torch.randn([B, nh, T, hs], dtype: dtype, requires_grad: true);
+        void Attend(bool products)
+        {
+            using (var y = Attention(q, k, v, products)) y.backward([upstream]);
+            q.grad = k.grad = v.grad = null;
+        }
+        table.Add("causal attention by products, forward and backward (x blocks)", 0, Ms(() => Attend(true)) * L);
+        table.Add("scaled_dot_product_attention, causal, forward and backward (x blocks)", 0, Ms(() => Attend(false)) * L);
     }
 
     /// <summary>The head's work over the step's B*T rows in <paramref name="dtype"/>, as ChunkedCrossEntropy does it (no

@@ -136,6 +136,49 @@ public class PrecisionTests
         Assert.False(Bf16Accumulation.Applies(sum.t(), addend.t().contiguous()));             // a strided sum is left to libtorch
     }
 
+    [Fact]
+    public void Causal_attention_by_products_is_scaled_dot_product_attention_and_bf16_training_on_the_cpu_takes_it()
+    {
+        using var scope = torch.NewDisposeScope();
+        var g = new torch.Generator(7);
+        long[] shape = [2, 3, 37, 16];
+        var inputs = Enumerable.Range(0, 4).Select(_ => torch.randn(shape, generator: g)).ToArray();     // q, k, v, upstream gradient
+        // the output and the gradients of q, k and v, in fp32
+        Tensor[] Run(Func<Tensor, Tensor, Tensor, Tensor> attention, ScalarType dtype)
+        {
+            var leaves = inputs[..3].Select(t => t.to(dtype).clone().requires_grad_(true)).ToArray();
+            var y = attention(leaves[0], leaves[1], leaves[2]);
+            y.backward([inputs[3].to(dtype)]);
+            return leaves.Select(l => l.grad!).Prepend(y.detach()).Select(t => t.to(ScalarType.Float32)).ToArray();
+        }
+        static Tensor Fused(Tensor q, Tensor k, Tensor v) => nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, true);
+        var reference = Run(Fused, ScalarType.Float32);
+        var products = Run(CausalSelfAttention.CausalByProducts, ScalarType.Float32);
+        var productsBf16 = Run(CausalSelfAttention.CausalByProducts, ScalarType.BFloat16);
+        var fusedBf16 = Run(Fused, ScalarType.BFloat16);
+        string[] names = ["output", "dq", "dk", "dv"];
+        for (int i = 0; i < 4; i++)
+        {
+            AssertClose(reference[i], products[i], 1e-5, names[i]);                            // the same function
+            // in bf16 the scores are rounded to bf16 before the softmax (the fused kernel keeps them in fp32): a few ulps
+            double Error(Tensor[] bf16) => (bf16[i] - reference[i]).abs().max().item<float>();
+            Assert.True(Error(productsBf16) <= 4 * Error(fusedBf16) + 1e-2 * reference[i].abs().max().item<float>(),
+                $"{names[i]}: by products {Error(productsBf16):E2} from fp32, fused {Error(fusedBf16):E2}");
+        }
+
+        var config = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 1024, VocabSize = 65536 };
+        bool Takes(long past, long T, ScalarType dtype)
+        {
+            using var attention = AttentionContext.Create(past, T, null, config, dtype, CPU);
+            return CausalSelfAttention.TakesProducts(torch.zeros([1, 4, T, 16], dtype: dtype), attention);
+        }
+        Assert.True(Takes(0, 256, ScalarType.BFloat16));
+        Assert.True(Takes(0, CausalSelfAttention.ProductsUpTo, ScalarType.BFloat16));
+        Assert.False(Takes(0, CausalSelfAttention.ProductsUpTo + 1, ScalarType.BFloat16));   // the fused kernel's memory stays linear in T
+        Assert.False(Takes(0, 256, ScalarType.Float32));                                         // in fp32 the fused kernel is faster
+        Assert.False(Takes(3, 5, ScalarType.BFloat16));                                          // after cached positions, a mask
+    }
+
     /// <summary>A 2-block model on the 16-bit code, and random ids and targets [batch, context].</summary>
     private static (LanguageModel Model, Tensor Idx, Tensor Targets) SmallModel(int seed, int d, int context, int batch)
     {
