@@ -64,7 +64,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     }
 
     /// <summary>The longest context attended by <see cref="CausalByProducts"/>: its [B, nh, T, T] probabilities, kept for
-    /// backward, grow with T squared (16 MiB per block at B 8, 8 heads, T 512), and its lead over the fused kernel
+    /// backward, grow with T squared (32 MiB per block at B 8, 8 heads, T 512), and its lead over the fused kernel
     /// shrinks with T (about 1.3x at T 1,024, none at 2,048).</summary>
     internal const int ProductsUpTo = 512;
 
