@@ -145,7 +145,8 @@ public static class StepProfile
         int d = c.DModel, nh = c.NHead, hs = d / nh;
         var (f32, cd) = (ScalarType.Float32, model.ComputeType);
         using var scope = torch.NewDisposeScope();
-        var (cos, sin) = Rotary.Tables(0, T, hs, c.RopeTheta, CPU);
+        var attention = AttentionContext.Create(0, T, null, c, cd, CPU);    // as the model's forward makes it; freed with the scope
+        var (cos, sin) = (attention.Cos, attention.Sin);
         var lnWeight = torch.ones(d, requires_grad: true);
         var lnBias = torch.zeros(d, requires_grad: true);
         var keys = torch.randn([B, nh, T, hs], dtype: cd, requires_grad: true);
@@ -158,8 +159,8 @@ public static class StepProfile
             ("query-key-value projection", 1, [B, T, d], f32, x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
             // as in the model: the queries (and the keys) are a strided view of the projection's output
             ("rotary (queries, keys)", 2, [B, T, 3 * d], cd, x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
-            (Bf16Products(cd) ? "attention, causal, by products" : "scaled_dot_product_attention, causal", 1, [B, nh, T, hs], cd, q =>
-                Attention(q, keys, values, Bf16Products(cd)), 4.0 * B * T * T * d),
+            (attention.Future is null ? "scaled_dot_product_attention, causal" : "attention, causal, by products", 1, [B, nh, T, hs], cd, q =>
+                Attention(q, keys, values, attention.Future), 4.0 * B * T * T * d),
             ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], cd, x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
             ("attention output projection", 1, [B, T, d], cd, x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
             ("MLP up", 1, [B, T, d], f32, x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
@@ -183,11 +184,11 @@ public static class StepProfile
         }
     }
 
-    /// <summary>Causal attention as the model takes it: written out as products (bf16 on the CPU at this T) or fused.</summary>
-    private static bool Bf16Products(ScalarType dtype) => dtype == ScalarType.BFloat16 && T <= CausalSelfAttention.ProductsUpTo;
-
-    private static Tensor Attention(Tensor q, Tensor k, Tensor v, bool products) =>
-        products ? CausalSelfAttention.CausalByProducts(q, k, v) : nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, true);
+    /// <summary>Causal attention written out as products where <paramref name="future"/> is given (as the model does in
+    /// bf16 on the CPU at this T), else fused.</summary>
+    private static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? future) => future is null
+        ? nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, true)
+        : CausalSelfAttention.CausalByProducts(q, k, v, future);
 
     /// <summary>The step's choices for speed, each beside the way it replaced, in the same round: in bf16 causal attention
     /// (products against the fused kernel, forward and backward, x blocks); over the head's chunks of rows, in bf16 its
@@ -230,14 +231,14 @@ public static class StepProfile
             table.Add(taken, 0, Ms(() => run(takenArgument)) * chunks);
             table.Add(other, 0, Ms(() => run(!takenArgument)) * chunks);
         }
-        if (!Bf16Products(dtype)) return;
+        if (AttentionContext.Create(0, T, null, model.Config, dtype, CPU).Future is not { } future) return;   // freed with the scope
         int nh = model.Config.NHead, hs = d / nh;
         var (q, k, v) = (Leaf(), Leaf(), Leaf());
         var upstream = torch.randn([B, nh, T, hs], dtype: dtype);
         Tensor Leaf() => torch.randn([B, nh, T, hs], dtype: dtype, requires_grad: true);
         void Attend(bool products)
         {
-            using (var y = Attention(q, k, v, products)) y.backward([upstream]);
+            using (var y = Attention(q, k, v, products ? future : null)) y.backward([upstream]);
             q.grad = k.grad = v.grad = null;
         }
         table.Add("causal attention by products, forward and backward (x blocks)", 0, Ms(() => Attend(true)) * L);

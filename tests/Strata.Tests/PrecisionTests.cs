@@ -152,9 +152,12 @@ public class PrecisionTests
             return leaves.Select(l => l.grad!).Prepend(y.detach()).Select(t => t.to(ScalarType.Float32)).ToArray();
         }
         static Tensor Fused(Tensor q, Tensor k, Tensor v) => nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, true);
+        var config = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 1024, VocabSize = 65536 };
+        using var context = AttentionContext.Create(0, shape[2], null, config, ScalarType.BFloat16, CPU);   // the mask the model's forward makes
+        Tensor Products(Tensor q, Tensor k, Tensor v) => CausalSelfAttention.CausalByProducts(q, k, v, context.Future!);
         var reference = Run(Fused, ScalarType.Float32);
-        var products = Run(CausalSelfAttention.CausalByProducts, ScalarType.Float32);
-        var productsBf16 = Run(CausalSelfAttention.CausalByProducts, ScalarType.BFloat16);
+        var products = Run(Products, ScalarType.Float32);
+        var productsBf16 = Run(Products, ScalarType.BFloat16);
         var fusedBf16 = Run(Fused, ScalarType.BFloat16);
         string[] names = ["output", "dq", "dk", "dv"];
         for (int i = 0; i < 4; i++)
@@ -166,15 +169,14 @@ public class PrecisionTests
                 $"{names[i]}: by products {Error(productsBf16):E2} from fp32, fused {Error(fusedBf16):E2}");
         }
 
-        var config = new ModelConfig { DModel = 64, NHead = 4, ContextLength = 1024, VocabSize = 65536 };
         bool Takes(long past, long T, ScalarType dtype)
         {
             using var attention = AttentionContext.Create(past, T, null, config, dtype, CPU);
-            return CausalSelfAttention.TakesProducts(torch.zeros([1, 4, T, 16], dtype: dtype), attention);
+            return attention.Future is not null;
         }
         Assert.True(Takes(0, 256, ScalarType.BFloat16));
-        Assert.True(Takes(0, CausalSelfAttention.ProductsUpTo, ScalarType.BFloat16));
-        Assert.False(Takes(0, CausalSelfAttention.ProductsUpTo + 1, ScalarType.BFloat16));   // the fused kernel's memory stays linear in T
+        Assert.True(Takes(0, AttentionContext.ProductsUpTo, ScalarType.BFloat16));
+        Assert.False(Takes(0, AttentionContext.ProductsUpTo + 1, ScalarType.BFloat16));       // the fused kernel's memory stays linear in T
         Assert.False(Takes(0, 256, ScalarType.Float32));                                         // in fp32 the fused kernel is faster
         Assert.False(Takes(3, 5, ScalarType.BFloat16));                                          // after cached positions, a mask
     }

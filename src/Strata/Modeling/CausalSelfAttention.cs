@@ -50,8 +50,8 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         try
         {
             // causal without a cache; after P cached positions query i sees keys 0..P+i; with padding, not the padding
-            var y = TakesProducts(q, attention)
-                ? CausalByProducts(q, k, v)
+            var y = attention.Future is { } future
+                ? CausalByProducts(q, k, v, future)
                 : nn.functional.scaled_dot_product_attention(q, k, v, attention.Mask, 0.0, attention.IsCausal);   // [B, nh, T, hs]
             using (y)
             using (var merged = y.transpose(1, 2).contiguous().view(B, T, C))           // [B, T, C]
@@ -63,29 +63,17 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         }
     }
 
-    /// <summary>The longest context attended by <see cref="CausalByProducts"/>: its [B, nh, T, T] probabilities, kept for
-    /// backward, grow with T squared (32 MiB per block at B 8, 8 heads, T 512), and its lead over the fused kernel
-    /// shrinks with T (about 1.3x at T 1,024, none at 2,048).</summary>
-    internal const int ProductsUpTo = 512;
-
-    /// <summary>Whether causal attention without a cache or padding is written out as products: in bf16 on the CPU, where
-    /// libtorch 2.10's fused <c>scaled_dot_product_attention</c> runs at 10-16% of bf16 torch.mm's rate at T 256 (its
-    /// backward three times its forward), and the products 2.5-4x faster than it, forward and backward.</summary>
-    internal static bool TakesProducts(Tensor q, AttentionContext attention) =>
-        attention.IsCausal && attention.Mask is null && q.dtype == ScalarType.BFloat16 && q.device_type == DeviceType.CPU && q.shape[2] <= ProductsUpTo;
-
     /// <summary>softmax(q k^T / sqrt(hs) + causal mask) v as two batched products and a softmax. The scores and the
     /// probabilities are in the inputs' dtype (the fused kernel keeps the scores in fp32); libtorch's softmax sums in
     /// fp32. Under PyTorch's autocast an attention written out so rounds its scores to bf16 too.</summary>
     /// <param name="q">[B, nh, T, hs], as <paramref name="k"/> and <paramref name="v"/></param>
-    internal static Tensor CausalByProducts(Tensor q, Tensor k, Tensor v)
+    /// <param name="future">[T, T], true where a key lies after its query (<see cref="AttentionContext.Future"/>)</param>
+    internal static Tensor CausalByProducts(Tensor q, Tensor k, Tensor v, Tensor future)
     {
-        long T = q.shape[2];
         using var scaled = q * (1.0 / Math.Sqrt(q.shape[3]));
         using var keysT = k.transpose(-2, -1);
         using var scores = torch.matmul(scaled, keysT);                              // [B, nh, T, T]
-        using (var future = torch.ones([T, T], dtype: ScalarType.Bool, device: q.device).triu(1))
-            scores.masked_fill_(future, double.NegativeInfinity);
+        scores.masked_fill_(future, double.NegativeInfinity);
         using var probabilities = scores.softmax(-1);
         return torch.matmul(probabilities, v);
     }
