@@ -51,7 +51,7 @@ public static class TrainingThroughput
                 Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                               // warm-up
                 models.Add((d, p, model, opt, batch, new List<double>()));
             }
-        for (int round = 0; round < rounds; round++)
+        void ReadYardstick()
         {
             foreach (var p in precisions)
             {
@@ -59,6 +59,10 @@ public static class TrainingThroughput
                 mm[p].Add(sustained);
                 burst[p].Add(fastest);
             }
+        }
+        for (int round = 0; round < rounds; round++)
+        {
+            ReadYardstick();
             foreach (var m in models)
             {
                 var sw = Stopwatch.StartNew();
@@ -69,12 +73,7 @@ public static class TrainingThroughput
             Console.WriteLine($"round {round + 1}: torch.mm {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s; " +
                 string.Join(", ", models.Select(m => $"d={m.D} {m.P} {m.TokS[^1]:F0} tok/s")));
         }
-        foreach (var p in precisions)                                                       // the reading that closes the last round
-        {
-            var (sustained, fastest) = MatmulReading(device, p.ComputeType());
-            mm[p].Add(sustained);
-            burst[p].Add(fastest);
-        }
+        ReadYardstick();                                                                    // the reading that closes the last round
         Console.WriteLine($"closing torch.mm reading: {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s");
         Console.WriteLine();
         Console.WriteLine($"| model ({L} blocks, T {T}, B {B}, V 65,536, 16-bit substrate) | precision | tokens/s | model GFLOP/s | torch.mm " +
