@@ -16,6 +16,7 @@ using Strata.Bench;
 using Strata.Util;
 
 NativeAllocator.KeepFreedMemory();
+OpenMpWaiting.SpinBriefly();
 var which = args.FirstOrDefault() ?? "train";
 switch (which)
 {

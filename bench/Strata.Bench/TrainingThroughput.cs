@@ -32,8 +32,8 @@ public static class TrainingThroughput
         int steps = args.SkipWhile(a => a != "--steps").Skip(1).Select(int.Parse).FirstOrDefault(2);
         int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(3);
         var device = args.SkipWhile(a => a != "--device").Skip(1).FirstOrDefault() == "cuda" ? InitCuda() : CPU;
-        Console.WriteLine($"threads {torch.get_num_threads()}, device {device.type}, {rounds} alternating rounds of {steps} timed steps per model " +
-            "(after a warm-up step)");
+        Console.WriteLine($"threads {torch.get_num_threads()} (GOMP_SPINCOUNT {OpenMpWaiting.SpinCount() ?? "unset"}), device {device.type}, " +
+            $"{rounds} alternating rounds of {steps} timed steps per model (after a warm-up step)");
         var precisions = new[] { Precision.Fp32, Precision.Bf16 };
         var mm = precisions.ToDictionary(p => p, _ => new List<double>());
         var burst = precisions.ToDictionary(p => p, _ => new List<double>());

@@ -13,6 +13,7 @@ public static class Program
     public static int Main(string[] args)
     {
         NativeAllocator.KeepFreedMemory();
+        OpenMpWaiting.SpinBriefly();
         Signals.Install();
         return Run(args, Console.Out, Console.Error);
     }
