@@ -33,7 +33,7 @@ public static class StepProfile
         using var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
         using var batch = torch.randint(0, V, [B, T + 1]);
         Console.WriteLine($"d = {d}, {L} blocks, T {T}, B {B}, V 65,536, {precision.ToString().ToLowerInvariant()}, " +
-            $"threads {torch.get_num_threads()}, median of {rounds} rounds");
+            $"threads {torch.get_num_threads()} (GOMP_SPINCOUNT {Strata.Util.OpenMpWaiting.SpinCount() ?? "unset"}), median of {rounds} rounds");
         var mm = new List<double>();
         var step = new Table("step part");
         var block = new Table("one block's operation (x its count)");
@@ -159,8 +159,8 @@ public static class StepProfile
             ("query-key-value projection", 1, [B, T, d], f32, x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
             // as in the model: the queries (and the keys) are a strided view of the projection's output
             ("rotary (queries, keys)", 2, [B, T, 3 * d], cd, x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
-            (attention.Future is null ? "scaled_dot_product_attention, causal" : "attention, causal, by products", 1, [B, nh, T, hs], cd, q =>
-                Attention(q, keys, values, attention.Future), 4.0 * B * T * T * d),
+            (attention.ByProducts ? "attention, causal, by products" : "scaled_dot_product_attention, causal", 1, [B, nh, T, hs], cd, q =>
+                Attend(q, keys, values, attention.ByProducts ? Attention.ByProducts : Attention.Fused), 4.0 * B * T * T * d),
             ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], cd, x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
             ("attention output projection", 1, [B, T, d], cd, x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
             ("MLP up", 1, [B, T, d], f32, x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
@@ -184,16 +184,27 @@ public static class StepProfile
         }
     }
 
-    /// <summary>Causal attention written out as products where <paramref name="future"/> is given (as the model does in
-    /// bf16 on the CPU at this T), else fused.</summary>
-    private static Tensor Attention(Tensor q, Tensor k, Tensor v, Tensor? future) => future is null
-        ? nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, true)
-        : CausalSelfAttention.CausalByProducts(q, k, v, future);
+    /// <summary>The ways to attend causally: libtorch's fused kernel, products around Strata's kernel (the model's way in
+    /// bf16 on the CPU up to AttentionContext.ProductsUpTo positions), and products around libtorch's masked_fill and
+    /// softmax (the way it replaced).</summary>
+    private enum Attention { Fused, ByProducts, ByProductsWithLibtorch }
+
+    private static Tensor Attend(Tensor q, Tensor k, Tensor v, Attention way)
+    {
+        if (way == Attention.Fused) return nn.functional.scaled_dot_product_attention(q, k, v, null, 0.0, true);
+        if (way == Attention.ByProducts) return CausalAttentionByProducts.Attend(q, k, v);
+        long t = q.shape[2];
+        using var scope = torch.NewDisposeScope();
+        var scores = torch.matmul(q * (1.0 / Math.Sqrt(q.shape[3])), k.transpose(-2, -1));
+        scores.masked_fill_(torch.ones([t, t], dtype: ScalarType.Bool).triu(1), double.NegativeInfinity);
+        return torch.matmul(scores.softmax(-1), v).MoveToOuterDisposeScope();
+    }
 
     /// <summary>The step's choices for speed, each beside the way it replaced, in the same round: in bf16 causal attention
-    /// (products against the fused kernel, forward and backward, x blocks); over the head's chunks of rows, in bf16 its
+    /// (products around Strata's kernel against the fused kernel and against products around libtorch's masked_fill and
+    /// softmax, forward and backward, x blocks); over the head's chunks of rows, in bf16 its
     /// pass over the logits (RowSoftmax against libtorch's to fp32, max, subtract and exp, sum and back), and dH (G W
-    /// against (W^T G^T)^T: the form taken depends on the dtype).</summary>
+    /// against (W^T G^T)^T, which libtorch's bf16 product once ran faster).</summary>
     private static void Choices(LanguageModel model, Table table)
     {
         int d = model.Config.DModel;
@@ -210,7 +221,7 @@ public static class StepProfile
             var x = torch.mm(h, w.t());
             if (kernel) RowSoftmax.ExpInPlace(x);
             else x = ChunkedCrossEntropy.LibtorchExponentials(x).Exponentials;
-            ChunkedCrossEntropy.TimesWeight(x, w);
+            torch.mm(x, w);
         }
         void Dh(bool plain)
         {
@@ -218,12 +229,11 @@ public static class StepProfile
             if (plain) torch.mm(logits, w);
             else torch.mm(w.t(), logits.t()).t().contiguous();
         }
-        bool f32 = dtype == ScalarType.Float32;
         var pairs = new List<(string Taken, string Other, Action<bool> Run, bool TakenArgument)>
         {
-            (f32 ? "dH = G W (x chunks)" : "dH = (W^T G^T)^T (x chunks)", f32 ? "dH = (W^T G^T)^T (x chunks)" : "dH = G W (x chunks)", Dh, f32),
+            ("dH = G W (x chunks)", "dH = (W^T G^T)^T (x chunks)", Dh, true),
         };
-        if (!f32) pairs.Insert(0, ("logits, pass over them with RowSoftmax, dH (x chunks)",
+        if (dtype != ScalarType.Float32) pairs.Insert(0, ("logits, pass over them with RowSoftmax, dH (x chunks)",
             "logits, pass over them with libtorch's operations, dH (x chunks)", Pass, true));
         int chunks = (int)(n / rows);
         foreach (var (taken, other, run, takenArgument) in pairs)
@@ -231,18 +241,21 @@ public static class StepProfile
             table.Add(taken, 0, Ms(() => run(takenArgument)) * chunks);
             table.Add(other, 0, Ms(() => run(!takenArgument)) * chunks);
         }
-        if (AttentionContext.Create(0, T, null, model.Config, dtype, CPU).Future is not { } future) return;   // freed with the scope
+        using (var attention = AttentionContext.Create(0, T, null, model.Config, dtype, CPU))
+            if (!attention.ByProducts) return;
         int nh = model.Config.NHead, hs = d / nh;
         var (q, k, v) = (Leaf(), Leaf(), Leaf());
         var upstream = torch.randn([B, nh, T, hs], dtype: dtype);
         Tensor Leaf() => torch.randn([B, nh, T, hs], dtype: dtype, requires_grad: true);
-        void Attend(bool products)
+        double Both(Attention way) => Ms(() =>
         {
-            using (var y = Attention(q, k, v, products ? future : null)) y.backward([upstream]);
+            using (var y = Attend(q, k, v, way)) y.backward([upstream]);
             q.grad = k.grad = v.grad = null;
-        }
-        table.Add("causal attention by products, forward and backward (x blocks)", 0, Ms(() => Attend(true)) * L);
-        table.Add("scaled_dot_product_attention, causal, forward and backward (x blocks)", 0, Ms(() => Attend(false)) * L);
+        }) * L;
+        table.Add("causal attention by products, forward and backward (x blocks)", 0, Both(Attention.ByProducts));
+        table.Add("scaled_dot_product_attention, causal, forward and backward (x blocks)", 0, Both(Attention.Fused));
+        table.Add("causal attention by products, timed again (x blocks)", 0, Both(Attention.ByProducts));
+        table.Add("products around libtorch's masked_fill and softmax (x blocks)", 0, Both(Attention.ByProductsWithLibtorch));
     }
 
     /// <summary>The head's work over the step's B*T rows in <paramref name="dtype"/>, as ChunkedCrossEntropy does it (no
@@ -285,7 +298,7 @@ public static class StepProfile
             else { (max, sum) = RowSoftmax.ExpInPlace(logits); Lap("each row's max, exp(x - max) in place, sum (RowSoftmax)"); }
             var loss = (max + sum.log() - xt).sum(); Lap("the loss");
             var scale = sum.reciprocal().div_(n);
-            dHidden.narrow(0, start, rows).copy_(ChunkedCrossEntropy.TimesWeight(logits, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
+            dHidden.narrow(0, start, rows).copy_(torch.mm(logits, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
             Lap("dH = G W (with the row scale and the one-hot part)", 2.0 * rows * d * V);
             ChunkedCrossEntropy.AddTransposedProduct(dWeight, logits, h.mul(scale.to(dtype)));
             dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n); Lap("dW += G^T h (with the one-hot part)", 2.0 * rows * d * V);

@@ -11,8 +11,8 @@ namespace Strata.Modeling;
 /// </summary>
 internal sealed class AttentionContext : IDisposable
 {
-    private AttentionContext(Tensor cos, Tensor sin, Tensor? mask, bool causal, Tensor? future = null) =>
-        (Cos, Sin, Mask, IsCausal, Future) = (cos, sin, mask, causal, future);
+    private AttentionContext(Tensor cos, Tensor sin, Tensor? mask, bool causal, bool byProducts = false) =>
+        (Cos, Sin, Mask, IsCausal, ByProducts) = (cos, sin, mask, causal, byProducts);
 
     /// <summary>[T, hs], or [B, 1, T, hs] with padding.</summary>
     public Tensor Cos { get; }
@@ -21,16 +21,15 @@ internal sealed class AttentionContext : IDisposable
     public Tensor? Mask { get; }
     public bool IsCausal { get; }
 
-    /// <summary>[T, T], true where a key lies after its query, when causal attention is written out as products
-    /// (<see cref="CausalSelfAttention.CausalByProducts"/>): in bf16 on the CPU, where libtorch 2.10's fused
-    /// <c>scaled_dot_product_attention</c> runs at 10-16% of bf16 torch.mm's rate at T 256 (its backward three times its
-    /// forward) and the products 2.4x faster than it, forward and backward; up to <see cref="ProductsUpTo"/> positions.
-    /// Null where the fused kernel attends.</summary>
-    public Tensor? Future { get; }
+    /// <summary>Whether causal attention is written out as products (<see cref="CausalAttentionByProducts"/>): in bf16 on
+    /// the CPU, where libtorch 2.10's fused <c>scaled_dot_product_attention</c> runs at 10-16% of bf16 torch.mm's rate at
+    /// T 256 (its backward three times its forward), up to <see cref="ProductsUpTo"/> positions. Otherwise the fused
+    /// kernel attends.</summary>
+    public bool ByProducts { get; }
 
     /// <summary>The longest context attended by products: their [B, nh, T, T] probabilities, kept for backward, grow with
-    /// T squared (32 MiB per block at B 8, 8 heads, T 512), and their lead over the fused kernel shrinks with T (about
-    /// 1.3x at T 1,024, none at 2,048).</summary>
+    /// T squared (32 MiB per block at B 8, 8 heads, T 512), and their lead over the fused kernel shrinks with T (forward
+    /// and backward, B x T = 2,048, 4 heads of 64: 4.8x at T 256, 3.3x at 512, 1.2x at 1,024 and at 2,048).</summary>
     public const int ProductsUpTo = 512;
 
     /// <param name="past">positions already in the cache</param>
@@ -45,10 +44,8 @@ internal sealed class AttentionContext : IDisposable
             {
                 Tensor? mask = past > 0 && T > 1 ? torch.ones([T, past + T], dtype: ScalarType.Bool, device: device).tril(past) : null;
                 bool causal = past == 0 && T > 1;
-                Tensor? future = causal && T <= ProductsUpTo && dtype == ScalarType.BFloat16 && device.type == DeviceType.CPU
-                    ? torch.ones([T, T], dtype: ScalarType.Bool, device: device).triu(1)
-                    : null;
-                return new AttentionContext(cos.to(dtype), sin.to(dtype), mask, causal, future);
+                bool byProducts = causal && T <= ProductsUpTo && CausalAttentionByProducts.Applies(dtype, device);
+                return new AttentionContext(cos.to(dtype), sin.to(dtype), mask, causal, byProducts);
             }
         }
         long S = past + T;
@@ -73,6 +70,5 @@ internal sealed class AttentionContext : IDisposable
         Cos.Dispose();
         Sin.Dispose();
         Mask?.Dispose();
-        Future?.Dispose();
     }
 }

@@ -31,11 +31,11 @@ internal static class Bf16Accumulation
         {
             for (long i = blocks * w / workers * Width, end = blocks * (w + 1) / workers * Width; i < end; i += Width)
             {
-                var (lo, hi) = Vector512.Widen(Vector512.Load(a + i));
-                (Vector512.Load(s + i) + Vector512.ShiftLeft(lo, 16).AsSingle()).Store(s + i);
-                (Vector512.Load(s + i + 16) + Vector512.ShiftLeft(hi, 16).AsSingle()).Store(s + i + 16);
+                var (lo, hi) = Bf16Vectors.Widen(Vector512.Load(a + i));
+                (Vector512.Load(s + i) + lo).Store(s + i);
+                (Vector512.Load(s + i + 16) + hi).Store(s + i + 16);
             }
         });
-        for (long i = blocks * Width; i < n; i++) s[i] += BitConverter.UInt32BitsToSingle((uint)a[i] << 16);
+        for (long i = blocks * Width; i < n; i++) s[i] += Bf16Vectors.ToFloat(a[i]);
     }
 }

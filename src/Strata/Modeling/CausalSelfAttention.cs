@@ -50,8 +50,8 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         try
         {
             // causal without a cache; after P cached positions query i sees keys 0..P+i; with padding, not the padding
-            var y = attention.Future is { } future
-                ? CausalByProducts(q, k, v, future)
+            var y = attention.ByProducts
+                ? CausalAttentionByProducts.Attend(q, k, v)
                 : nn.functional.scaled_dot_product_attention(q, k, v, attention.Mask, 0.0, attention.IsCausal);   // [B, nh, T, hs]
             using (y)
             using (var merged = y.transpose(1, 2).contiguous().view(B, T, C))           // [B, T, C]
@@ -61,20 +61,5 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         {
             if (cache is not null) { k.Dispose(); v.Dispose(); }
         }
-    }
-
-    /// <summary>softmax(q k^T / sqrt(hs) + causal mask) v as two batched products and a softmax. The scores and the
-    /// probabilities are in the inputs' dtype (the fused kernel keeps the scores in fp32); libtorch's softmax sums in
-    /// fp32. Under PyTorch's autocast an attention written out so rounds its scores to bf16 too.</summary>
-    /// <param name="q">[B, nh, T, hs], as <paramref name="k"/> and <paramref name="v"/></param>
-    /// <param name="future">[T, T], true where a key lies after its query (<see cref="AttentionContext.Future"/>)</param>
-    internal static Tensor CausalByProducts(Tensor q, Tensor k, Tensor v, Tensor future)
-    {
-        using var scaled = q * (1.0 / Math.Sqrt(q.shape[3]));
-        using var keysT = k.transpose(-2, -1);
-        using var scores = torch.matmul(scaled, keysT);                              // [B, nh, T, T]
-        scores.masked_fill_(future, double.NegativeInfinity);
-        using var probabilities = scores.softmax(-1);
-        return torch.matmul(probabilities, v);
     }
 }

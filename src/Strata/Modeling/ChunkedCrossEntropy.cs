@@ -73,7 +73,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             // d(mean loss)/d(logits) = (softmax - one-hot) / N = g diag(1/(s N)) - Y / N: the row scale rides on the
             // small operands and the one-hot part is a gather (dH) and an index_add (dW), so no pass over [count, V] more
             var scale = sum.reciprocal().div_(n);                                               // [count, 1]
-            dHidden?.narrow(0, start, count).copy_(TimesWeight(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
+            dHidden?.narrow(0, start, count).copy_(torch.mm(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
             if (dWeight is not null)
             {
                 AddTransposedProduct(dWeight, g, h.mul(scale.to(h.dtype)));
@@ -115,10 +115,6 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         e.sub_(max).exp_();
         return (e.to(logits.dtype), max, e.sum(1, keepdim: true));
     }
-
-    /// <summary>G W [count, C] for G [count, V] and W [V, C]: in bf16 libtorch takes (W^T G^T)^T at 1.8-2.6x the rate of
-    /// G W (Strata.Bench profile --precision bf16), in fp32 the other way round.</summary>
-    internal static Tensor TimesWeight(Tensor g, Tensor w) => g.dtype == ScalarType.Float32 ? torch.mm(g, w) : torch.mm(w.t(), g.t()).t();
 
     /// <summary>dW += G^T H, dW [V, C] fp32: in place in fp32; in bf16 the product's bf16 result added into it (by
     /// <see cref="Bf16Accumulation"/> where it applies).</summary>
