@@ -79,7 +79,7 @@ internal sealed class CausalAttentionByProducts : torch.autograd.SingleTensorFun
 
     /// <summary>The rows and their length T of a contiguous bf16 [.., T, T] tensor. The kernel runs on the calling
     /// thread alone: after each of libtorch's products its OpenMP threads spin for a while, and a second .NET thread
-    /// competing with them made it slower, not faster (Strata.Bench profile --precision bf16).</summary>
+    /// competing with them made it slower, not faster (an alternation in a step's order, docs/BENCHMARKS.md).</summary>
     private static (long Rows, int T) Rows(Tensor t)
     {
         if (!t.is_contiguous() || t.dtype != ScalarType.BFloat16 || t.shape[^2] != t.shape[^1])
