@@ -105,8 +105,8 @@ internal sealed class CausalAttentionByProducts : torch.autograd.SingleTensorFun
             (hi * vscale).Store(e + j + 16);
         }
         for (; j < n; j++) e[j] = Bf16Vectors.ToFloat(s[j]) * scale;           // past the last 32 when T is not a multiple
-        int width = Math.Max(seen, n);
-        for (j = n; j < RoundUp(width); j++) e[j] = float.NegativeInfinity;     // unseen keys read with the seen ones
+        int width = Math.Max(seen, n), padded = RoundUp(width);
+        for (j = n; j < padded; j++) e[j] = float.NegativeInfinity;             // unseen keys read with the seen ones
         for (j = 0; j < width; j += 16) vmax = Vector512.MaxNative(vmax, Vector512.Load(e + j));
         var vm = Vector512.Create(Bf16Vectors.Max(vmax));
         var sum = Vector512<float>.Zero;
@@ -117,7 +117,7 @@ internal sealed class CausalAttentionByProducts : torch.autograd.SingleTensorFun
             sum += x;
         }
         var inverse = Vector512.Create(1f / Vector512.Sum(sum));
-        for (j = n; j < RoundUp(width); j++) e[j] = 0;
+        for (j = n; j < padded; j++) e[j] = 0;
         for (j = 0; j < whole; j += 32)
         {
             var written = j < width
