@@ -115,6 +115,21 @@ public class ParquetGuardTests
     public void A_page_larger_than_its_chunk_is_refused() =>
         AssertRefused(Rewrite(firstPage: h => With(h, 3, new Int(1 << 30, 5))), "declares 1073741824 bytes");
 
+    [Fact]
+    public void A_column_Parquet_Net_cannot_decode_is_refused_in_one_line()
+    {
+        var path = Rewrite(footer: m =>
+        {
+            // the text column (after the root) without its physical type: neither a column nor a group to Parquet.Net
+            var schema = (List)m.Field(2)!;
+            var untyped = new Struct(((Struct)schema.Items[1]).Fields.Where(f => f.Key != 1).ToDictionary());
+            return With(m, 2, new List([schema.Items[0], untyped, .. schema.Items.Skip(2)], 12));
+        });
+        ParquetGuard.Check(path);                                                            // well-formed Thrift, a tree
+        var e = Assert.Throws<StrataException>(() => new DocumentReader(new ReadOptions()).Read(0, path, "hostile.parquet", true).ToList());
+        Assert.Contains("its schema is not readable", e.Message);
+    }
+
     /// <summary>Thrift compact writing, the inverse of ThriftCompact's reading (binaries copied from the source).</summary>
     private static byte[] Write(Struct s, ReadOnlySpan<byte> source)
     {

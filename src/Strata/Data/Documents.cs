@@ -262,11 +262,14 @@ internal sealed class DocumentReader(ReadOptions options)
             $"{path}: not a readable Parquet file ({e.GetType().Name})"); }
         try
         {
-            var field = reader.Schema.GetDataFields().FirstOrDefault(f => f.Name == options.Field && (f.ClrType == typeof(string)
-                || f.ClrType == typeof(ReadOnlyMemory<char>)))
+            // Parquet.Net builds the schema's fields when asked (each time), and refuses elements it cannot decode then
+            Parquet.Schema.DataField[] fields;
+            try { fields = reader.Schema.GetDataFields(); }
+            catch (Exception e) when (e is not (StrataException or OutOfMemoryException)) { throw new StrataException(
+                $"{path}: its schema is not readable ({e.GetType().Name})"); }
+            var field = fields.FirstOrDefault(f => f.Name == options.Field && (f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>)))
                 ?? throw new StrataException(
-                    $"{path}: no text column '{options.Field}' (columns: {string.Join(", ", reader.Schema.GetDataFields().Select(f => f.Name))}; " +
-                        "choose one with --field)");
+                    $"{path}: no text column '{options.Field}' (columns: {string.Join(", ", fields.Select(f => f.Name))}; choose one with --field)");
             long index = 0;
             for (int g = 0; g < reader.RowGroupCount; g++)
             {
