@@ -269,7 +269,7 @@ public static class StepProfile
         var w = torch.randn(V, d).mul_(0.02);
         var targets = torch.randint(0, V, [n]);
         var dHidden = torch.empty_like(hidden);
-        var dWeight = torch.zeros(V, d);
+        Tensor? dWeight = null;
         var ms = new Dictionary<string, double>();
         var flops = new Dictionary<string, double>();
         var sw = Stopwatch.StartNew();
@@ -300,7 +300,7 @@ public static class StepProfile
             var scale = sum.reciprocal().div_(n);
             dHidden.narrow(0, start, rows).copy_(torch.mm(logits, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
             Lap("dH = G W (with the row scale and the one-hot part)", 2.0 * rows * d * V);
-            ChunkedCrossEntropy.AddTransposedProduct(dWeight, logits, h.mul(scale.to(dtype)));
+            ChunkedCrossEntropy.AddTransposedProduct(ref dWeight, logits, h.mul(scale.to(dtype)));
             dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n); Lap("dW += G^T h (with the one-hot part)", 2.0 * rows * d * V);
         }
         foreach (var (name, m) in ms) table.Add(name, flops[name], m);

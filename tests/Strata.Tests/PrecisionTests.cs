@@ -62,6 +62,39 @@ public class PrecisionTests
         else Assert.Null(chunked.DBias);
     }
 
+    [Fact]
+    public void The_chunked_heads_gradients_add_up_over_micro_batches_and_backward_passes()
+    {
+        using var scope = torch.NewDisposeScope();
+        var g = new torch.Generator(13);
+        var hidden = torch.randn([61, 48], generator: g);
+        var weight = torch.randn([997, 48], generator: g) * 0.3;
+        var bias = torch.randn([997], generator: g);
+        var (first, second) = (torch.randint(0, 997, [61], generator: g), torch.randint(0, 997, [61], generator: g));
+        // two micro-batches into the same parameters, the second loss halved: the first upstream gradient is 1, so the
+        // prepared gradients go on as they are, the second is not
+        (Tensor W, Tensor B) TwoLosses(Func<Tensor, Tensor, Tensor, Tensor, Tensor> loss)
+        {
+            using var w = weight.detach().requires_grad_(true);
+            using var b = bias.detach().requires_grad_(true);
+            using (var l = loss(hidden, w, b, first)) l.backward();
+            using (var l = loss(hidden, w, b, second) * 0.5) l.backward();
+            return (w.grad!.clone(), b.grad!.clone());
+        }
+        var plain = TwoLosses((h, w, b, t) => nn.functional.cross_entropy(nn.functional.linear(h, w, b), t));
+        var chunked = TwoLosses((h, w, b, t) => ChunkedCrossEntropy.Loss(h, w, b, t, 7));
+        AssertClose(plain.W, chunked.W, 1e-6, "d weight, two losses");
+        AssertClose(plain.B, chunked.B, 1e-6, "d bias, two losses");
+
+        // a second backward of the same graph finds the prepared gradients as they were
+        using var w = weight.detach().requires_grad_(true);
+        using var loss = ChunkedCrossEntropy.Loss(hidden, w, null, first, 7);
+        loss.backward(retain_graph: true);
+        using var once = w.grad!.clone();
+        loss.backward();
+        AssertClose(once * 2, w.grad!, 1e-6, "d weight, two backward passes");
+    }
+
     /// <summary>max |actual - expected| within <paramref name="tolerance"/> of max |expected|.</summary>
     private static void AssertRelative(Tensor expected, Tensor actual, double tolerance, string what)
     {

@@ -1,13 +1,14 @@
 // The LM head and its cross-entropy in one autograd function, over chunks of rows: the [N, V] logits of a 65,536-word
 // head never exist whole, only [chunk, V] at a time. The loss is the last operation of a training step, so its gradient
 // is a scalar: when gradients are wanted, each chunk's logits turn straight into their gradient (softmax - one-hot) and
-// from it the gradients of the hidden states and of the head's weight and bias, during the forward pass; backward only
-// scales them. Three matrix products per chunk as in the plain path (no recomputation), the passes over the chunk's
-// logits in place (in bf16 on the CPU one kernel, RowSoftmax, keeps the exponentials in bf16 and the rows' statistics
-// in fp32), and the head's peak memory falls from N x V x (logits + their gradient + softmax) to one chunk x V. The
-// loss is the mean over rows, accumulated in fp64 and returned in fp32 whatever the dtype of the inputs. (The same idea
-// as the fused linear cross-entropy of Liger-Kernel and of Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary
-// Language Models".)
+// from it the gradients of the hidden states and of the head's weight and bias, during the forward pass; backward
+// passes them on, scaled only when the upstream gradient is not 1. Three matrix products per chunk as in the plain
+// path (no recomputation), the passes over the chunk's logits in place (in bf16 on the CPU one kernel, RowSoftmax,
+// keeps the exponentials in bf16 and the rows' statistics in fp32), and the head's peak memory falls from
+// N x V x (logits + their gradient + softmax) to one chunk x V. The loss is the mean over rows, accumulated in fp64 and
+// returned in fp32 whatever the dtype of the inputs. (The same idea as the fused linear cross-entropy of Liger-Kernel
+// and of Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary Language Models".)
+using System.Diagnostics.CodeAnalysis;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -56,7 +57,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         using var total = torch.zeros([], dtype: ScalarType.Float64, device: hidden.device);
         // the gradients of the mean loss (upstream gradient 1), in fp32 until the end
         Tensor? dHidden = wants.Hidden ? torch.empty_like(hidden) : null;
-        Tensor? dWeight = wants.Weight ? torch.zeros(weight.shape, dtype: ScalarType.Float32, device: weight.device) : null;
+        Tensor? dWeight = null;                                                                  // written by the first chunk
         Tensor? dBias = wants.Bias ? torch.zeros(bias!.shape, dtype: ScalarType.Float32, device: bias.device) : null;
         for (long start = 0; start < n; start += rows)
         {
@@ -74,9 +75,9 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             // small operands and the one-hot part is a gather (dH) and an index_add (dW), so no pass over [count, V] more
             var scale = sum.reciprocal().div_(n);                                               // [count, 1]
             dHidden?.narrow(0, start, count).copy_(torch.mm(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
-            if (dWeight is not null)
+            if (wants.Weight)
             {
-                AddTransposedProduct(dWeight, g, h.mul(scale.to(h.dtype)));
+                AddTransposedProduct(ref dWeight, g, h.mul(scale.to(h.dtype)));
                 dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n);
             }
             if (dBias is not null)
@@ -116,14 +117,21 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         return (e.to(logits.dtype), max, e.sum(1, keepdim: true));
     }
 
-    /// <summary>dW += G^T H, dW [V, C] fp32: in place in fp32; in bf16 the product's bf16 result added into it (by
-    /// <see cref="Bf16Accumulation"/> where it applies).</summary>
-    internal static void AddTransposedProduct(Tensor dWeight, Tensor g, Tensor h)
+    /// <summary>dW += G^T H, dW [V, C] fp32, or dW = G^T H when it is null (the first chunk: no zeroed [V, C] to add
+    /// to): in place in fp32; in bf16 the product's bf16 result added into it (by <see cref="Bf16Accumulation"/> where
+    /// it applies). A new dW belongs to the dispose scope around the current one, as the gradient outlives the chunk.</summary>
+    internal static void AddTransposedProduct([NotNull] ref Tensor? dWeight, Tensor g, Tensor h)
     {
-        if (g.dtype == ScalarType.Float32) { dWeight.addmm_(g.t(), h); return; }
-        using var product = torch.mm(g.t(), h);
-        if (Bf16Accumulation.Applies(dWeight, product)) Bf16Accumulation.AddInto(dWeight, product);
-        else dWeight.add_(product);
+        if (dWeight is not null && g.dtype == ScalarType.Float32) { dWeight.addmm_(g.t(), h); return; }
+        var product = torch.mm(g.t(), h);
+        if (dWeight is null)
+        {
+            dWeight = (product.dtype == ScalarType.Float32 ? product : product.to(ScalarType.Float32)).MoveToOuterDisposeScope();
+            return;
+        }
+        using (product)
+            if (Bf16Accumulation.Applies(dWeight, product)) Bf16Accumulation.AddInto(dWeight, product);
+            else dWeight.add_(product);
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype)
@@ -134,7 +142,11 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
     public override List<Tensor> backward(torch.autograd.AutogradContext ctx, Tensor grad)
     {
         var saved = ctx.get_saved_variables();
-        Tensor? Scaled(string name) => ctx.get_data(name) is int i ? saved[i].mul(grad.to(saved[i].dtype)) : null;
+        // the upstream gradient of a loss is almost always 1: then the prepared gradients go on as they are, with no
+        // [V, C] product and no new [V, C] block (checking it on a GPU would wait for the forward pass, so there they
+        // are always scaled)
+        bool unit = grad.device_type == DeviceType.CPU && grad.item<float>() == 1;
+        Tensor? Scaled(string name) => ctx.get_data(name) is int i ? unit ? saved[i] : saved[i].mul(grad.to(saved[i].dtype)) : null;
         // one gradient per input, in order: hidden, weight, targets (none), rows and wants (not tensors), bias (a null
         // past the inputs is dropped when there is no bias)
         return [Scaled("hidden")!, Scaled("weight")!, null!, null!, null!, Scaled("bias")!];
