@@ -29,8 +29,9 @@ internal readonly record struct Cadence(int EvalEvery, int CheckpointEvery, long
 
 public sealed class Trainer : IDisposable
 {
-    /// <summary>Optimizer steps between returns of freed native memory to the kernel (Util/NativeAllocator.cs).</summary>
-    public const int TrimEvery = 10;
+    /// <summary>Optimizer steps between looks at the native heap's growth, which trim it when it grew
+    /// (Util/NativeAllocator.cs).</summary>
+    public const int HeapCheckEvery = 10;
 
     private readonly GrowthPlan _plan;
     private readonly TrainOptions _o;
@@ -132,7 +133,7 @@ public sealed class Trainer : IDisposable
         _stageStep++;
         _globalStep++;
         _tokensSeen += _tokensPerStep;
-        if (_globalStep % TrimEvery == 0) NativeAllocator.Trim();
+        if (_globalStep % HeapCheckEvery == 0) NativeAllocator.TrimIfGrown();
         _log.Step(_globalStep, stage.Index, step.Loss, lr, clock.Elapsed.TotalSeconds, Elapsed);
         if (_group.IsMain) _o.Progress?.Invoke(new TrainingProgress(_globalStep, _plan.TotalSteps, stage.Index, step.Loss, null, Elapsed));
         return step;

@@ -18,9 +18,58 @@ internal static class NativeAllocator
     [DllImport("libc.so.6", EntryPoint = "malloc_trim")]
     private static extern int MallocTrim(nuint pad);
 
-    /// <summary>Returns the pages of freed blocks to the kernel (glibc malloc_trim). Kept memory fragments over
-    /// time (the heap grew by 0.5-1 GiB every few dozen steps of the demo without it), so the trainer trims every
-    /// few steps: resident memory stays near what the steps need, at the cost of re-faulting pages once per trim.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private readonly struct HeapInfo
+    {
+        public readonly nuint Arena, Ordblks, Smblks, Hblks, Hblkhd, Usmblks, Fsmblks, Uordblks, Fordblks, Keepcost;
+    }
+
+    [DllImport("libc.so.6", EntryPoint = "mallinfo2")]
+    private static extern HeapInfo MallInfo2();
+
+    /// <summary>The heap's size (glibc mallinfo2's arena: every byte taken from the kernel, as large blocks are not
+    /// mmapped) after the last trim, or when first read.</summary>
+    private static ulong _heapAtTrim;
+
+    /// <summary>The least growth of the heap since the last trim that makes <see cref="TrimIfGrown"/> trim: a quarter of
+    /// its size then, and at least this.</summary>
+    public const ulong TrimGrowth = 256UL << 20;
+
+    /// <summary>The heap's size in bytes (mallinfo2's arena), or null where that cannot be read.</summary>
+    public static ulong? HeapBytes()
+    {
+        try { return MallInfo2().Arena; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return null; }
+    }
+
+    /// <summary>Returns the pages of freed blocks to the kernel (glibc malloc_trim) when the heap has grown by a quarter,
+    /// and by at least <see cref="TrimGrowth"/>, since the last trim (or the first call); true when it trimmed. Kept
+    /// memory can fragment, so that blocks of one size no longer fit where the last ones were and the heap grows by
+    /// them step after step; then trimming bounds the resident set. A trim costs the next step its pages again: a
+    /// d=256 bf16 step after one took 1.25 s against 0.51 s, faulting in 400 MB at about 7 us a page on this VM, and
+    /// trimming every 10 steps made the demo plan 7% slower in bf16 (docs/BENCHMARKS.md), so a heap that stays the
+    /// same size is left alone. Without mallinfo2 (glibc before 2.33) it always trims.</summary>
+    public static bool TrimIfGrown()
+    {
+        if (!_done) return false;
+        try
+        {
+            ulong heap = MallInfo2().Arena;
+            if (_heapAtTrim == 0) _heapAtTrim = heap;
+            if (heap < _heapAtTrim + Math.Max(TrimGrowth, _heapAtTrim / 4)) return false;
+            MallocTrim(0);
+            _heapAtTrim = MallInfo2().Arena;
+            return true;
+        }
+        catch (EntryPointNotFoundException)
+        {
+            MallocTrim(0);
+            return true;
+        }
+        catch (DllNotFoundException) { return false; }
+    }
+
+    /// <summary>Returns the pages of freed blocks to the kernel now (a benchmark's reading of one step's own peak).</summary>
     public static void Trim()
     {
         if (!_done) return;
