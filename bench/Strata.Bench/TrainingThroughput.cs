@@ -22,6 +22,7 @@ namespace Strata.Bench;
 /// part by part: StepProfile.
 /// Model FLOPs per token = 6 x (matmul weights: 12 d^2 per block + d V head) + 12 L T d (attention scores and mixing,
 /// counted as non-causal, as in PaLM appendix B and nanoGPT's estimate_mfu). The frozen 16-bit substrate costs a lookup.
+/// Beside each model, the median over rounds of its minor page faults per step (fresh pages from the kernel).
 /// Then the demo's shape (d 128, 4 blocks, T 128, B 16): seconds and peak resident memory of one step with the head's
 /// cross-entropy over the whole [B*T, V] logits (the path before the chunked head) and with the chunked head.
 /// </summary>
@@ -37,7 +38,7 @@ public static class TrainingThroughput
         var precisions = new[] { Precision.Fp32, Precision.Bf16 };
         var mm = precisions.ToDictionary(p => p, _ => new List<double>());
         var burst = precisions.ToDictionary(p => p, _ => new List<double>());
-        var models = new List<(int D, Precision P, LanguageModel Model, AdamW Opt, Tensor Batch, List<double> TokS)>();
+        var models = new List<(int D, Precision P, LanguageModel Model, AdamW Opt, Tensor Batch, List<double> TokS, List<double> Faults)>();
         const int L = 4, T = 256, B = 8, V = 65536;
         foreach (var d in new[] { 256, 512 })
             foreach (var p in precisions)
@@ -49,7 +50,7 @@ public static class TrainingThroughput
                 var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
                 var batch = torch.randint(0, V, [B, T + 1], device: device);
                 Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                               // warm-up
-                models.Add((d, p, model, opt, batch, new List<double>()));
+                models.Add((d, p, model, opt, batch, new List<double>(), new List<double>()));
             }
         void ReadYardstick()
         {
@@ -65,10 +66,12 @@ public static class TrainingThroughput
             ReadYardstick();
             foreach (var m in models)
             {
+                long faults = MinorPageFaults();
                 var sw = Stopwatch.StartNew();
                 for (int i = 0; i < steps; i++) Trainer.Step(m.Model, m.Opt, 1e-4, 1.0, [m.Batch]);
                 if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
                 m.TokS.Add((double)B * T * steps / sw.Elapsed.TotalSeconds);
+                m.Faults.Add((double)(MinorPageFaults() - faults) / steps);
             }
             Console.WriteLine($"round {round + 1}: torch.mm {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s; " +
                 string.Join(", ", models.Select(m => $"d={m.D} {m.P} {m.TokS[^1]:F0} tok/s")));
@@ -77,8 +80,8 @@ public static class TrainingThroughput
         Console.WriteLine($"closing torch.mm reading: {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s");
         Console.WriteLine();
         Console.WriteLine($"| model ({L} blocks, T {T}, B {B}, V 65,536, 16-bit substrate) | precision | tokens/s | model GFLOP/s | torch.mm " +
-            "GFLOP/s, sustained (burst) | MFU vs torch.mm sustained (burst) | tokens/s vs fp32 |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+            "GFLOP/s, sustained (burst) | MFU vs torch.mm sustained (burst) | tokens/s vs fp32 | page faults per step |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
         foreach (var m in models)
         {
             double tokS = Readings.Median(m.TokS), flopsPerToken = 6.0 * (12.0 * L * m.D * m.D + (double)m.D * V) + 12.0 * L * T * m.D;
@@ -88,12 +91,21 @@ public static class TrainingThroughput
             double Mfu(List<double> yardstick) =>
                 Readings.Median(m.TokS.Select((t, r) => t * flopsPerToken / 1e9 / ((yardstick[r] + yardstick[r + 1]) / 2)));
             Console.WriteLine($"| d = {m.D} | {m.P.ToString().ToLowerInvariant()} | {tokS:F0} | {gflops:F1} | {reference:F1} ({fastest:F1}) | " +
-                $"{100 * Mfu(mm[m.P]):F0}% ({100 * Mfu(burst[m.P]):F0}%) | {Readings.Median(m.TokS.Select((t, r) => t / fp32[r])):F2}x |");
+                $"{100 * Mfu(mm[m.P]):F0}% ({100 * Mfu(burst[m.P]):F0}%) | {Readings.Median(m.TokS.Select((t, r) => t / fp32[r])):F2}x | " +
+                $"{Readings.Median(m.Faults):F0} |");
         }
         foreach (var m in models) { m.Model.Dispose(); m.Opt.Dispose(); m.Batch.Dispose(); }
         if (device.type != DeviceType.CPU) return;
         OptimizerUpdate(rounds);
         HeadMemory(rounds);
+    }
+
+    /// <summary>The process's minor page faults so far (Linux /proc/self/stat; 0 elsewhere): pages the kernel gave it
+    /// fresh, at several microseconds each on a virtual machine.</summary>
+    private static long MinorPageFaults()
+    {
+        try { return long.Parse(File.ReadAllText("/proc/self/stat").Split(')')[^1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[7]); }
+        catch (IOException) { return 0; }
     }
 
     /// <summary>Seconds and peak resident memory of one demo-shape step, whole-logits cross-entropy against the chunked
