@@ -52,22 +52,20 @@ internal static class NativeAllocator
     public static bool TrimIfGrown()
     {
         if (!_done) return false;
-        try
+        if (HeapBytes() is not { } heap)
         {
-            ulong heap = MallInfo2().Arena;
-            if (_heapAtTrim == 0) _heapAtTrim = heap;
-            if (heap < _heapAtTrim + Math.Max(TrimGrowth, _heapAtTrim / 4)) return false;
-            MallocTrim(0);
-            _heapAtTrim = MallInfo2().Arena;
+            Trim();                                                                       // no mallinfo2: as before it
             return true;
         }
-        catch (EntryPointNotFoundException)
-        {
-            MallocTrim(0);
-            return true;
-        }
-        catch (DllNotFoundException) { return false; }
+        if (_heapAtTrim == 0) _heapAtTrim = heap;
+        if (!Grown(heap, _heapAtTrim)) return false;
+        Trim();
+        _heapAtTrim = HeapBytes() ?? heap;
+        return true;
     }
+
+    /// <summary>Whether a heap of <paramref name="heap"/> bytes has grown enough past <paramref name="mark"/> to trim.</summary>
+    internal static bool Grown(ulong heap, ulong mark) => heap >= mark + Math.Max(TrimGrowth, mark / 4);
 
     /// <summary>Returns the pages of freed blocks to the kernel now (a benchmark's reading of one step's own peak).</summary>
     public static void Trim()
