@@ -123,15 +123,10 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
     internal static void AddTransposedProduct([NotNull] ref Tensor? dWeight, Tensor g, Tensor h)
     {
         if (dWeight is not null && g.dtype == ScalarType.Float32) { dWeight.addmm_(g.t(), h); return; }
-        var product = torch.mm(g.t(), h);
-        if (dWeight is null)
-        {
-            dWeight = (product.dtype == ScalarType.Float32 ? product : product.to(ScalarType.Float32)).MoveToOuterDisposeScope();
-            return;
-        }
-        using (product)
-            if (Bf16Accumulation.Applies(dWeight, product)) Bf16Accumulation.AddInto(dWeight, product);
-            else dWeight.add_(product);
+        using var product = torch.mm(g.t(), h);
+        if (dWeight is null) dWeight = product.to(ScalarType.Float32).MoveToOuterDisposeScope();     // a copy in bf16 only
+        else if (Bf16Accumulation.Applies(dWeight, product)) Bf16Accumulation.AddInto(dWeight, product);
+        else dWeight.add_(product);
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype)

@@ -45,10 +45,10 @@ internal static class NativeAllocator
     /// <summary>Returns the pages of freed blocks to the kernel (glibc malloc_trim) when the heap has grown by a quarter,
     /// and by at least <see cref="TrimGrowth"/>, since the last trim (or the first call); true when it trimmed. Kept
     /// memory can fragment, so that blocks of one size no longer fit where the last ones were and the heap grows by
-    /// them step after step; then trimming bounds the resident set. A trim costs the next step its pages again: a
-    /// d=256 bf16 step after one took 1.25 s against 0.51 s, faulting in 400 MB at about 7 us a page on this VM, and
-    /// trimming every 10 steps made the demo plan 7% slower in bf16 (docs/BENCHMARKS.md), so a heap that stays the
-    /// same size is left alone. Without mallinfo2 (glibc before 2.33) it always trims.</summary>
+    /// them step after step; then trimming bounds the resident set. A trim costs the next step its pages again: on a
+    /// 2-core virtual machine a d=256 bf16 step after one took 1.25 s against 0.51 s, faulting in 400 MB at about 7 us
+    /// a page, and trimming every 10 steps made the demo plan 7% slower in bf16 (docs/BENCHMARKS.md), so a heap that
+    /// stays the same size is left alone. Without mallinfo2 (glibc before 2.33) it always trims.</summary>
     public static bool TrimIfGrown()
     {
         if (!_done) return false;
