@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Strata.Modeling;
 using Strata.Optim;
 using Strata.Substrates;
@@ -13,7 +14,10 @@ namespace Strata.Bench;
 /// The real training step (Trainer.Step: forward, backward, clip, AdamW; 4 blocks, T 256, B 8, V 65,536, 16-bit
 /// substrate) at d = 256 and 512, in fp32 and bf16, with the model FLOP utilisation against torch.mm of the same dtype
 /// (square 2048 matrices) measured between them: every reading (one torch.mm reading of each dtype, then each model
-/// for a few steps) alternates, the rounds repeat, and a last torch.mm reading closes the last round. A torch.mm
+/// for a few steps) alternates, the rounds repeat, and a last torch.mm reading closes the last round. Each model lives
+/// in a process of its own and takes its warm-up steps there (ModelProcess): four models alternating in one process
+/// mixed their blocks in one heap, so d=512's steps took 64-128 MiB of fresh pages from the kernel every step, which a
+/// training run, one model to a process, does not. A torch.mm
 /// reading is taken as a model reading is, products back to back for about a second and their mean rate
 /// ("sustained"); the fastest single product of the reading ("burst") is printed beside it. Rates are medians of their
 /// readings; an MFU is the median over rounds of the round's model rate against the mean of the torch.mm readings that
@@ -32,26 +36,23 @@ public static class TrainingThroughput
     {
         int steps = args.SkipWhile(a => a != "--steps").Skip(1).Select(int.Parse).FirstOrDefault(2);
         int rounds = args.SkipWhile(a => a != "--rounds").Skip(1).Select(int.Parse).FirstOrDefault(3);
-        var device = args.SkipWhile(a => a != "--device").Skip(1).FirstOrDefault() == "cuda" ? InitCuda() : CPU;
+        int warmUp = args.SkipWhile(a => a != "--warm-up").Skip(1).Select(int.Parse).FirstOrDefault(5);
+        bool cuda = args.SkipWhile(a => a != "--device").Skip(1).FirstOrDefault() == "cuda";
+        if (args.SkipWhile(a => a != "--model").Skip(1).Take(2).ToArray() is [var d0, var p0])
+        {
+            ServeModel(int.Parse(d0), Enum.Parse<Precision>(p0, ignoreCase: true), cuda ? InitCuda() : CPU, warmUp);
+            return;
+        }
+        var device = cuda ? InitCuda() : CPU;
         Console.WriteLine($"threads {torch.get_num_threads()} (GOMP_SPINCOUNT {OpenMpWaiting.SpinCount() ?? "unset"}), device {device.type}, " +
-            $"{rounds} alternating rounds of {steps} timed steps per model (after a warm-up step)");
+            $"{rounds} alternating rounds of {steps} timed steps per model, each model in a process of its own after {warmUp} warm-up steps");
         var precisions = new[] { Precision.Fp32, Precision.Bf16 };
         var mm = precisions.ToDictionary(p => p, _ => new List<double>());
         var burst = precisions.ToDictionary(p => p, _ => new List<double>());
-        var models = new List<(int D, Precision P, LanguageModel Model, AdamW Opt, Tensor Batch, List<double> TokS, List<double> Faults)>();
-        const int L = 4, T = 256, B = 8, V = 65536;
+        var models = new List<(int D, Precision P, ModelProcess Process, List<double> TokS, List<double> Faults)>();
         foreach (var d in new[] { 256, 512 })
             foreach (var p in precisions)
-            {
-                var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
-                torch.manual_seed(0);
-                var model = new LanguageModel(cfg, new SubstrateSpec(), L, device);
-                model.SetPrecision(p);
-                var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
-                var batch = torch.randint(0, V, [B, T + 1], device: device);
-                Trainer.Step(model, opt, 1e-4, 1.0, [batch]);                               // warm-up
-                models.Add((d, p, model, opt, batch, new List<double>(), new List<double>()));
-            }
+                models.Add((d, p, new ModelProcess(d, p, cuda, warmUp), new List<double>(), new List<double>()));
         void ReadYardstick()
         {
             foreach (var p in precisions)
@@ -66,17 +67,15 @@ public static class TrainingThroughput
             ReadYardstick();
             foreach (var m in models)
             {
-                long faults = MinorPageFaults();
-                var sw = Stopwatch.StartNew();
-                for (int i = 0; i < steps; i++) Trainer.Step(m.Model, m.Opt, 1e-4, 1.0, [m.Batch]);
-                if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
-                m.TokS.Add((double)B * T * steps / sw.Elapsed.TotalSeconds);
-                m.Faults.Add((double)(MinorPageFaults() - faults) / steps);
+                var (tokS, faults) = m.Process.Measure(steps);
+                m.TokS.Add(tokS);
+                m.Faults.Add(faults);
             }
             Console.WriteLine($"round {round + 1}: torch.mm {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s; " +
-                string.Join(", ", models.Select(m => $"d={m.D} {m.P} {m.TokS[^1]:F0} tok/s")));
+                string.Join(", ", models.Select(m => $"d={m.D} {m.P} {m.TokS[^1]:F0} tok/s ({m.Faults[^1]:F0} faults/step)")));
         }
         ReadYardstick();                                                                    // the reading that closes the last round
+        foreach (var m in models) m.Process.Dispose();
         Console.WriteLine($"closing torch.mm reading: {string.Join(", ", precisions.Select(p => $"{p} {mm[p][^1]:F0}"))} GFLOP/s");
         Console.WriteLine();
         Console.WriteLine($"| model ({L} blocks, T {T}, B {B}, V 65,536, 16-bit substrate) | precision | tokens/s | model GFLOP/s | torch.mm " +
@@ -94,10 +93,67 @@ public static class TrainingThroughput
                 $"{100 * Mfu(mm[m.P]):F0}% ({100 * Mfu(burst[m.P]):F0}%) | {Readings.Median(m.TokS.Select((t, r) => t / fp32[r])):F2}x | " +
                 $"{Readings.Median(m.Faults):F0} |");
         }
-        foreach (var m in models) { m.Model.Dispose(); m.Opt.Dispose(); m.Batch.Dispose(); }
-        if (device.type != DeviceType.CPU) return;
+        if (cuda) return;
         OptimizerUpdate(rounds);
         HeadMemory(rounds);
+    }
+
+    private const int L = 4, T = 256, B = 8, V = 65536;
+
+    /// <summary>A child process (<c>train --model D PRECISION</c>) that holds one model and its optimizer, takes its
+    /// warm-up steps, then runs the number of steps each line of its standard input asks for and answers with
+    /// "tokens/s faults-per-step": the parent alternates models and torch.mm readings as if they shared a process,
+    /// while each model's memory stays its own, as in a training run.</summary>
+    private sealed class ModelProcess : IDisposable
+    {
+        private readonly Process _process;
+
+        public ModelProcess(int d, Precision p, bool cuda, int warmUp)
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true };
+            foreach (var a in new[] { typeof(TrainingThroughput).Assembly.Location, "train", "--model", d.ToString(), p.ToString(),
+                         "--warm-up", warmUp.ToString(), "--device", cuda ? "cuda" : "cpu" })
+                psi.ArgumentList.Add(a);
+            _process = Process.Start(psi)!;
+            if (_process.StandardOutput.ReadLine() != "ready") throw new InvalidOperationException($"the d={d} {p} model's process did not start");
+        }
+
+        public (double TokS, double Faults) Measure(int steps)
+        {
+            _process.StandardInput.WriteLine(steps);
+            var answer = _process.StandardOutput.ReadLine()?.Split(' ') ?? throw new InvalidOperationException("a model's process ended");
+            return (double.Parse(answer[0], CultureInfo.InvariantCulture), double.Parse(answer[1], CultureInfo.InvariantCulture));
+        }
+
+        public void Dispose()
+        {
+            _process.StandardInput.Close();
+            _process.WaitForExit();
+            _process.Dispose();
+        }
+    }
+
+    /// <summary>The child's side of <see cref="ModelProcess"/>.</summary>
+    private static void ServeModel(int d, Precision p, Device device, int warmUp)
+    {
+        var cfg = new ModelConfig { DModel = d, NHead = d / 64, ContextLength = T, VocabSize = V };
+        torch.manual_seed(0);
+        using var model = new LanguageModel(cfg, new SubstrateSpec(), L, device);
+        model.SetPrecision(p);
+        using var opt = new AdamW(model.named_parameters().Select(x => (x.name, x.parameter)), 0.9, 0.95, 1e-8, 0.1);
+        using var batch = torch.randint(0, V, [B, T + 1], device: device);
+        for (int i = 0; i < warmUp; i++) Trainer.Step(model, opt, 1e-4, 1.0, [batch]);
+        Console.WriteLine("ready");
+        while (Console.ReadLine() is { } line)
+        {
+            int steps = int.Parse(line);
+            long faults = MinorPageFaults();
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < steps; i++) Trainer.Step(model, opt, 1e-4, 1.0, [batch]);
+            if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
+            double tokS = (double)B * T * steps / sw.Elapsed.TotalSeconds, perStep = (double)(MinorPageFaults() - faults) / steps;
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tokS} {perStep}"));
+        }
     }
 
     /// <summary>The process's minor page faults so far (Linux /proc/self/stat; 0 elsewhere): pages the kernel gave it

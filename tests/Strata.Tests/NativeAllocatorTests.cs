@@ -1,4 +1,10 @@
+using System.Runtime.CompilerServices;
+using Strata.Modeling;
+using Strata.Optim;
+using Strata.Substrates;
+using Strata.Training;
 using Strata.Util;
+using TorchSharp;
 using Xunit;
 
 namespace Strata.Tests;
@@ -20,5 +26,29 @@ public class NativeAllocatorTests
         Assert.NotNull(NativeAllocator.HeapBytes());
         NativeAllocator.TrimIfGrown();
         Assert.False(NativeAllocator.TrimIfGrown());
+    }
+
+    [Fact]
+    public void A_training_step_returns_after_the_finalizers_of_what_it_dropped_have_run()
+    {
+        // TorchSharp frees a Scalar's native block in its finalizer; a step must not leave such blocks to the collector's
+        // own pace, where they pin the holes of the step's large blocks (Trainer.Step ends with FreeFinalizedObjects)
+        var cfg = new ModelConfig { DModel = 64, NHead = 2, ContextLength = 16, VocabSize = 65536 };
+        torch.manual_seed(0);
+        using var model = new LanguageModel(cfg, new SubstrateSpec(), 1);
+        using var opt = new AdamW(Trainer.TrainableParameters(model), 0.9, 0.95, 1e-8, 0.1);
+        using var batch = torch.randint(0, 65536, [2, 17]);
+        var finalized = new StrongBox<bool>();
+        DropSentinel(finalized);
+        Trainer.Step(model, opt, 1e-3, 1.0, [batch]);
+        Assert.True(finalized.Value, "an object dropped before the step was still waiting for its finalizer after it");
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void DropSentinel(StrongBox<bool> finalized) => _ = new Sentinel(finalized);
+
+    private sealed class Sentinel(StrongBox<bool> finalized)
+    {
+        ~Sentinel() => finalized.Value = true;
     }
 }
