@@ -285,30 +285,33 @@ public sealed class Trainer : IDisposable
     internal static StepResult Step(LanguageModel model, AdamW optimizer, double lr, double clip, IEnumerable<Tensor> microBatches,
         GradientBuckets? buckets = null, ProcessGroup? group = null, Func<StepResult, bool>? accept = null, Func<double, double>? reported = null)
     {
-        using var scope = torch.NewDisposeScope();
-        var batches = microBatches.ToList();
-        double lossSum = 0;
-        foreach (var batch in batches)
+        StepResult result;
+        using (torch.NewDisposeScope())
         {
-            var loss = model.Loss(batch[.., ..^1], batch[.., 1..]);
-            (loss / batches.Count).backward();
-            lossSum += loss.item<float>();
+            var batches = microBatches.ToList();
+            double lossSum = 0;
+            foreach (var batch in batches)
+            {
+                var loss = model.Loss(batch[.., ..^1], batch[.., 1..]);
+                (loss / batches.Count).backward();
+                lossSum += loss.item<float>();
+            }
+            buckets?.Reduce();
+            if (group is { Size: > 1 })
+            {
+                Span<double> sum = [lossSum];
+                group.AllReduceSum(sum);
+                lossSum = sum[0] / group.Size;
+            }
+            // the norm is measured either way (clipping at +inf leaves every gradient as it is); the optimizer applies the
+            // clipping factor as it reads each gradient
+            var (norm, scale) = optimizer.ClipScale(clip > 0 ? clip : double.PositiveInfinity);
+            double mean = lossSum / batches.Count;
+            result = new StepResult(reported?.Invoke(mean) ?? mean, norm);
+            if (result.IsFinite && (accept?.Invoke(result) ?? true)) optimizer.Step(lr, scale);
+            optimizer.ZeroGrad();
         }
-        buckets?.Reduce();
-        if (group is { Size: > 1 })
-        {
-            Span<double> sum = [lossSum];
-            group.AllReduceSum(sum);
-            lossSum = sum[0] / group.Size;
-        }
-        // the norm is measured either way (clipping at +inf leaves every gradient as it is); the optimizer applies the
-        // clipping factor as it reads each gradient
-        var (norm, scale) = optimizer.ClipScale(clip > 0 ? clip : double.PositiveInfinity);
-        double mean = lossSum / batches.Count;
-        var result = new StepResult(reported?.Invoke(mean) ?? mean, norm);
-        if (result.IsFinite && (accept?.Invoke(result) ?? true)) optimizer.Step(lr, scale);
-        optimizer.ZeroGrad();
-        NativeAllocator.FreeFinalizedObjects();
+        NativeAllocator.FreeFinalizedObjects();                                         // after the scope: its tensors are freed
         return result;
     }
 
