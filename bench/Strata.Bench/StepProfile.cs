@@ -3,6 +3,7 @@ using Strata.Modeling;
 using Strata.Optim;
 using Strata.Substrates;
 using Strata.Training;
+using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -13,7 +14,7 @@ namespace Strata.Bench;
 /// fp32 or bf16 from --precision), each part beside what it would take at the rate of torch.mm on square 2048 matrices
 /// of the step's compute dtype (read between the parts in every round; each figure is the median of its rounds):
 /// the step's parts (the blocks forward, the head with its cross-entropy and gradients, the backward through the
-/// blocks, clipping and AdamW); one block's operations, forward and forward + backward, on the model's own modules;
+/// blocks, clipping and AdamW, the collection that ends Trainer.Step); one block's operations, forward and forward + backward, on the model's own modules;
 /// and the head's operations over the step's chunks of rows (its three products and its passes over the logits).
 /// FLOPs as in the train benchmark: matmuls, attention counted as non-causal (PaLM appendix B).
 /// </summary>
@@ -121,18 +122,21 @@ public static class StepProfile
     {
         int d = model.Config.DModel;
         double blockForward = B * T * L * (2.0 * 12 * d * d + 4.0 * T * d), headFlops = 6.0 * B * T * d * V;
-        using var scope = torch.NewDisposeScope();
-        Tensor hidden = null!, loss = null!;
-        table.Add("blocks, forward", blockForward, Ms(() => hidden = model.Hidden(batch[.., ..^1])));
-        table.Add("head and cross-entropy (forward, computing their gradients)", headFlops, Ms(() =>
-            loss = ChunkedCrossEntropy.Loss(hidden.reshape(-1, d).to(model.ComputeType), model.Head.Weight, model.Head.Bias, batch[.., 1..].reshape(-1))));
-        table.Add("blocks, backward", 2 * blockForward, Ms(() => loss.backward()));
-        table.Add("clipping, AdamW, zeroing the gradients", 0, Ms(() =>
+        using (torch.NewDisposeScope())
         {
-            var (_, scale) = opt.ClipScale(1.0);
-            opt.Step(1e-4, scale);
-            opt.ZeroGrad();
-        }));
+            Tensor hidden = null!, loss = null!;
+            table.Add("blocks, forward", blockForward, Ms(() => hidden = model.Hidden(batch[.., ..^1])));
+            table.Add("head and cross-entropy (forward, computing their gradients)", headFlops, Ms(() =>
+                loss = ChunkedCrossEntropy.Loss(hidden.reshape(-1, d).to(model.ComputeType), model.Head.Weight, model.Head.Bias, batch[.., 1..].reshape(-1))));
+            table.Add("blocks, backward", 2 * blockForward, Ms(() => loss.backward()));
+            table.Add("clipping, AdamW, zeroing the gradients", 0, Ms(() =>
+            {
+                var (_, scale) = opt.ClipScale(1.0);
+                opt.Step(1e-4, scale);
+                opt.ZeroGrad();
+            }));
+        }
+        table.Add("collecting what TorchSharp frees in finalizers", 0, Ms(NativeAllocator.FreeFinalizedObjects));
     }
 
     /// <summary>Block 0's operations one at a time, forward and forward + backward (against a random upstream gradient),

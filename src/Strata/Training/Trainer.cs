@@ -276,8 +276,8 @@ public sealed class Trainer : IDisposable
 
     /// <summary>One optimizer step over micro-batches [B, T+1] (inputs [:, :-1], targets [:, 1:]), gradients averaged
     /// (over the micro-batches, then over the ranks of <paramref name="group"/> through <paramref name="buckets"/>),
-    /// clipped to <paramref name="clip"/> (0 = off); all of it inside one dispose scope, and what TorchSharp frees only
-    /// in finalizers freed before it returns (NativeAllocator.FreeFinalizedObjects). A step whose loss or gradient
+    /// clipped to <paramref name="clip"/> (0 = off); all of it inside one dispose scope, and on the CPU what TorchSharp
+    /// frees only in finalizers freed before it returns (NativeAllocator.FreeFinalizedObjects). A step whose loss or gradient
     /// norm is not finite, or that <paramref name="accept"/> refuses, is not applied (the gradients are dropped), so a
     /// diverging run never saves broken weights. Every rank ends with the same gradients and loss, so the same update
     /// keeps the weights equal everywhere.</summary>
@@ -311,7 +311,9 @@ public sealed class Trainer : IDisposable
             if (result.IsFinite && (accept?.Invoke(result) ?? true)) optimizer.Step(lr, scale);
             optimizer.ZeroGrad();
         }
-        NativeAllocator.FreeFinalizedObjects();                                         // after the scope: its tensors are freed
+        // after the scope, whose tensors are freed by then; on a GPU the step's large blocks live in CUDA's caching
+        // allocator, which the finalizers' small host blocks cannot fragment, so the collection would only cost time
+        if (model.Head.Weight.device_type == DeviceType.CPU) NativeAllocator.FreeFinalizedObjects();
         return result;
     }
 
