@@ -136,7 +136,7 @@ public static class StepProfile
                 opt.ZeroGrad();
             }));
         }
-        table.Add("collecting what TorchSharp frees in finalizers", 0, Ms(NativeAllocator.FreeFinalizedObjects));
+        table.Add("collecting what TorchSharp frees in finalizers", 0, Ms(() => NativeAllocator.FreeFinalizedObjects(CPU)));
     }
 
     /// <summary>Block 0's operations one at a time, forward and forward + backward (against a random upstream gradient),

@@ -1,4 +1,7 @@
 using System.Runtime.CompilerServices;
+using Strata.Data;
+using Strata.Evaluation;
+using Strata.Formats;
 using Strata.Modeling;
 using Strata.Optim;
 using Strata.Substrates;
@@ -42,6 +45,22 @@ public class NativeAllocatorTests
         DropSentinel(finalized);
         Trainer.Step(model, opt, 1e-3, 1.0, [batch]);
         Assert.True(finalized.Value, "an object dropped before the step was still waiting for its finalizer after it");
+    }
+
+    [Fact]
+    public void A_validation_pass_returns_after_the_finalizers_of_what_it_dropped_have_run()
+    {
+        // the same for held-out loss, batch after batch (ValidationLoss collects after each batch)
+        var cfg = new ModelConfig { DModel = 64, NHead = 2, ContextLength = 16, VocabSize = 65536 };
+        torch.manual_seed(0);
+        using var model = new LanguageModel(cfg, new SubstrateSpec(), 1);
+        var dir = TestPaths.TempDir();
+        TokenShard.Write(Path.Combine(dir, "v.tokens"), 65536, Enumerable.Range(0, 2000).ToList());
+        using var shard = TokenShard.Open(Path.Combine(dir, "v.tokens"));
+        var finalized = new StrongBox<bool>();
+        DropSentinel(finalized);
+        ValidationLoss.Measure(model, new BatchSampler(shard, 2, 16, 1), 2);
+        Assert.True(finalized.Value, "an object dropped before the validation pass was still waiting for its finalizer after it");
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]

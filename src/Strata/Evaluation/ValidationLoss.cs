@@ -31,13 +31,16 @@ public static class ValidationLoss
         foreach (var make in batches)
         {
             if (i++ % ranks != rank) continue;
-            using var scope = torch.NewDisposeScope();
-            var batch = make();
-            long n = batch.shape[0] * (batch.shape[1] - 1);
-            double batchNats = model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>() * (double)n;
-            nats += batchNats;
-            tokens += n;
-            each?.Add((batchNats, n));
+            using (torch.NewDisposeScope())
+            {
+                var batch = make();
+                long n = batch.shape[0] * (batch.shape[1] - 1);
+                double batchNats = model.Loss(batch[.., ..^1], batch[.., 1..]).item<float>() * (double)n;
+                nats += batchNats;
+                tokens += n;
+                each?.Add((batchNats, n));
+            }
+            NativeAllocator.FreeFinalizedObjects(model.Device);                         // the heap's holes stay free for the next batch
         }
         if (ranks > 1)
         {

@@ -311,9 +311,7 @@ public sealed class Trainer : IDisposable
             if (result.IsFinite && (accept?.Invoke(result) ?? true)) optimizer.Step(lr, scale);
             optimizer.ZeroGrad();
         }
-        // after the scope, whose tensors are freed by then; on a GPU the step's large blocks live in CUDA's caching
-        // allocator, which the finalizers' small host blocks cannot fragment, so the collection would only cost time
-        if (model.Head.Weight.device_type == DeviceType.CPU) NativeAllocator.FreeFinalizedObjects();
+        NativeAllocator.FreeFinalizedObjects(model.Device);                             // after the scope: its tensors are freed
         return result;
     }
 
