@@ -14,8 +14,9 @@ namespace Strata.Bench;
 /// fp32 or bf16 from --precision), each part beside what it would take at the rate of torch.mm on square 2048 matrices
 /// of the step's compute dtype (read between the parts in every round; each figure is the median of its rounds):
 /// the step's parts (the blocks forward, the head with its cross-entropy and gradients, the backward through the
-/// blocks, clipping and AdamW, the collection that ends Trainer.Step); one block's operations, forward and forward + backward, on the model's own modules;
-/// and the head's operations over the step's chunks of rows (its three products and its passes over the logits).
+/// blocks, clipping and AdamW, the collection that ends Trainer.Step); one block's operations, forward and forward +
+/// backward, on the model's own modules; and the head's operations over the step's chunks of rows (its three products
+/// and its passes over the logits).
 /// FLOPs as in the train benchmark: matmuls, attention counted as non-causal (PaLM appendix B).
 /// </summary>
 public static class StepProfile
