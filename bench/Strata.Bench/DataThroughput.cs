@@ -57,9 +57,8 @@ public static class DataThroughput
         {
             double[] Child(string what, out string last)
             {
-                var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
-                foreach (var a in new[] { typeof(DataThroughput).Assembly.Location, "data", "--child", what, "--gb", gb.ToString(
-                    CultureInfo.InvariantCulture), "--dir", root }) psi.ArgumentList.Add(a);
+                var psi = ChildProcess.StartInfo(["data", "--child", what, "--gb", gb.ToString(CultureInfo.InvariantCulture), "--dir", root]);
+                psi.RedirectStandardOutput = true;
                 using var process = Process.Start(psi)!;
                 var output = process.StandardOutput.ReadToEnd().Trim();
                 process.WaitForExit();

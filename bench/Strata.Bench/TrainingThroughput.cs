@@ -110,10 +110,9 @@ public static class TrainingThroughput
 
         public ModelProcess(int d, Precision p, bool cuda, int warmUp)
         {
-            var psi = new ProcessStartInfo("dotnet") { RedirectStandardInput = true, RedirectStandardOutput = true };
-            foreach (var a in new[] { typeof(TrainingThroughput).Assembly.Location, "train", "--model", d.ToString(), p.ToString(),
-                         "--warm-up", warmUp.ToString(), "--device", cuda ? "cuda" : "cpu" })
-                psi.ArgumentList.Add(a);
+            var psi = ChildProcess.StartInfo(["train", "--model", d.ToString(), p.ToString(), "--warm-up", warmUp.ToString(), "--device",
+                cuda ? "cuda" : "cpu"]);
+            (psi.RedirectStandardInput, psi.RedirectStandardOutput) = (true, true);
             _process = Process.Start(psi)!;
             if (_process.StandardOutput.ReadLine() != "ready") throw new InvalidOperationException($"the d={d} {p} model's process did not start");
         }
