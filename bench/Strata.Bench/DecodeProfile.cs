@@ -34,7 +34,8 @@ public static class DecodeProfile
             const int past = 80;
             using var cache = (KvCache)model.NewCache(n);
             using (var prompt = torch.randint(0, 65536, [n, past])) model.Logits(prompt, cache).Dispose();
-            using var token = torch.full([n, 1], 97L);
+            using Scalar a = 97L;                                         // the id of "a"
+            using var token = torch.full([n, 1], a);
             using var padding = torch.zeros([n], dtype: ScalarType.Int64);
             using var hidden = torch.randn([n, 1, 256]);
             using var rowLogits = torch.randn([n, 65536]);

@@ -171,7 +171,7 @@ public static class StepProfile
             ("MLP up", 1, [B, T, d], f32, x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
             ("GELU (erf)", 1, [B, T, 4 * d], cd, x => nn.functional.gelu(x), 0),
             ("MLP down", 1, [B, T, 4 * d], cd, x => blk.Mlp.Down.call(x), 2.0 * B * T * d * 4 * d),
-            ("residual add", 2, [B, T, d], f32, x => x.add(branch), 0),
+            ("residual add", 2, [B, T, d], f32, x => x.add(branch, Scalars.One), 0),
         };
         const int repeats = 5;
         foreach (var (name, count, shape, dtype, f, flops) in ops)
@@ -200,8 +200,9 @@ public static class StepProfile
         if (way == Attention.ByProducts) return CausalAttentionByProducts.Attend(q, k, v);
         long t = q.shape[2];
         using var scope = torch.NewDisposeScope();
-        var scores = torch.matmul(q * (1.0 / Math.Sqrt(q.shape[3])), k.transpose(-2, -1));
-        scores.masked_fill_(torch.ones([t, t], dtype: ScalarType.Bool).triu(1), double.NegativeInfinity);
+        using Scalar scale = 1.0 / Math.Sqrt(q.shape[3]);
+        var scores = torch.matmul(q.mul(scale), k.transpose(-2, -1));
+        scores.masked_fill_(torch.ones([t, t], dtype: ScalarType.Bool).triu(1), Scalars.NegativeInfinity);
         return torch.matmul(scores.softmax(-1), v).MoveToOuterDisposeScope();
     }
 
@@ -216,8 +217,9 @@ public static class StepProfile
         var dtype = model.ComputeType;
         long n = B * T, rows = ChunkedCrossEntropy.Rows(V, dtype);
         using var scope = torch.NewDisposeScope();
+        using Scalar initScale = 0.02;
         var h = torch.randn(rows, d).to(dtype);
-        var w = (torch.randn(V, d) * 0.02).to(dtype);
+        var w = torch.randn(V, d).mul_(initScale).to(dtype);
         var logits = torch.mm(h, w.t());
         // the pass as the head runs it, between the logits product and dH's (libtorch's threads spin after a product)
         void Pass(bool kernel)
@@ -270,8 +272,9 @@ public static class StepProfile
         long n = B * T, rows = ChunkedCrossEntropy.Rows(V, dtype);
         bool f32 = dtype == ScalarType.Float32;
         using var scope = torch.NewDisposeScope();
+        using Scalar initScale = 0.02, rowCount = n, minusShare = -1.0 / n;
         var hidden = torch.randn(n, d).to(dtype);
-        var w = torch.randn(V, d).mul_(0.02);
+        var w = torch.randn(V, d).mul_(initScale);
         var targets = torch.randint(0, V, [n]);
         var dHidden = torch.empty_like(hidden);
         Tensor? dWeight = null;
@@ -301,12 +304,12 @@ public static class StepProfile
                 sum = logits.sum(1, keepdim: true); Lap("sum over each row");
             }
             else { (max, sum) = RowSoftmax.ExpInPlace(logits); Lap("each row's max, exp(x - max) in place, sum (RowSoftmax)"); }
-            var loss = (max + sum.log() - xt).sum(); Lap("the loss");
-            var scale = sum.reciprocal().div_(n);
-            dHidden.narrow(0, start, rows).copy_(torch.mm(logits, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
+            var loss = max.add(sum.log(), Scalars.One).sub_(xt).sum(); Lap("the loss");
+            var scale = sum.reciprocal().div_(rowCount);
+            dHidden.narrow(0, start, rows).copy_(torch.mm(logits, wc).mul_(scale).add_(wc.index_select(0, t), alpha: minusShare));
             Lap("dH = G W (with the row scale and the one-hot part)", 2.0 * rows * d * V);
             ChunkedCrossEntropy.AddTransposedProduct(ref dWeight, logits, h.mul(scale.to(dtype)));
-            dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n); Lap("dW += G^T h (with the one-hot part)", 2.0 * rows * d * V);
+            dWeight.index_add_(0, t, h.to(ScalarType.Float32), minusShare); Lap("dW += G^T h (with the one-hot part)", 2.0 * rows * d * V);
         }
         foreach (var (name, m) in ms) table.Add(name, flops[name], m);
     }

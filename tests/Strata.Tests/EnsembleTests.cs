@@ -1,3 +1,4 @@
+using Strata.Util;
 using Strata.Composition;
 using Strata.Formats;
 using Strata.Generation;
@@ -39,7 +40,7 @@ public class EnsembleTests
         using var lb = two.Experts[1].Forward(ids);
         Assert.Equal(la.data<float>().ToArray(), one.Logits(ids).data<float>().ToArray());
         using var mean = two.Logits(ids);
-        Assert.True((mean - (la + lb) / 2).abs().max().item<float>() < 1e-6);
+        Assert.True((mean - la.add(lb, Scalars.One).div(Scalars.Two)).abs().max().item<float>() < 1e-6);
         Assert.True((mean - la).abs().max().item<float>() > 1e-3);
         Assert.True((mean - lb).abs().max().item<float>() > 1e-3);
     }

@@ -140,7 +140,7 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
     public void Safetensors_files()
     {
         var seed = Path.Combine(TestPaths.TempDir(), "seed.safetensors");
-        SafetensorsWriter.Write(seed, [("a", TorchSharp.torch.arange(12f).view(3, 4)), ("b", TorchSharp.torch.ones(5,
+        SafetensorsWriter.Write(seed, [("a", Scalars.Arange(0, 12, TorchSharp.torch.ScalarType.Float32).view(3, 4)), ("b", TorchSharp.torch.ones(5,
             dtype: TorchSharp.torch.ScalarType.Int64))],
             new Dictionary<string, string> { ["format"] = "pt" });
         Fuzz("x.safetensors", File.ReadAllBytes(seed), path =>

@@ -1,3 +1,4 @@
+using Strata.Util;
 using Strata.Formats;
 using Strata.Generation;
 using Strata.Interop;
@@ -177,7 +178,7 @@ public class GgufExportTests(ITestOutputHelper log)
     public void Qkv_rows_are_regrouped_from_per_head_to_all_queries_keys_values()
     {
         // 2 heads of size 2: rows [h0 q q, h0 k k, h0 v v, h1 q q, h1 k k, h1 v v] -> [q of h0, h1; k ...; v ...]
-        using var rows = torch.arange(12, dtype: ScalarType.Float32);
+        using var rows = Scalars.Arange(0, 12, ScalarType.Float32);
         using var grouped = GgufExport.GroupQkv(rows, heads: 2);
         Assert.Equal([0f, 1, 6, 7, 2, 3, 8, 9, 4, 5, 10, 11], grouped.data<float>().ToArray());
     }

@@ -29,7 +29,8 @@ public class GrowthRegimeTests
         var model = new LanguageModel(plan.Model, plan.Substrate, 0);
         new GrowthStage(plan, 0).Enter(model);
         using (torch.no_grad())
-            foreach (var p in model.parameters().Where(p => p.requires_grad)) p.add_(torch.randn_like(p) * 0.02);
+        using (Scalar scale = 0.02)
+            foreach (var p in model.parameters().Where(p => p.requires_grad)) p.add_(torch.randn_like(p), alpha: scale);
         return model;
     }
 

@@ -33,8 +33,9 @@ public class LoraTests
         projection.Attach(4, 8);
         using (torch.no_grad()) projection.LoraB!.normal_();
         using var x = torch.randn(shape);
+        using Scalar scaling = projection.Scaling;
         using var expected = nn.functional.linear(x, projection.Weight, projection.Bias)
-            + x.matmul(projection.LoraA!.t()).matmul(projection.LoraB!.t()) * projection.Scaling;
+            .add(x.matmul(projection.LoraA!.t()).matmul(projection.LoraB!.t()), alpha: scaling);
         using var withGradient = projection.call(x);
         Tensor decoding;
         using (torch.no_grad()) decoding = projection.call(x);                   // at most 32 rows: (W x^T)^T, a view

@@ -1,3 +1,4 @@
+using Strata.Util;
 using Strata.Interop;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -17,8 +18,9 @@ internal static class NeoXReference
         using var x16 = x.to(ScalarType.Float16).to(ScalarType.Float32);
         using var g = nn.functional.gelu(x16, approximate: TorchSharp.Modules.GELU.Approximate.tanh);
         using var y = g.to(ScalarType.Float16).to(ScalarType.Float32);
-        using var low = x.le(-10);
-        using var high = x.ge(10);
+        using Scalar lowest = -10, highest = 10;
+        using var low = x.le(lowest);
+        using var high = x.ge(highest);
         using var zero = torch.zeros_like(x);
         using var clipped = torch.where(high, x, y);
         return torch.where(low, zero, clipped);
@@ -36,10 +38,11 @@ internal static class NeoXReference
         Tensor Linear(Tensor x, string name) => nn.functional.linear(x, W(name + ".weight"), W(name + ".bias"));
 
         var h = src.Embedding.index_select(0, torch.tensor(ids.Select(i => (long)i).ToArray()));       // [T, C]
-        var invFreq = torch.pow(c.RopeTheta, torch.arange(0, D, 2, dtype: ScalarType.Float32) / D).reciprocal();
-        var angles = torch.outer(torch.arange(T, dtype: ScalarType.Float32), invFreq);
+        using Scalar headSize = D, rootOfHeadSize = Math.Sqrt(D);
+        var invFreq = torch.pow(c.RopeTheta, Scalars.Arange(0, D, ScalarType.Float32, step: 2).div(headSize)).reciprocal();
+        var angles = torch.outer(Scalars.Arange(0, T, ScalarType.Float32), invFreq);
         var (cos, sin) = (torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin());       // [T, D]
-        Tensor Rotate(Tensor x) => x * cos + torch.cat([-x.narrow(-1, D / 2, D / 2), x.narrow(-1, 0, D / 2)], -1) * sin;
+        Tensor Rotate(Tensor x) => (x * cos).add(torch.cat([-x.narrow(-1, D / 2, D / 2), x.narrow(-1, 0, D / 2)], -1) * sin, Scalars.One);
         var causal = torch.ones(T, T).triu(1).to(ScalarType.Bool);
         for (int i = 0; i < src.Model.Depth; i++)
         {
@@ -48,10 +51,10 @@ internal static class NeoXReference
             var q = Rotate(qkv.select(2, 0).transpose(0, 1));                                    // [H, T, D]
             var k = Rotate(qkv.select(2, 1).transpose(0, 1));
             var v = qkv.select(2, 2).transpose(0, 1);
-            var scores = q.matmul(k.transpose(1, 2)) / Math.Sqrt(D);
-            var att = scores.masked_fill(causal, float.NegativeInfinity).softmax(-1).matmul(v);   // [H, T, D]
-            h = h + Linear(att.transpose(0, 1).reshape(T, c.DModel), l + "attention.dense");
-            h = h + Linear(gelu(Linear(Norm(h, l + "post_attention_layernorm"), l + "mlp.dense_h_to_4h")), l + "mlp.dense_4h_to_h");
+            var scores = q.matmul(k.transpose(1, 2)).div(rootOfHeadSize);
+            var att = scores.masked_fill(causal, Scalars.NegativeInfinity).softmax(-1).matmul(v);   // [H, T, D]
+            h = h.add(Linear(att.transpose(0, 1).reshape(T, c.DModel), l + "attention.dense"), Scalars.One);
+            h = h.add(Linear(gelu(Linear(Norm(h, l + "post_attention_layernorm"), l + "mlp.dense_h_to_4h")), l + "mlp.dense_4h_to_h"), Scalars.One);
         }
         var logits = nn.functional.linear(Norm(h, "final_layer_norm"), W("embed_out.weight"));
         return logits.MoveToOuterDisposeScope();

@@ -1,3 +1,4 @@
+using Strata.Util;
 using Strata.Formats;
 using Strata.Modeling;
 using Strata.Runs;
@@ -12,6 +13,9 @@ namespace Strata.Tests;
 [Collection("torch")]
 public class PrecisionTests
 {
+    // held through the calls (STRATA002)
+    private static readonly Scalar PointThree = 0.3, Four = 4, Three = 3, Thousandth = 1e-3, Half = 0.5, BfStep = 256, Fall = -0.2f;
+
     /// <summary>Loss and the gradients of hidden, weight and bias, via the plain [N, V] logits.</summary>
     private static (float Loss, Tensor DHidden, Tensor DWeight, Tensor? DBias) Plain(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets)
     {
@@ -30,7 +34,7 @@ public class PrecisionTests
         using var w = weight.detach().requires_grad_(true);
         using var b = bias?.detach().requires_grad_(true);
         using var loss = ChunkedCrossEntropy.Loss(h, w, b, targets, rows);
-        (loss * 1).backward();                                                                 // an upstream gradient passes through
+        loss.mul(Scalars.One).backward();                                                               // an upstream gradient passes through
         return (loss.item<float>(), h.grad!.clone(), w.grad!.clone(), b?.grad!.clone());
     }
 
@@ -50,7 +54,7 @@ public class PrecisionTests
         using var scope = torch.NewDisposeScope();
         var g = new torch.Generator(11);
         var hidden = torch.randn([61, 48], generator: g);
-        var weight = torch.randn([997, 48], generator: g) * 0.3;
+        var weight = torch.randn([997, 48], generator: g).mul_(PointThree);
         var bias = withBias ? torch.randn([997], generator: g) : null;
         var targets = torch.randint(0, 997, [61], generator: g);
         var plain = Plain(hidden, weight, bias, targets);
@@ -68,7 +72,7 @@ public class PrecisionTests
         using var scope = torch.NewDisposeScope();
         var g = new torch.Generator(13);
         var hidden = torch.randn([61, 48], generator: g);
-        var weight = torch.randn([997, 48], generator: g) * 0.3;
+        var weight = torch.randn([997, 48], generator: g).mul_(PointThree);
         var bias = torch.randn([997], generator: g);
         var (first, second) = (torch.randint(0, 997, [61], generator: g), torch.randint(0, 997, [61], generator: g));
         // two micro-batches into the same parameters, the second loss halved: the first upstream gradient is 1, so the
@@ -78,7 +82,7 @@ public class PrecisionTests
             using var w = weight.detach().requires_grad_(true);
             using var b = bias.detach().requires_grad_(true);
             using (var l = loss(hidden, w, b, first)) l.backward();
-            using (var l = loss(hidden, w, b, second) * 0.5) l.backward();
+            using (var l = loss(hidden, w, b, second).mul(Half)) l.backward();
             return (w.grad!.clone(), b.grad!.clone());
         }
         var plain = TwoLosses((h, w, b, t) => nn.functional.cross_entropy(nn.functional.linear(h, w, b), t));
@@ -92,7 +96,7 @@ public class PrecisionTests
         loss.backward(retain_graph: true);
         using var once = w.grad!.clone();
         loss.backward();
-        AssertClose(once * 2, w.grad!, 1e-6, "d weight, two backward passes");
+        AssertClose(once.mul(Scalars.Two), w.grad!, 1e-6, "d weight, two backward passes");
     }
 
     /// <summary>max |actual - expected| within <paramref name="tolerance"/> of max |expected|.</summary>
@@ -110,7 +114,7 @@ public class PrecisionTests
         using var scope = torch.NewDisposeScope();
         var g = new torch.Generator(12);
         var hidden = torch.randn([61, 48], generator: g).to(ScalarType.BFloat16);
-        var weight = torch.randn([997, 48], generator: g) * 0.3;
+        var weight = torch.randn([997, 48], generator: g).mul_(PointThree);
         var bias = withBias ? torch.randn([997], generator: g) : null;
         var targets = torch.randint(0, 997, [61], generator: g);
         var plain = Plain(hidden.to(ScalarType.Float32), weight, bias, targets);             // the same inputs, fp32 arithmetic
@@ -130,8 +134,8 @@ public class PrecisionTests
         var g = new torch.Generator(5);
         // 13 rows (not a multiple of the threads) of 997 logits (not of the vector width: the tails too); row 3 falls
         // by 0.2 a logit, so most of its exponentials are below exp(-87.3) and one row has a NaN
-        var x = (torch.randn([13, 997], generator: g) * 4).to(ScalarType.BFloat16);
-        x[3].copy_(torch.arange(997) * -0.2f);
+        var x = torch.randn([13, 997], generator: g).mul_(Four).to(ScalarType.BFloat16);
+        x[3].copy_(Scalars.Arange(0, 997, ScalarType.Int64).mul(Fall));
         var reference = x.to(ScalarType.Float32).clone();
         var max = reference.amax([1], keepdim: true);
         var e = reference.sub(max).exp_();
@@ -142,7 +146,7 @@ public class PrecisionTests
         Assert.True(((s - sum).abs() / sum).max().item<float>() <= 1e-5, "the rows' sums");
         Assert.Equal(ScalarType.BFloat16, y.dtype);
         // within half a bf16 step of exp after rounding, and tiny where exp underflows
-        var error = (y.to(ScalarType.Float32) - e).abs() - e / 256;
+        var error = (y.to(ScalarType.Float32) - e).abs() - e.div(BfStep);
         Assert.True(error.max().item<float>() <= 2e-38, $"exponentials off by {error.max().item<float>():E2} beyond the tolerance");
 
         var withNaN = x.clone();
@@ -158,12 +162,12 @@ public class PrecisionTests
         using var scope = torch.NewDisposeScope();
         var g = new torch.Generator(6);
         // 1,001 x 37 elements: not a multiple of the vector width nor of the threads, so the tail is taken too
-        var sum = torch.randn([1001, 37], generator: g) * 3;
-        var addend = (torch.randn([1001, 37], generator: g) * 1e-3).to(ScalarType.BFloat16);
+        var sum = torch.randn([1001, 37], generator: g).mul_(Three);
+        var addend = torch.randn([1001, 37], generator: g).mul_(Thousandth).to(ScalarType.BFloat16);
         // without 512-bit vectors the head keeps libtorch's add_
         Assert.Equal(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated, Bf16Accumulation.Applies(sum, addend));
         if (!Bf16Accumulation.Applies(sum, addend)) return;
-        var expected = sum.clone().add_(addend);
+        var expected = sum.clone().add_(addend, Scalars.One);
         Bf16Accumulation.AddInto(sum, addend);
         Assert.True(expected.eq(sum).all().item<bool>(), $"off by {(expected - sum).abs().max().item<float>():E2}");
         Assert.False(Bf16Accumulation.Applies(sum.t(), addend.t().contiguous()));             // a strided sum is left to libtorch
@@ -205,8 +209,9 @@ public class PrecisionTests
             // the same function by libtorch's own operations, rounding where the kernel rounds: scores and probabilities bf16
             Tensor Libtorch(Tensor q, Tensor k, Tensor v)
             {
-                var scores = torch.matmul(q * (1.0 / Math.Sqrt(shape[3])), k.transpose(-2, -1));
-                return torch.matmul(scores.masked_fill(torch.ones([T, T], dtype: ScalarType.Bool).triu(1), double.NegativeInfinity).softmax(-1), v);
+                using Scalar scale = 1.0 / Math.Sqrt(shape[3]);
+                var scores = torch.matmul(q.mul(scale), k.transpose(-2, -1));
+                return torch.matmul(scores.masked_fill(torch.ones([T, T], dtype: ScalarType.Bool).triu(1), Scalars.NegativeInfinity).softmax(-1), v);
             }
             var reference = Run(Fused, ScalarType.Float32);
             var kernel = Run(CausalAttentionByProducts.Attend, ScalarType.BFloat16);

@@ -1,3 +1,4 @@
+using Strata.Util;
 using Strata.Formats;
 using System.Collections;
 using Strata.Interop;
@@ -19,7 +20,7 @@ public class PyTorchFileTests
         Assert.Equal([300L, 16], pt.shape);
         Assert.Equal(expected.data<float>().ToArray(), pt.data<float>().ToArray());
         using var norms = pt.norm(1);
-        Assert.True((norms - 1).abs().max().item<float>() < 1e-5);             // unit rows, as the published substrates
+        Assert.True(norms.sub(Scalars.One).abs().max().item<float>() < 1e-5);             // unit rows, as the published substrates
     }
 
     [Fact]

@@ -57,7 +57,7 @@ public class SubstrateTests
         using var s = (FrozenTableSubstrate)SubstrateBuilder.Create(new SubstrateSpec { Bits = 16, Lift = lift }, cfg.VocabSize, cfg.DModel);
         Assert.True(s.IsFrozen);
         Assert.All(s.parameters(), p => Assert.False(p.requires_grad));
-        using var ids = torch.arange(65536L).view(1, -1);
+        using var ids = Scalars.Arange(0, 65536, ScalarType.Int64).view(1, -1);
         using var lifted = s.call(ids)[0];                                     // [65536, 64]
         int t = 0x4E2D;
         var row = lifted[t].data<float>().ToArray();

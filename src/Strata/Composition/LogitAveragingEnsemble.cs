@@ -123,9 +123,10 @@ public sealed class LogitAveragingEnsemble : ICausalLM, IDisposable
         {
             using var logits = _experts[k].Logits(idx, caches?.Caches[k], positions, padding);
             if (sum is null) sum = logits.clone();
-            else sum.add_(logits);
+            else sum.add_(logits, Scalars.One);
         }
-        return sum!.div_(_experts.Count);
+        using Scalar count = _experts.Count;
+        return sum!.div_(count);
     }
 
     /// <summary>Cross-entropy of the combined logits (they are the ensemble's prediction, so they exist whole).</summary>

@@ -147,7 +147,9 @@ public sealed class ProcessGroup : IDisposable
             try { Mpi.AllReduceSum((void*)data, (int)count, Mpi.Float); }
             finally { End(start, count * sizeof(float)); }
         }
-        if (Size > 1) flat.div_(Size);
+        if (Size <= 1) return;
+        using Scalar size = Size;
+        flat.div_(size);
     }
 
     /// <summary>Rank 0's bytes on every rank.</summary>

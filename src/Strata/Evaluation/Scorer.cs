@@ -163,7 +163,8 @@ public sealed class Scorer(ICausalLM model, ITokenizer tokenizer)
             {
                 using var scope = torch.NewDisposeScope();
                 using var _ = torch.no_grad();
-                using var last = torch.full([rows, 1], input.shape[1] - 1, dtype: ScalarType.Int64, device: Model.Device);
+                using Scalar lastPosition = input.shape[1] - 1;
+                using var last = torch.full([rows, 1], lastPosition, dtype: ScalarType.Int64, device: Model.Device);
                 var logits = Model.Logits(input, cache, last, padding);                            // [B, 1, V]
                 var next = new long[rows];
                 var chosen = TextGenerator.ChooseEach(logits.select(1, 0), decodings, generators, done);

@@ -150,8 +150,9 @@ internal sealed class ContinuousBatcher : IDisposable
             for (int j = 0; j < p.Length; j++) ids[i * longest + pad[i] + j] = p[j];
         }
         using var prompts = (ISlotCache)_model.NewCache(k, longest);
+        using Scalar lastPosition = longest - 1;
         var logits = _model.Logits(torch.tensor(ids, [k, longest], device: _model.Device), prompts,
-            torch.full([k, 1], longest - 1, dtype: ScalarType.Int64, device: _model.Device), torch.tensor(pad, device: _model.Device));   // [k, 1, V]
+            torch.full([k, 1], lastPosition, dtype: ScalarType.Int64, device: _model.Device), torch.tensor(pad, device: _model.Device));   // [k, 1, V]
         var choices = WithinTokenizer(logits);
         var chosen = Choose(newcomers, choices);
         var going = new List<int>();

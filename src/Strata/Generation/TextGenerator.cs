@@ -1,3 +1,4 @@
+using Strata.Util;
 using Strata.Modeling;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -110,20 +111,21 @@ public static class TextGenerator
     {
         if (o.Vocabulary is { } n && n < logits.shape[0]) logits = logits.narrow(0, 0, n);
         if (o.Temperature <= 0) return (int)logits.argmax().item<long>();
-        var scaled = logits.to(ScalarType.Float32) / o.Temperature;
+        using Scalar temperature = o.Temperature, topP = o.TopP;
+        var scaled = logits.to(ScalarType.Float32).div(temperature);
         if (o.TopK > 0 && o.TopK < scaled.shape[0])
         {
             var kth = scaled.topk(o.TopK).values[-1];
-            scaled = scaled.masked_fill(scaled < kth, double.NegativeInfinity);
+            scaled = scaled.masked_fill(scaled < kth, Scalars.NegativeInfinity);
         }
         if (o.TopP < 1.0)
         {
             var (sorted, order) = scaled.sort(descending: true);
             var sortedProbs = sorted.softmax(0);
             // drop a token when the tokens before it already reach p (the first one always stays)
-            var drop = (sortedProbs.cumsum(0) - sortedProbs) >= o.TopP;
+            var drop = (sortedProbs.cumsum(0) - sortedProbs) >= topP;
             var dropInOrder = torch.zeros_like(drop).scatter(0, order, drop);
-            scaled = scaled.masked_fill(dropInOrder, double.NegativeInfinity);
+            scaled = scaled.masked_fill(dropInOrder, Scalars.NegativeInfinity);
         }
         // inverse-CDF sampling: one uniform draw from the sequence's generator against the running sum of the
         // probabilities (in fp64); torch.multinomial draws an exponential variate for every id, 3 ms at 65,536 ids

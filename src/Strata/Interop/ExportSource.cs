@@ -46,7 +46,7 @@ internal sealed class ExportSource : IDisposable
                 if (model.Substrate is FrozenTableSubstrate frozen) embedding = frozen.Lifted();
                 else
                 {
-                    using var ids = torch.arange(model.Config.VocabSize, dtype: ScalarType.Int64, device: model.Device).view(1, -1);
+                    using var ids = Scalars.Arange(0, model.Config.VocabSize, ScalarType.Int64, model.Device).view(1, -1);
                     using var rows = model.Substrate.call(ids);
                     embedding = rows[0].contiguous();
                 }

@@ -32,7 +32,7 @@ public static class HfExport
         if (File.Exists(Path.Combine(outDir, "model.safetensors"))) throw new StrataException(
             $"{outDir} already holds a model.safetensors: choose another --out");
         var tensors = new List<(string, Tensor)>();
-        using var ids = torch.arange(c.VocabSize, dtype: ScalarType.Int64).view(1, -1);
+        using var ids = Scalars.Arange(0, c.VocabSize, ScalarType.Int64).view(1, -1);
         using (torch.no_grad())
         {
             using var table = model.Substrate.call(ids);                                   // [1, V, C]
@@ -122,7 +122,7 @@ public static class HfExport
                         $"the recipe {Json.Compact(spec)} built here");
                 var table = lookup("gpt_neox.embed_in.weight") ?? throw new StrataException($"{source}: missing tensor 'gpt_neox.embed_in.weight'");
                 using (torch.no_grad())
-                using (var ids = torch.arange(config.VocabSize, dtype: ScalarType.Int64).view(1, -1))
+                using (var ids = Scalars.Arange(0, config.VocabSize, ScalarType.Int64).view(1, -1))
                 using (var expected = model.Substrate.call(ids))
                     if (!table.shape.SequenceEqual(expected.shape[1..]) || !table.allclose(expected[0], 0, 0))
                         throw new StrataException(

@@ -206,8 +206,9 @@ public static class OnnxExport
     {
         using var scope = torch.NewDisposeScope();
         int D = c.HeadSize;
-        var inv = torch.pow(c.RopeTheta, -torch.arange(0, D, 2, dtype: ScalarType.Float64) / D);          // [D/2]
-        var angles = torch.outer(torch.arange(c.ContextLength, dtype: ScalarType.Float64), inv);          // [T, D/2]
+        using Scalar size = D;
+        var inv = torch.pow(c.RopeTheta, -Scalars.Arange(0, D, ScalarType.Float64, step: 2).div(size));     // [D/2]
+        var angles = torch.outer(Scalars.Arange(0, c.ContextLength, ScalarType.Float64), inv);             // [T, D/2]
         var full = torch.cat([angles, angles], 1);
         return (full.cos().to(ScalarType.Float32).MoveToOuterDisposeScope(), full.sin().to(ScalarType.Float32).MoveToOuterDisposeScope());
     }

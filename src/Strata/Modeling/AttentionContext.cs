@@ -1,3 +1,4 @@
+using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -51,12 +52,12 @@ internal sealed class AttentionContext : IDisposable
         long S = past + T;
         using var scope = torch.NewDisposeScope();
         var pad = padding.to(ScalarType.Int64).to(device).view(-1, 1);                                     // [B, 1]
-        var absolute = torch.arange(past, S, dtype: ScalarType.Int64, device: device).view(1, -1);       // [1, T]
-        var positions = (absolute - pad).clamp_min(0);                                                    // [B, T]
+        var absolute = Scalars.Arange(past, S, ScalarType.Int64, device).view(1, -1);                    // [1, T]
+        var positions = (absolute - pad).clamp_min(Scalars.Zero);                                         // [B, T]
         var (tableCos, tableSin) = Rotary.Tables(0, S, c.HeadSize, c.RopeTheta, device);                  // [S, hs]
         var rowCos = tableCos.index_select(0, positions.reshape(-1)).view(positions.shape[0], 1, T, -1);   // [B, 1, T, hs]
         var rowSin = tableSin.index_select(0, positions.reshape(-1)).view(positions.shape[0], 1, T, -1);
-        var keys = torch.arange(S, dtype: ScalarType.Int64, device: device).view(1, 1, -1);              // [1, 1, S]
+        var keys = Scalars.Arange(0, S, ScalarType.Int64, device).view(1, 1, -1);                        // [1, 1, S]
         var queries = absolute.view(1, -1, 1);                                                            // [1, T, 1]
         var allowed = keys.le(queries).logical_and(keys.ge(pad.view(-1, 1, 1)));                           // [B, T, S]
         // a padding position attends to itself, so its (unused) row stays finite instead of a softmax over nothing

@@ -1,3 +1,4 @@
+using Strata.Util;
 // The LM head and its cross-entropy in one autograd function, over chunks of rows: the [N, V] logits of a 65,536-word
 // head never exist whole, only [chunk, V] at a time. The loss is the last operation of a training step, so its gradient
 // is a scalar: when gradients are wanted, each chunk's logits turn straight into their gradient (softmax - one-hot) and
@@ -55,6 +56,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         using var wc = weight.to(hidden.dtype);                                               // the weight in the compute dtype
         using var bc = bias?.to(hidden.dtype);
         using var total = torch.zeros([], dtype: ScalarType.Float64, device: hidden.device);
+        using Scalar rowCount = n, minusShare = -1.0 / n, minusShareSingle = -1.0f / n;              // 1/N of the mean
         // the gradients of the mean loss (upstream gradient 1), in fp32 until the end
         Tensor? dHidden = wants.Hidden ? torch.empty_like(hidden) : null;
         Tensor? dWeight = null;                                                                  // written by the first chunk
@@ -66,24 +68,24 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             var h = hidden.narrow(0, start, count);                                            // [count, C]
             var t = targets.narrow(0, start, count);                                            // [count]
             var logits = torch.mm(h, wc.t());                                                   // [count, V]
-            if (bc is not null) logits.add_(bc);
+            if (bc is not null) logits.add_(bc, Scalars.One);
             var xt = logits.gather(1, t.unsqueeze(1)).to(ScalarType.Float32);                   // [count, 1], before the pass below
             var (g, max, sum) = Exponentials(logits);                                           // g = exp(x - max), [count, V]
-            total.add_((max + sum.log() - xt).sum().to(ScalarType.Float64));                    // lse = max + log s, exact
+            total.add_(max.add(sum.log(), Scalars.One).sub_(xt).sum().to(ScalarType.Float64), Scalars.One);  // lse = max + log s
             if (!wants.Any) continue;
             // d(mean loss)/d(logits) = (softmax - one-hot) / N = g diag(1/(s N)) - Y / N: the row scale rides on the
             // small operands and the one-hot part is a gather (dH) and an index_add (dW), so no pass over [count, V] more
-            var scale = sum.reciprocal().div_(n);                                               // [count, 1]
-            dHidden?.narrow(0, start, count).copy_(torch.mm(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: -1.0 / n));
+            var scale = sum.reciprocal().div_(rowCount);                                          // [count, 1]
+            dHidden?.narrow(0, start, count).copy_(torch.mm(g, wc).mul_(scale).add_(wc.index_select(0, t), alpha: minusShare));
             if (wants.Weight)
             {
                 AddTransposedProduct(ref dWeight, g, h.mul(scale.to(h.dtype)));
-                dWeight.index_add_(0, t, h.to(ScalarType.Float32), -1.0 / n);
+                dWeight.index_add_(0, t, h.to(ScalarType.Float32), minusShare);
             }
             if (dBias is not null)
             {
-                dBias.add_(torch.mm(scale.t().to(g.dtype), g).squeeze(0));
-                dBias.index_add_(0, t, torch.full([count], -1.0f / n, device: dBias.device), 1);
+                dBias.add_(torch.mm(scale.t().to(g.dtype), g).squeeze(0), Scalars.One);
+                dBias.index_add_(0, t, torch.full([count], minusShareSingle, device: dBias.device), Scalars.One);
             }
         }
         var saved = new List<Tensor>();
@@ -95,7 +97,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             saved.Add(grad.dtype == dtype ? grad : Cast(grad, dtype));
         }
         ctx.save_for_backward(saved);
-        return (total / n).to(ScalarType.Float32);
+        return total.div(rowCount).to(ScalarType.Float32);
     }
 
     /// <summary>exp(x - max) of each row in the logits' dtype (over the logits themselves, except bf16 without
@@ -126,7 +128,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         using var product = torch.mm(g.t(), h);
         if (dWeight is null) dWeight = product.to(ScalarType.Float32).MoveToOuterDisposeScope();     // a copy in bf16 only
         else if (Bf16Accumulation.Applies(dWeight, product)) Bf16Accumulation.AddInto(dWeight, product);
-        else dWeight.add_(product);
+        else dWeight.add_(product, Scalars.One);
     }
 
     private static Tensor Cast(Tensor t, ScalarType dtype)

@@ -1,3 +1,4 @@
+using Strata.Util;
 // One pre-LN decoder block with a sequential residual (GPT-NeoX, use_parallel_residual = false):
 //   x = x + attention(input_layernorm(x));  x = x + mlp(post_attention_layernorm(x))
 // At d = 1024 it holds 12,596,224 parameters (the paper's count, Growing Transformers, arXiv 2507.07129).
@@ -35,10 +36,10 @@ public sealed class DecoderBlock : Module<Tensor, Tensor>
     {
         using var h1 = _ln1.call(x);
         using var a = _attention.Forward(h1, attention, cache, layer);
-        using var x1 = x.add(a);
+        using var x1 = x.add(a, Scalars.One);
         using var h2 = _ln2.call(x1);
         using var m = _mlp.call(h2);
-        return x1.add(m);                                          // [B, T, C]
+        return x1.add(m, Scalars.One);                              // [B, T, C]
     }
 
     /// <summary>The projection a LoRA target names.</summary>

@@ -1,3 +1,4 @@
+using Strata.Util;
 // A Linear layer that can carry a LoRA adapter (Hu et al. 2021, "LoRA: Low-Rank Adaptation of Large Language
 // Models"), as litgpt's LoRALinear: y = x W^T + b + (alpha / r) * (x A^T) B^T, with A [r, in] Kaiming-uniform and
 // B [out, r] zero, so an attached adapter starts as no change. The adapter's two matrices are ordinary registered
@@ -122,7 +123,8 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         if (_loraA is null || _loraB is null) return;
         using (torch.no_grad())
         using (var ba = _loraB.matmul(_loraA))                                             // [out, in]
-            _weight.add_(ba, alpha: Scaling);
+        using (Scalar scaling = Scaling)
+            _weight.add_(ba, alpha: scaling);
         DropComputeCopy();
         ConditionallyRegisterParameter(AName, (Parameter?)null);
         ConditionallyRegisterParameter(BName, (Parameter?)null);
@@ -145,8 +147,9 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
         using var bm = _loraB!.to(_computeType);
         using var down = xc.matmul(a.t());                                                     // [..., r]
         using var up = down.matmul(bm.t());                                                    // [..., out]
-        using var scaled = up.mul(Scaling);
-        using (y) return y.add(scaled);
+        using Scalar scaling = Scaling;
+        using var scaled = up.mul(scaling);
+        using (y) return y.add(scaled, Scalars.One);
     }
 
     /// <summary>Decoding's case: at most 32 rows and no gradient. libtorch's CPU linear, x W^T, takes a few rows at
@@ -160,7 +163,7 @@ public sealed class LoraLinear : nn.Module<Tensor, Tensor>
     {
         using var rows = x.reshape(-1, x.shape[^1]);                                            // [k, in]
         using var product = w.matmul(rows.t());                                                 // [out, k]
-        using var y = b is null ? product.t() : product.t().add(b);                             // [k, out]
+        using var y = b is null ? product.t() : product.t().add(b, Scalars.One);                // [k, out]
         return y.view([.. x.shape[..^1], w.shape[0]]);
     }
 

@@ -1,3 +1,4 @@
+using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -13,10 +14,11 @@ internal static class Rotary
     public static (Tensor Cos, Tensor Sin) Tables(long start, long T, int headSize, double theta, Device device)
     {
         // inv_freq = 1 / theta^(2i/hs), computed in float32 as transformers does
-        using var steps = torch.arange(0, headSize, 2, dtype: ScalarType.Int64, device: device);
-        using var exponent = steps.to(ScalarType.Float32).div_(headSize);
+        using var steps = Scalars.Arange(0, headSize, ScalarType.Int64, device, step: 2);
+        using Scalar size = headSize;
+        using var exponent = steps.to(ScalarType.Float32).div_(size);
         using var invFreq = torch.pow(theta, exponent).reciprocal_();                    // [hs/2]
-        using var positions = torch.arange(start, start + T, dtype: ScalarType.Int64, device: device);
+        using var positions = Scalars.Arange(start, start + T, ScalarType.Int64, device);
         using var t = positions.to(ScalarType.Float32);
         using var freqs = torch.outer(t, invFreq);                                        // [T, hs/2]
         using var emb = torch.cat([freqs, freqs], dim: -1);                               // [T, hs]
@@ -33,6 +35,6 @@ internal static class Rotary
         using var neg = x2.neg();
         using var rotated = torch.cat([neg, x1], dim: -1);
         using var b = rotated.mul(sin);
-        return x.mul(cos).add_(b);
+        return x.mul(cos).add_(b, Scalars.One);
     }
 }

@@ -58,14 +58,17 @@ public sealed class AdamW : IDisposable
                     (float)Math.Sqrt(bc2), (float)_eps, (float)(-lr / bc1)));
                 continue;
             }
-            using var scaled = gradScale == 1.0 ? null : g.mul(gradScale);
+            using Scalar gradScaleS = gradScale, decayS = decayFactor, beta1 = _beta1, beta2 = _beta2;
+            using Scalar oneMinusBeta1 = 1 - _beta1, oneMinusBeta2 = 1 - _beta2, sqrtBc2 = Math.Sqrt(bc2), eps = _eps;
+            using Scalar stepSize = -lr / bc1;                       // held through the calls (Strata.Util.Scalars)
+            using var scaled = gradScale == 1.0 ? null : g.mul(gradScaleS);
             var gs = scaled ?? g;
-            if (decayFactor != 1.0) p.mul_(decayFactor);
-            s.M.mul_(_beta1).add_(gs, alpha: 1 - _beta1);
-            s.V.mul_(_beta2).addcmul_(gs, gs, value: 1 - _beta2);
+            if (decayFactor != 1.0) p.mul_(decayS);
+            s.M.mul_(beta1).add_(gs, alpha: oneMinusBeta1);
+            s.V.mul_(beta2).addcmul_(gs, gs, value: oneMinusBeta2);
             using var denom = s.V.sqrt();
-            denom.div_(Math.Sqrt(bc2)).add_(_eps);
-            p.addcdiv_(s.M, denom, value: -lr / bc1);
+            denom.div_(sqrtBc2).add_(eps, Scalars.One);
+            p.addcdiv_(s.M, denom, value: stepSize);
         }
     }
 
@@ -75,9 +78,9 @@ public sealed class AdamW : IDisposable
     public (double Norm, double Scale) ClipScale(double maxNorm)
     {
         using var scope = torch.NewDisposeScope();
-        var norms = _params.Select(p => p.Param.grad).Where(g => g is not null).Select(g => torch.linalg.vector_norm(g!, 2)).ToList();
+        var norms = _params.Select(p => p.Param.grad).Where(g => g is not null).Select(g => g!.norm()).ToList();
         if (norms.Count == 0) return (0, 1);
-        double norm = torch.linalg.vector_norm(torch.stack(norms), 2).item<float>();
+        double norm = torch.stack(norms).norm().item<float>();
         return (norm, double.IsFinite(norm) ? Math.Min(1.0, maxNorm / (norm + 1e-6)) : 1.0);
     }
 

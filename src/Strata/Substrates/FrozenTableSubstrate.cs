@@ -49,7 +49,8 @@ public sealed class FrozenTableSubstrate : Substrate
     private static Tensor Truncate(Tensor table, int k)
     {
         using var kept = table.narrow(1, 0, k).to(ScalarType.Float32);
-        using var norms = kept.norm(1, true, 2).clamp_min(1e-12);
+        using Scalar least = 1e-12;
+        using var norms = kept.norm(1, true, 2).clamp_min(least);
         return kept / norms;
     }
 
@@ -66,7 +67,7 @@ public sealed class FrozenTableSubstrate : Substrate
     /// <summary>The [V, d_model] matrix the substrate is after lifting: what an ordinary embedding would hold (export).</summary>
     public Tensor Lifted()
     {
-        using var ids = torch.arange(_table.shape[0], dtype: ScalarType.Int64, device: _table.device).unsqueeze(0);
+        using var ids = Scalars.Arange(0, _table.shape[0], ScalarType.Int64, _table.device).unsqueeze(0);
         using var _ = torch.no_grad();
         using var rows = forward(ids);
         return rows.squeeze(0).contiguous();

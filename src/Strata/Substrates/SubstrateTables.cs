@@ -107,12 +107,13 @@ internal static class SubstrateTables
         long n = bits.shape[0], d = bits.shape[1];
         var result = torch.empty([n, d], ScalarType.Float32);
         const long chunk = 8192;
+        using Scalar least = 1e-300;
         for (long start = 0; start < n; start += chunk)
         {
             using var scope = torch.NewDisposeScope();
             long len = Math.Min(chunk, n - start);
             var y = (bits.narrow(0, start, len).to(ScalarType.Float64) - mean).matmul(components);
-            var norms = y.norm(1, true, 2).clamp_min(1e-300);
+            var norms = y.norm(1, true, 2).clamp_min(least);
             result.narrow(0, start, len).copy_((y / norms).to(ScalarType.Float32));
         }
         return result;
@@ -126,13 +127,14 @@ internal static class SubstrateTables
         var x = bits.to(ScalarType.Float32);
         var counts = x.t().matmul(x).to(ScalarType.Float64);                             // exact: integer sums below 2^24
         var sums = x.sum(dim: 0L).to(ScalarType.Float64);
-        var mean = sums / n;
-        var cov = (counts - sums.outer(sums) / n) / Math.Max(1, n - 1);
+        using Scalar rows = n, degrees = Math.Max(1, n - 1);
+        var mean = sums.div(rows);
+        var cov = (counts - sums.outer(sums).div(rows)).div(degrees);
         var (_, vectors) = torch.linalg.eigh(cov);                                        // ascending eigenvalues
         var components = vectors.flip(1);                                                 // columns by decreasing variance
         var largest = components.abs().argmax(0);
         var signs = components.gather(0, largest.unsqueeze(0)).sign();
-        signs = torch.where(signs == 0, torch.ones_like(signs), signs);
+        signs = torch.where(signs.eq(Scalars.Zero), torch.ones_like(signs), signs);
         return (mean.MoveToOuterDisposeScope(), (components * signs).MoveToOuterDisposeScope());
     }
 

@@ -290,10 +290,11 @@ public sealed class Trainer : IDisposable
         {
             var batches = microBatches.ToList();
             double lossSum = 0;
+            using Scalar count = batches.Count;
             foreach (var batch in batches)
             {
                 var loss = model.Loss(batch[.., ..^1], batch[.., 1..]);
-                (loss / batches.Count).backward();
+                loss.div(count).backward();
                 lossSum += loss.item<float>();
             }
             buckets?.Reduce();
