@@ -60,7 +60,7 @@ public sealed class AdamW : IDisposable
             }
             using Scalar gradScaleS = gradScale, decayS = decayFactor, beta1 = _beta1, beta2 = _beta2;
             using Scalar oneMinusBeta1 = 1 - _beta1, oneMinusBeta2 = 1 - _beta2, sqrtBc2 = Math.Sqrt(bc2), eps = _eps;
-            using Scalar stepSize = -lr / bc1;                       // held through the calls (Strata.Util.Scalars)
+            using Scalar stepSize = -lr / bc1;                       // each held through the calls that read it (STRATA002)
             using var scaled = gradScale == 1.0 ? null : g.mul(gradScaleS);
             var gs = scaled ?? g;
             if (decayFactor != 1.0) p.mul_(decayS);
