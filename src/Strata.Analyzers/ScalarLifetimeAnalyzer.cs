@@ -44,42 +44,24 @@ public sealed class ScalarLifetimeAnalyzer : DiagnosticAnalyzer
             const string inside = " (TorchSharp makes it inside this member: call the overload that takes the Scalar)";
             start.RegisterOperationAction(c =>
             {
-                var conversion = (IConversionOperation)c.Operation;
-                if (conversion.OperatorMethod is not null && IsScalar(conversion.Type, scalar) && !IsHeld(conversion))
-                    c.ReportDiagnostic(Diagnostic.Create(Rule, conversion.Syntax.GetLocation(),
-                        $"The conversion of '{conversion.Operand.Syntax}' to Scalar", ""));
-                else if (IsMaker(conversion.OperatorMethod))
-                    c.ReportDiagnostic(Diagnostic.Create(Rule, conversion.Syntax.GetLocation(), $"'{conversion.Syntax}'", inside));
-            }, OperationKind.Conversion);
-            start.RegisterOperationAction(c =>
-            {
-                var invocation = (IInvocationOperation)c.Operation;
-                if (invocation.TargetMethod.ContainingType.Equals(scalar, SymbolEqualityComparer.Default)) return;
-                if (IsScalar(invocation.Type, scalar) ? !IsHeld(invocation) : IsMaker(invocation.TargetMethod))
-                    c.ReportDiagnostic(Diagnostic.Create(Rule, invocation.Syntax.GetLocation(),
-                        $"'{invocation.TargetMethod.Name}'", IsScalar(invocation.Type, scalar) ? "" : inside));
-            }, OperationKind.Invocation);
-            start.RegisterOperationAction(c =>
-            {
-                var method = c.Operation switch
+                var called = c.Operation switch
                 {
-                    IBinaryOperation b => b.OperatorMethod,
-                    IUnaryOperation u => u.OperatorMethod,
-                    ICompoundAssignmentOperation a => a.OperatorMethod,
+                    IConversionOperation o => o.OperatorMethod,
+                    IInvocationOperation o => o.TargetMethod,
+                    IBinaryOperation o => o.OperatorMethod,
+                    IUnaryOperation o => o.OperatorMethod,
+                    ICompoundAssignmentOperation o => o.OperatorMethod,
                     IObjectCreationOperation o => o.Constructor,
                     _ => null,
                 };
-                if (IsMaker(method))
-                    c.ReportDiagnostic(Diagnostic.Create(Rule, c.Operation.Syntax.GetLocation(), $"'{c.Operation.Syntax}'", inside));
-            }, OperationKind.Binary, OperationKind.Unary, OperationKind.CompoundAssignment, OperationKind.ObjectCreation);
-
-            bool IsMaker(IMethodSymbol? method) =>
-                method?.OriginalDefinition.GetDocumentationCommentId() is { } id && makers.Contains(id);
+                if (called is null) return;
+                bool makesOne = called.MethodKind != MethodKind.Constructor && called.ReturnType.Equals(scalar, SymbolEqualityComparer.Default);
+                if (makesOne ? !IsHeld(c.Operation) : makers.Contains(called.OriginalDefinition.GetDocumentationCommentId() ?? ""))
+                    c.ReportDiagnostic(Diagnostic.Create(Rule, c.Operation.Syntax.GetLocation(), $"'{c.Operation.Syntax}'", makesOne ? "" : inside));
+            }, OperationKind.Conversion, OperationKind.Invocation, OperationKind.Binary, OperationKind.Unary,
+               OperationKind.CompoundAssignment, OperationKind.ObjectCreation);
         });
     }
-
-    private static bool IsScalar(ITypeSymbol? type, INamedTypeSymbol scalar) =>
-        type is not null && type.Equals(scalar, SymbolEqualityComparer.Default);
 
     /// <summary>Whether the value goes straight into a using local's or a field's initializer.</summary>
     private static bool IsHeld(IOperation made)

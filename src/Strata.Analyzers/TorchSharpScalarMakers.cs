@@ -35,7 +35,6 @@ internal static class TorchSharpScalarMakers
     {
         var md = pe.GetMetadataReader();
         var ids = new Dictionary<MethodDefinitionHandle, string>();
-        var byId = new Dictionary<string, MethodDefinitionHandle>();
         var callers = new Dictionary<MethodDefinitionHandle, List<MethodDefinitionHandle>>();
         var makers = new HashSet<MethodDefinitionHandle>();
         var provider = new DocumentationIdTypes();
@@ -43,9 +42,7 @@ internal static class TorchSharpScalarMakers
         {
             foreach (var methodHandle in md.GetTypeDefinition(typeHandle).GetMethods())
             {
-                var id = DocumentationId(md, methodHandle, provider);
-                ids[methodHandle] = id;
-                byId[id] = methodHandle;
+                ids[methodHandle] = DocumentationId(md, methodHandle, provider);
             }
         }
         foreach (var pair in ids)
