@@ -1,10 +1,10 @@
-using Strata.Util;
 using Strata.Composition;
 using Strata.Formats;
 using Strata.Generation;
 using Strata.Runs;
 using Strata.Substrates;
 using Strata.Training;
+using Strata.Util;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -14,6 +14,8 @@ namespace Strata.Tests;
 [Collection("torch")]
 public class EnsembleTests
 {
+    private static readonly Scalar Two = 2;   // held through the calls (STRATA002)
+
     private static readonly Lazy<(string A, string B, string Trainable, string Tiled)> Runs = new(() =>
     {
         var dir = TestPaths.TempDir();
@@ -40,7 +42,7 @@ public class EnsembleTests
         using var lb = two.Experts[1].Forward(ids);
         Assert.Equal(la.data<float>().ToArray(), one.Logits(ids).data<float>().ToArray());
         using var mean = two.Logits(ids);
-        Assert.True((mean - la.add(lb, Scalars.One).div(Scalars.Two)).abs().max().item<float>() < 1e-6);
+        Assert.True((mean - la.add(lb, Scalars.One).div(Two)).abs().max().item<float>() < 1e-6);
         Assert.True((mean - la).abs().max().item<float>() > 1e-3);
         Assert.True((mean - lb).abs().max().item<float>() > 1e-3);
     }

@@ -1,9 +1,9 @@
-using Strata.Util;
 using Strata.Formats;
 using Strata.Generation;
 using Strata.Interop;
 using Strata.Runs;
 using Strata.Tokenization;
+using Strata.Util;
 using TorchSharp;
 using Xunit;
 using Xunit.Abstractions;

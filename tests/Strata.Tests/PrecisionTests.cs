@@ -1,8 +1,8 @@
-using Strata.Util;
 using Strata.Formats;
 using Strata.Modeling;
 using Strata.Runs;
 using Strata.Training;
+using Strata.Util;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -14,7 +14,7 @@ namespace Strata.Tests;
 public class PrecisionTests
 {
     // held through the calls (STRATA002)
-    private static readonly Scalar PointThree = 0.3, Four = 4, Three = 3, Thousandth = 1e-3, Half = 0.5, BfStep = 256, Fall = -0.2f;
+    private static readonly Scalar PointThree = 0.3, Four = 4, Three = 3, Thousandth = 1e-3, Half = 0.5, Two = 2, BfStep = 256, Fall = -0.2f;
 
     /// <summary>Loss and the gradients of hidden, weight and bias, via the plain [N, V] logits.</summary>
     private static (float Loss, Tensor DHidden, Tensor DWeight, Tensor? DBias) Plain(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets)
@@ -96,7 +96,7 @@ public class PrecisionTests
         loss.backward(retain_graph: true);
         using var once = w.grad!.clone();
         loss.backward();
-        AssertClose(once.mul(Scalars.Two), w.grad!, 1e-6, "d weight, two backward passes");
+        AssertClose(once.mul(Two), w.grad!, 1e-6, "d weight, two backward passes");
     }
 
     /// <summary>max |actual - expected| within <paramref name="tolerance"/> of max |expected|.</summary>

@@ -1,5 +1,5 @@
-using Strata.Util;
 using Strata.Formats;
+using Strata.Util;
 using System.Collections;
 using Strata.Interop;
 using TorchSharp;

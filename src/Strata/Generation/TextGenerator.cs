@@ -1,5 +1,5 @@
-using Strata.Util;
 using Strata.Modeling;
+using Strata.Util;
 using TorchSharp;
 using static TorchSharp.torch;
 

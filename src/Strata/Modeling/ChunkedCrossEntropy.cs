@@ -56,7 +56,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
         using var wc = weight.to(hidden.dtype);                                               // the weight in the compute dtype
         using var bc = bias?.to(hidden.dtype);
         using var total = torch.zeros([], dtype: ScalarType.Float64, device: hidden.device);
-        using Scalar rowCount = n, minusShare = -1.0 / n, minusShareSingle = -1.0f / n;              // 1/N of the mean
+        using Scalar rowCount = n, minusShare = -1.0 / n;                       // the mean's 1/N (the one-hot part's -1/N)
         // the gradients of the mean loss (upstream gradient 1), in fp32 until the end
         Tensor? dHidden = wants.Hidden ? torch.empty_like(hidden) : null;
         Tensor? dWeight = null;                                                                  // written by the first chunk
@@ -85,7 +85,7 @@ internal sealed class ChunkedCrossEntropy : torch.autograd.SingleTensorFunction<
             if (dBias is not null)
             {
                 dBias.add_(torch.mm(scale.t().to(g.dtype), g).squeeze(0), Scalars.One);
-                dBias.index_add_(0, t, torch.full([count], minusShareSingle, device: dBias.device), Scalars.One);
+                dBias.index_add_(0, t, torch.full([count], minusShare, device: dBias.device), Scalars.One);
             }
         }
         var saved = new List<Tensor>();

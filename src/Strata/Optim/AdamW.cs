@@ -41,7 +41,12 @@ public sealed class AdamW : IDisposable
     {
         StepCount++;
         double bc1 = 1 - Math.Pow(_beta1, StepCount), bc2 = 1 - Math.Pow(_beta2, StepCount);
+        double decayed = _weightDecay > 0 ? 1 - lr * _weightDecay : 1.0;
         using var _ = torch.no_grad();
+        // the tensor operations' numbers, held through the calls that read them (STRATA002)
+        using Scalar gradScaleS = gradScale, decayS = decayed, beta1 = _beta1, beta2 = _beta2;
+        using Scalar oneMinusBeta1 = 1 - _beta1, oneMinusBeta2 = 1 - _beta2, sqrtBc2 = Math.Sqrt(bc2), eps = _eps;
+        using Scalar stepSize = -lr / bc1;
         foreach (var (name, p, decay) in _params)
         {
             using var g = p.grad;                                                           // a handle of its own
@@ -51,16 +56,13 @@ public sealed class AdamW : IDisposable
                 s = (torch.zeros_like(p).DetachFromDisposeScope(), torch.zeros_like(p).DetachFromDisposeScope());
                 _state[name] = s;
             }
-            double decayFactor = decay && _weightDecay > 0 ? 1 - lr * _weightDecay : 1.0;
+            double decayFactor = decay ? decayed : 1.0;
             if (UseCpuKernel && CpuKernel.Applies(p, g, s.M, s.V))
             {
                 CpuKernel.Update(p, g, s.M, s.V, new((float)gradScale, (float)decayFactor, (float)_beta1, (float)_beta2,
                     (float)Math.Sqrt(bc2), (float)_eps, (float)(-lr / bc1)));
                 continue;
             }
-            using Scalar gradScaleS = gradScale, decayS = decayFactor, beta1 = _beta1, beta2 = _beta2;
-            using Scalar oneMinusBeta1 = 1 - _beta1, oneMinusBeta2 = 1 - _beta2, sqrtBc2 = Math.Sqrt(bc2), eps = _eps;
-            using Scalar stepSize = -lr / bc1;                       // each held through the calls that read it (STRATA002)
             using var scaled = gradScale == 1.0 ? null : g.mul(gradScaleS);
             var gs = scaled ?? g;
             if (decayFactor != 1.0) p.mul_(decayS);

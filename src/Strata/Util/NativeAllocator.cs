@@ -78,15 +78,16 @@ internal static class NativeAllocator
     }
 
     /// <summary>Collects the managed heap and waits for the finalizers it queued, when <paramref name="device"/> is the
-    /// CPU. TorchSharp frees some native objects only in their finalizers: a Scalar made from a number by an implicit
-    /// conversion (every <c>mul_(0.5)</c>, <c>add_(x, alpha: a)</c>, <c>loss / n</c>), an index, an autograd context. A
-    /// training step or an evaluation batch makes few managed objects, so the collector left to its own pace runs every
-    /// ten or so of them, and meanwhile these small blocks sit in the holes that the large blocks left in the heap: a
-    /// d=512 training step then found no hole for the head's [V, C] gradient and took 128 MiB of fresh pages every step,
-    /// the heap growing by as much until the next collection (1.4-1.6 s against 1.04-1.1 s a bf16 step on a 2-core
-    /// virtual machine). Collected after every step or batch, the heap stays the same size. It costs about 1-4 ms (a
-    /// full blocking collection of a small managed heap). On a GPU the large blocks live in CUDA's caching allocator,
-    /// which these small host blocks cannot fragment, so there it does nothing.</summary>
+    /// CPU. TorchSharp frees some native objects only in their finalizers: an autograd context, an index, and any Scalar
+    /// not disposed (before STRATA002 every <c>mul_(0.5)</c>, <c>loss / n</c>, <c>a + b</c> made one). A training step or
+    /// an evaluation batch makes few managed objects, so the collector left to its own pace runs every ten or so of
+    /// them, and meanwhile these small blocks sit in the holes that the large blocks left in the heap: a d=512 training
+    /// step then found no hole for the head's [V, C] gradient and took 128 MiB of fresh pages every step (1.4-1.6 s
+    /// against 1.04-1.1 s a bf16 step on a 2-core virtual machine). With Strata's Scalars disposed that mostly went away
+    /// by itself (48-586 faults a step without the collection, an occasional 16-32 MiB), and the collection keeps it so
+    /// for what TorchSharp still leaves to finalizers. It costs about 1-4 ms (a full blocking collection of a small
+    /// managed heap). On a GPU the large blocks live in CUDA's caching allocator, which these small host blocks cannot
+    /// fragment, so there it does nothing.</summary>
     public static void FreeFinalizedObjects(Device device)
     {
         if (device.type != DeviceType.CPU) return;

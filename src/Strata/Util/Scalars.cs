@@ -15,7 +15,6 @@ internal static class Scalars
     /// <summary>1 as an integer: add's alpha, valid on integer tensors as on floating ones.</summary>
     public static readonly Scalar One = 1L.ToScalar();
     public static readonly Scalar Zero = 0L.ToScalar();
-    public static readonly Scalar Two = 2L.ToScalar();
     public static readonly Scalar NegativeInfinity = double.NegativeInfinity.ToScalar();
 
     /// <summary>torch.arange(start, stop, step) with its three Scalars held through the call.</summary>
