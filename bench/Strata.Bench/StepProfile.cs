@@ -158,30 +158,42 @@ public static class StepProfile
         var values = torch.randn([B, nh, T, hs], dtype: cd, requires_grad: true);
         var branch = torch.randn([B, T, d], dtype: cd, requires_grad: true);
         var leaves = blk.parameters().Cast<Tensor>().Concat([lnWeight, lnBias, keys, values, branch]).ToList();
-        var ops = new (string Name, int Count, long[] Input, ScalarType Dtype, Func<Tensor, Tensor> F, double Flops)[]
+        Func<Tensor, Tensor[]> One(Func<Tensor, Tensor> f) => x => [f(x)];
+        // as in the model: in bf16 on the CPU one pass makes q, k and v and rotates q and k (RotaryHeads); otherwise q
+        // (and k) are strided views of the projection's output, rotated by libtorch's operations
+        bool oneRotaryPass = RotaryHeads.Applies(torch.empty([B, T, 3 * d], dtype: cd), cos, sin, hs);
+        var ops = new (string Name, int Count, long[] Input, ScalarType Dtype, Func<Tensor, Tensor[]> F, double Flops)[]
         {
-            ("LayerNorm", 2, [B, T, d], f32, x => nn.functional.layer_norm(x, [d], lnWeight, lnBias, c.LayerNormEps), 0),
-            ("query-key-value projection", 1, [B, T, d], f32, x => blk.Attention.QueryKeyValue.call(x), 2.0 * B * T * d * 3 * d),
-            // as in the model: the queries (and the keys) are a strided view of the projection's output
-            ("rotary (queries, keys)", 2, [B, T, 3 * d], cd, x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos, sin), 0),
-            (attention.ByProducts ? "attention, causal, by products" : "scaled_dot_product_attention, causal", 1, [B, nh, T, hs], cd, q =>
-                Attend(q, keys, values, attention.ByProducts ? Attention.ByProducts : Attention.Fused), 4.0 * B * T * T * d),
-            ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], cd, x => x.transpose(1, 2).contiguous().view(B, T, d), 0),
-            ("attention output projection", 1, [B, T, d], cd, x => blk.Attention.Dense.call(x), 2.0 * B * T * d * d),
-            ("MLP up", 1, [B, T, d], f32, x => blk.Mlp.Up.call(x), 2.0 * B * T * d * 4 * d),
-            ("GELU (erf)", 1, [B, T, 4 * d], cd, x => nn.functional.gelu(x), 0),
-            ("MLP down", 1, [B, T, 4 * d], cd, x => blk.Mlp.Down.call(x), 2.0 * B * T * d * 4 * d),
-            ("residual add", 2, [B, T, d], f32, x => x.add(branch, Scalars.One), 0),
+            ("LayerNorm", 2, [B, T, d], f32, One(x => nn.functional.layer_norm(x, [d], lnWeight, lnBias, c.LayerNormEps)), 0),
+            ("query-key-value projection", 1, [B, T, d], f32, One(x => blk.Attention.QueryKeyValue.call(x)), 2.0 * B * T * d * 3 * d),
+            oneRotaryPass
+                ? ("heads of q, k, v, rotary on q and k (RotaryHeads)", 1, [B, T, 3 * d], cd, x =>
+                {
+                    var (q, k, v) = RotaryHeads.Split(x, hs, cos, sin);
+                    return [q, k, v];
+                }, 0)
+                : ("rotary (queries, keys)", 2, [B, T, 3 * d], cd, One(x => Rotary.Apply(x.view(B, T, nh, 3 * hs).narrow(-1, 0, hs).transpose(1, 2), cos,
+                    sin)), 0),
+            (attention.ByProducts ? "attention, causal, by products" : "scaled_dot_product_attention, causal", 1, [B, nh, T, hs], cd, One(q =>
+                Attend(q, keys, values, attention.ByProducts ? Attention.ByProducts : Attention.Fused)), 4.0 * B * T * T * d),
+            ("heads together (transpose, contiguous)", 1, [B, nh, T, hs], cd, One(x => x.transpose(1, 2).contiguous().view(B, T, d)), 0),
+            ("attention output projection", 1, [B, T, d], cd, One(x => blk.Attention.Dense.call(x)), 2.0 * B * T * d * d),
+            ("MLP up", 1, [B, T, d], f32, One(x => blk.Mlp.Up.call(x)), 2.0 * B * T * d * 4 * d),
+            ("GELU (erf)", 1, [B, T, 4 * d], cd, One(x => nn.functional.gelu(x)), 0),
+            ("MLP down", 1, [B, T, 4 * d], cd, One(x => blk.Mlp.Down.call(x)), 2.0 * B * T * d * 4 * d),
+            ("residual add", 2, [B, T, d], f32, One(x => x.add(branch, Scalars.One)), 0),
         };
         const int repeats = 5;
         foreach (var (name, count, shape, dtype, f, flops) in ops)
         {
             using var x = torch.randn(shape, dtype: dtype, requires_grad: true);
-            using var g = torch.randn_like(f(x));
-            double forward = Ms(() => { using (f(x)) { } }, repeats);
+            var g = f(x).Select(y => torch.randn_like(y)).ToList();
+            double forward = Ms(() => { foreach (var y in f(x)) y.Dispose(); }, repeats);
             double both = Ms(() =>
             {
-                using (var y = f(x)) y.backward([g]);
+                var ys = f(x);
+                torch.autograd.backward(ys, g);
+                foreach (var y in ys) y.Dispose();
                 foreach (var leaf in leaves.Append(x)) leaf.grad = null;                   // each backward starts afresh, as in a step
             }, repeats);
             table.Add($"{name} x{count}, forward", count * flops, count * forward);
@@ -208,7 +220,9 @@ public static class StepProfile
 
     /// <summary>The step's choices for speed, each beside the way it replaced, in the same round: in bf16 causal attention
     /// (products around Strata's kernel against the fused kernel and against products around libtorch's masked_fill and
-    /// softmax, forward and backward, x blocks); over the head's chunks of rows, in bf16 its
+    /// softmax, forward and backward, x blocks), and the heads of the projection's output made and rotated in one pass
+    /// (RotaryHeads) against views rotated by libtorch's operations, each followed by that attention; over the head's
+    /// chunks of rows, in bf16 its
     /// pass over the logits (RowSoftmax against libtorch's to fp32, max, subtract and exp, sum and back), and dH (G W
     /// against (W^T G^T)^T, which libtorch's bf16 product once ran faster).</summary>
     private static void Choices(LanguageModel model, Table table)
@@ -263,6 +277,23 @@ public static class StepProfile
         table.Add("scaled_dot_product_attention, causal, forward and backward (x blocks)", 0, Both(Attention.Fused));
         table.Add("causal attention by products, timed again (x blocks)", 0, Both(Attention.ByProducts));
         table.Add("products around libtorch's masked_fill and softmax (x blocks)", 0, Both(Attention.ByProductsWithLibtorch));
+        // the projection's output to attention's output and back: heads and rotary in one pass, or views and libtorch's rotary
+        using var context = AttentionContext.Create(0, T, null, model.Config, dtype, CPU);
+        var qkv = torch.randn([B, T, 3 * d], dtype: dtype, requires_grad: true);
+        double Heads(bool onePass) => Ms(() =>
+        {
+            using var chunk = torch.NewDisposeScope();
+            var (q, k, v) = onePass ? RotaryHeads.Split(qkv, hs, context.Cos, context.Sin) : Views();
+            Attend(q, k, v, Attention.ByProducts).backward([upstream]);
+            qkv.grad = null;
+        }) * L;
+        (Tensor, Tensor, Tensor) Views()
+        {
+            var parts = qkv.view(B, T, nh, 3 * hs).chunk(3, dim: -1).Select(p => p.transpose(1, 2)).ToArray();
+            return (Rotary.Apply(parts[0], context.Cos, context.Sin), Rotary.Apply(parts[1], context.Cos, context.Sin), parts[2]);
+        }
+        table.Add("heads and rotary in one pass (RotaryHeads), then attention, forward and backward (x blocks)", 0, Heads(true));
+        table.Add("views and libtorch's rotary, then attention, forward and backward (x blocks)", 0, Heads(false));
     }
 
     /// <summary>The head's work over the step's B*T rows in <paramref name="dtype"/>, as ChunkedCrossEntropy does it (no

@@ -14,7 +14,8 @@ namespace Strata.Tests;
 public class PrecisionTests
 {
     // held through the calls (STRATA002)
-    private static readonly Scalar PointThree = 0.3, Four = 4, Three = 3, Thousandth = 1e-3, Half = 0.5, Two = 2, BfStep = 256, Fall = -0.2f;
+    private static readonly Scalar PointThree = 0.3, Four = 4, Three = 3, Thousandth = 1e-3, Half = 0.5, Two = 2, BfStep = 256, Fall = -0.2f,
+        HalfUlp = 1.0 / 256 + 1e-6;
 
     /// <summary>Loss and the gradients of hidden, weight and bias, via the plain [N, V] logits.</summary>
     private static (float Loss, Tensor DHidden, Tensor DWeight, Tensor? DBias) Plain(Tensor hidden, Tensor weight, Tensor? bias, Tensor targets)
@@ -228,6 +229,51 @@ public class PrecisionTests
                 // in bf16 the scores are rounded to bf16 before the softmax (the fused kernel keeps them in fp32): a few ulps
                 Assert.True(Error(kernel) <= 4 * Error(fused) + 1e-2 * largest,
                     $"T {T}, {names[i]}: by products {Error(kernel):E2} from fp32, fused {Error(fused):E2}");
+            }
+        }
+    }
+
+    [Fact]
+    public void The_heads_made_and_rotated_in_one_pass_are_libtorchs_views_and_rotary_in_fp32_rounded_once()
+    {
+        const long B = 2, T = 7;
+        const int nh = 3;
+        using var scope = torch.NewDisposeScope();
+        var (cos32, sin32) = Rotary.Tables(5, T, 64, 10000, CPU);
+        Assert.False(RotaryHeads.Applies(torch.zeros([B, T, nh * 3 * 64]), cos32, sin32, 64));                       // fp32: libtorch's way
+        var (cosPadded, sinPadded) = (cos32.to(ScalarType.BFloat16).expand(B, 1, T, 64), sin32.to(ScalarType.BFloat16).expand(B, 1, T, 64));
+        Assert.False(RotaryHeads.Applies(torch.zeros([B, T, nh * 3 * 64], dtype: ScalarType.BFloat16), cosPadded, sinPadded, 64));   // per-row tables
+        if (!System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated) return;
+        var g = new torch.Generator(11);
+        // 64: whole vectors of 16 in each half; 40: one vector and a tail of 4
+        foreach (int hs in new[] { 64, 40 })
+        {
+            var (cos, sin) = Rotary.Tables(5, T, hs, 10000, CPU);
+            (cos, sin) = (cos.to(ScalarType.BFloat16), sin.to(ScalarType.BFloat16));
+            var qkv = torch.randn([B, T, nh * 3 * hs], generator: g).to(ScalarType.BFloat16).requires_grad_(true);
+            var upstream = Enumerable.Range(0, 3).Select(_ => torch.randn([B, nh, T, hs], generator: g).to(ScalarType.BFloat16)).ToArray();
+            Assert.True(RotaryHeads.Applies(qkv, cos, sin, hs));
+            var (q, k, v) = RotaryHeads.Split(qkv, hs, cos, sin);
+            torch.autograd.backward([q, k, v], upstream);
+            // the reference: the views and Rotary.Apply of the model's other path, in fp32 on the same bf16 values
+            var qkv32 = qkv.detach().to(ScalarType.Float32).requires_grad_(true);
+            var parts = qkv32.view(B, T, nh, 3 * hs).chunk(3, dim: -1).Select(x => x.transpose(1, 2)).ToArray();
+            var (cosF, sinF) = (cos.to(ScalarType.Float32), sin.to(ScalarType.Float32));
+            Tensor[] reference = [Rotary.Apply(parts[0], cosF, sinF), Rotary.Apply(parts[1], cosF, sinF), parts[2]];
+            torch.autograd.backward(reference, upstream.Select(u => u.to(ScalarType.Float32)).ToList());
+            foreach (var (name, got, want) in new[] { ("q", q, reference[0]), ("k", k, reference[1]), ("v", v, reference[2]),
+                ("dqkv", qkv.grad!, qkv32.grad!) })
+            {
+                Assert.Equal(want.shape, got.shape);
+                Assert.True(got.is_contiguous(), name);
+                var exact = want.to(ScalarType.BFloat16).to(ScalarType.Float32);
+                var gotF = got.to(ScalarType.Float32);
+                // rounded once: within half a bf16 ulp of the fp32 value (at most 2^-8 of it), mostly equal
+                // to its rounding (the fp32 sums may differ in their last bit from the kernel's, on either side of a tie)
+                var apart = (gotF - want).abs() - want.abs().mul(HalfUlp);
+                Assert.True(apart.max().item<float>() <= 1e-30f, $"hs {hs}, {name}: {apart.max().item<float>():E2} past half an ulp");
+                double equal = gotF.eq(exact).to(ScalarType.Float32).mean().item<float>();
+                Assert.True(equal >= (name == "v" ? 1.0 : 0.99), $"hs {hs}, {name}: {equal:P2} equal to the fp32 value rounded to bf16");
             }
         }
     }

@@ -35,16 +35,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     internal Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
     {
         var (B, T, C) = (x.shape[0], x.shape[1], x.shape[2]);
-        using var qkv3 = _qkv.call(x);
-        using var qkv = qkv3.view(B, T, _nHead, 3 * _headSize);           // [B, T, nh, 3hs]
-        var parts = qkv.chunk(3, dim: -1);                                            // 3 x [B, T, nh, hs]
-        using var q0 = parts[0].transpose(1, 2);                                      // [B, nh, T, hs]
-        using var k0 = parts[1].transpose(1, 2);
-        using var v0 = parts[2].transpose(1, 2);
-        foreach (var p in parts) p.Dispose();
-        using var q = Rotary.Apply(q0, attention.Cos, attention.Sin);
-        using var kNew = Rotary.Apply(k0, attention.Cos, attention.Sin);
-
+        var (q, kNew, v0) = Heads(x, attention);                                      // [B, nh, T, hs] each
         Tensor k = kNew, v = v0;
         if (cache is not null) (k, v) = cache.Append(layer, kNew, v0);              // [B, nh, S, hs]
         try
@@ -60,6 +51,28 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         finally
         {
             if (cache is not null) { k.Dispose(); v.Dispose(); }
+            q.Dispose();
+            kNew.Dispose();
+            v0.Dispose();
         }
+    }
+
+    /// <summary>q, k and v [B, nh, T, hs] of the projection of <paramref name="x"/>, q and k rotated: in bf16 on the CPU
+    /// by <see cref="RotaryHeads"/> in one pass, otherwise as views of the projection's output and Rotary.Apply.</summary>
+    private (Tensor Q, Tensor K, Tensor V) Heads(Tensor x, AttentionContext attention)
+    {
+        var (B, T) = (x.shape[0], x.shape[1]);
+        using var qkv3 = _qkv.call(x);                                                // [B, T, nh * 3hs]
+        if (RotaryHeads.Applies(qkv3, attention.Cos, attention.Sin, _headSize))
+            return RotaryHeads.Split(qkv3, _headSize, attention.Cos, attention.Sin);
+        using var qkv = qkv3.view(B, T, _nHead, 3 * _headSize);                       // [B, T, nh, 3hs]
+        var parts = qkv.chunk(3, dim: -1);                                            // 3 x [B, T, nh, hs]
+        try
+        {
+            using var q0 = parts[0].transpose(1, 2);                                  // [B, nh, T, hs]
+            using var k0 = parts[1].transpose(1, 2);
+            return (Rotary.Apply(q0, attention.Cos, attention.Sin), Rotary.Apply(k0, attention.Cos, attention.Sin), parts[2].transpose(1, 2));
+        }
+        finally { foreach (var p in parts) p.Dispose(); }
     }
 }
