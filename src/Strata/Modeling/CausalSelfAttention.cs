@@ -35,7 +35,10 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     internal Tensor Forward(Tensor x, AttentionContext attention, KvCache? cache, int layer)
     {
         var (B, T, C) = (x.shape[0], x.shape[1], x.shape[2]);
-        var (q, kNew, v0) = Heads(x, attention);                                      // [B, nh, T, hs] each
+        var heads = Heads(x, attention);                                              // [B, nh, T, hs] each
+        using var q = heads.Q;
+        using var kNew = heads.K;
+        using var v0 = heads.V;
         Tensor k = kNew, v = v0;
         if (cache is not null) (k, v) = cache.Append(layer, kNew, v0);              // [B, nh, S, hs]
         try
@@ -51,9 +54,6 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         finally
         {
             if (cache is not null) { k.Dispose(); v.Dispose(); }
-            q.Dispose();
-            kNew.Dispose();
-            v0.Dispose();
         }
     }
 
