@@ -262,8 +262,8 @@ public static class StepProfile
             table.Add(taken, 0, Ms(() => run(takenArgument)) * chunks);
             table.Add(other, 0, Ms(() => run(!takenArgument)) * chunks);
         }
-        using (var attention = AttentionContext.Create(0, T, null, model.Config, dtype, CPU))
-            if (!attention.ByProducts) return;
+        using var context = AttentionContext.Create(0, T, null, model.Config, dtype, CPU);
+        if (!context.ByProducts) return;
         int nh = model.Config.NHead, hs = d / nh;
         var (q, k, v) = (Leaf(), Leaf(), Leaf());
         var upstream = torch.randn([B, nh, T, hs], dtype: dtype);
@@ -278,7 +278,6 @@ public static class StepProfile
         table.Add("causal attention by products, timed again (x blocks)", 0, Both(Attention.ByProducts));
         table.Add("products around libtorch's masked_fill and softmax (x blocks)", 0, Both(Attention.ByProductsWithLibtorch));
         // the projection's output to attention's output and back: heads and rotary in one pass, or views and libtorch's rotary
-        using var context = AttentionContext.Create(0, T, null, model.Config, dtype, CPU);
         var qkv = torch.randn([B, T, 3 * d], dtype: dtype, requires_grad: true);
         double Heads(bool onePass) => Ms(() =>
         {

@@ -23,13 +23,13 @@ internal sealed class RotaryHeads : torch.autograd.MultiTensorFunction<RotaryHea
     /// <summary>Whether the kernel takes <paramref name="qkv"/> [B, T, nh * 3hs] with tables [T, hs]: bf16 on the CPU,
     /// both contiguous, with 512-bit vectors in hardware (elsewhere, and with the per-row tables of padded batches,
     /// Rotary.Apply on views does the same).</summary>
-    public static bool Applies(Tensor qkv, Tensor cos, Tensor sin, int headSize) =>
-        Vector512.IsHardwareAccelerated && qkv.device_type == DeviceType.CPU && qkv.dtype == ScalarType.BFloat16 && qkv.dim() == 3
-        && qkv.is_contiguous() && headSize % 2 == 0 && qkv.shape[2] % (3 * headSize) == 0
-        && IsTable(cos, qkv.shape[1], headSize) && IsTable(sin, qkv.shape[1], headSize);
-
-    private static bool IsTable(Tensor t, long T, int headSize) => t.dtype == ScalarType.BFloat16 && t.device_type == DeviceType.CPU
-        && t.is_contiguous() && t.dim() == 2 && t.shape[0] == T && t.shape[1] == headSize;
+    public static bool Applies(Tensor qkv, Tensor cos, Tensor sin, int headSize)
+    {
+        static bool Bf16OnCpu(Tensor t) => t.device_type == DeviceType.CPU && t.dtype == ScalarType.BFloat16 && t.is_contiguous();
+        bool IsTable(Tensor t) => Bf16OnCpu(t) && t.dim() == 2 && t.shape[0] == qkv.shape[1] && t.shape[1] == headSize;
+        return Vector512.IsHardwareAccelerated && Bf16OnCpu(qkv) && qkv.dim() == 3 && headSize % 2 == 0 && qkv.shape[2] % (3 * headSize) == 0
+            && IsTable(cos) && IsTable(sin);
+    }
 
     /// <summary>q, k and v [B, nh, T, hs] of <paramref name="qkv"/> [B, T, nh * 3hs], q and k rotated by the tables [T, hs].</summary>
     public static (Tensor Q, Tensor K, Tensor V) Split(Tensor qkv, int headSize, Tensor cos, Tensor sin)
@@ -78,19 +78,19 @@ internal sealed class RotaryHeads : torch.autograd.MultiTensorFunction<RotaryHea
                 {
                     ushort* x = packed + ((b * T + t) * nh + h) * 3 * hs;
                     long at = ((b * nh + h) * T + t) * hs;
-                    if (transposed)
-                    {
-                        Rotate(q + at, x, c + t * hs, s + t * hs, hs, -1);
-                        Rotate(k + at, x + hs, c + t * hs, s + t * hs, hs, -1);
-                        Buffer.MemoryCopy(v + at, x + 2 * hs, hs * 2L, hs * 2L);
-                    }
-                    else
-                    {
-                        Rotate(x, q + at, c + t * hs, s + t * hs, hs, 1);
-                        Rotate(x + hs, k + at, c + t * hs, s + t * hs, hs, 1);
-                        Buffer.MemoryCopy(x + 2 * hs, v + at, hs * 2L, hs * 2L);
-                    }
+                    Move(x, q + at, c + t * hs, s + t * hs, hs, transposed, rotate: true);
+                    Move(x + hs, k + at, c + t * hs, s + t * hs, hs, transposed, rotate: true);
+                    Move(x + 2 * hs, v + at, null, null, hs, transposed, rotate: false);
                 }
+    }
+
+    /// <summary>One head's slot of the packed projection output to its place in q, k or v, rotated or copied (or back,
+    /// with the rotation transposed).</summary>
+    private static unsafe void Move(ushort* packed, ushort* head, ushort* c, ushort* s, int hs, bool transposed, bool rotate)
+    {
+        ushort* from = transposed ? head : packed, to = transposed ? packed : head;
+        if (rotate) Rotate(from, to, c, s, hs, transposed ? -1 : 1);
+        else Buffer.MemoryCopy(from, to, hs * 2L, hs * 2L);
     }
 
     /// <summary>One head's n values: y1 = x1 c1 - x2 s1 and y2 = x2 c2 + x1 s2 (direction 1), or the transpose,
