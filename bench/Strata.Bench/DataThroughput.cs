@@ -21,7 +21,9 @@ namespace Strata.Bench;
 /// machine's speed drifts by more than the differences measured), on the corpus's first 200 MB, with cold caches as
 /// the preparation's threads start; the first of those processes also times reading alone (decompression, Parquet and
 /// JSON parsing, UTF-8 checks; one thread). --rounds N alternates N preparations with those measurements.
-///   Strata.Bench data [--gb 1,5] [--rounds N] [--dir DIR]
+/// With --read-threads N,M: reading alone and the preparation (with the code-point tokenizer, whose encoding costs
+/// little, and with bvv241-2-3) on N and on M reading threads instead, alternating.
+///   Strata.Bench data [--gb 1,5] [--rounds N] [--dir DIR] [--read-threads 1,2]
 /// </summary>
 public static class DataThroughput
 {
@@ -35,12 +37,16 @@ public static class DataThroughput
         var sizes = (args.SkipWhile(a => a != "--gb").Skip(1).FirstOrDefault() ?? "1,5").Split(',').Select(double.Parse).ToList();
         var root = args.SkipWhile(a => a != "--dir").Skip(1).FirstOrDefault() ?? Path.Combine(StrataHome.Root, "data", "bench-corpus");
         var child = args.SkipWhile(a => a != "--child").Skip(1).FirstOrDefault();
+        var readThreads = args.SkipWhile(a => a != "--read-threads").Skip(1).FirstOrDefault()?.Split(',').Select(int.Parse).ToList();
+        var tokenizer = args.SkipWhile(a => a != "--tokenizer").Skip(1).FirstOrDefault() ?? Bvv241Builder.TwoThree;
         if (child is not null)
         {
             var corpus = Path.Combine(root, $"{sizes[0]}gb");
+            int n = readThreads?[0] ?? PrepareOptions.DefaultReadThreads;
             Console.WriteLine(child switch
             {
-                "prepare" => Prepare(corpus, Path.Combine(root, $"{sizes[0]}gb-dataset")),
+                "prepare" => Prepare(corpus, Path.Combine(root, $"{sizes[0]}gb-dataset"), tokenizer, n),
+                "read" => ReadingRate(corpus, n) is var (mbs, cores, gen2) ? Line(mbs, cores, gen2) : "",
                 "parts" => Parts(corpus, readAll: true),
                 _ => Parts(corpus, readAll: false),
             });
@@ -48,6 +54,11 @@ public static class DataThroughput
         }
         int rounds = int.Parse(args.SkipWhile(a => a != "--rounds").Skip(1).FirstOrDefault() ?? "1");
         var fileCounts = sizes.Select(gb => Generate(Path.Combine(root, $"{gb}gb"), (long)(gb * 1e9))).ToList();      // once, kept for later runs
+        if (readThreads is not null)
+        {
+            Reading(root, sizes[0], readThreads, rounds);
+            return;
+        }
         Console.WriteLine($"{Environment.ProcessorCount} cores; each preparation, and the tokenizer alone before and after it, in a process of its own");
         Console.WriteLine("| corpus | round | seconds | MB/s | cores busy | peak RSS (MiB) | tokenizer on one core, MB/s before / after | prepare / that " +
             "| tokenizer on two threads, MB/s before / after | prepare / that | first 2,000 documents equal to encoding each alone |");
@@ -91,17 +102,79 @@ public static class DataThroughput
         foreach (var note in notes) Console.WriteLine(note);
     }
 
+    /// <summary>Reading against the number of reading threads: for each count, in each round, reading alone (every
+    /// document of the corpus handed on in order, as the preparation's reading threads hand them on) and the
+    /// preparation with the code-point tokenizer (which costs little, so reading bounds it, as it bounds bvv241 on a
+    /// machine of many cores) and with bvv241-2-3, each in a process of its own.</summary>
+    private static void Reading(string root, double gb, List<int> counts, int rounds)
+    {
+        string[] Child(string what, int n, string tokenizer)
+        {
+            var psi = ChildProcess.StartInfo(["data", "--child", what, "--gb", gb.ToString(CultureInfo.InvariantCulture), "--dir", root,
+                "--read-threads", n.ToString(CultureInfo.InvariantCulture), "--tokenizer", tokenizer]);
+            psi.RedirectStandardOutput = true;
+            using var process = Process.Start(psi)!;
+            var output = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit();
+            if (process.ExitCode != 0) throw new InvalidOperationException($"data --child {what} failed: {output}");
+            return output.Split('\n')[^1].Split(' ');
+        }
+        double Number(string x) => double.Parse(x, CultureInfo.InvariantCulture);
+        Console.WriteLine($"{Environment.ProcessorCount} cores, {gb} GB corpus; reading threads {string.Join(", ", counts)} alternating, each reading " +
+            "in a process of its own");
+        Console.WriteLine("| round | reading threads | reading alone, MB/s | prepare with codepoint: MB/s, cores busy | prepare with bvv241-2-3: MB/s, " +
+            "cores busy, peak RSS (MiB), first 2,000 documents equal |");
+        Console.WriteLine("|---|---|---|---|---|");
+        var rates = counts.ToDictionary(n => n, _ => new List<(double Read, double Codepoint, double Bvv)>());
+        for (int r = 1; r <= rounds; r++)
+            foreach (var n in counts)
+            {
+                double read = Number(Child("read", n, Bvv241Builder.TwoThree)[0]);
+                var cp = Child("prepare", n, "codepoint");
+                var bvv = Child("prepare", n, Bvv241Builder.TwoThree);
+                double cpRate = Number(cp[0]) / Number(cp[1]), bvvRate = Number(bvv[0]) / Number(bvv[1]);
+                rates[n].Add((read, cpRate, bvvRate));
+                Console.WriteLine($"| {r} | {n} | {read:F1} | {cpRate:F1}, {Number(cp[2]):F2} | {bvvRate:F1}, {Number(bvv[2]):F2}, {Number(bvv[3]):F0}, " +
+                    $"{bvv[^1]} |");
+            }
+        Console.WriteLine();
+        int baseline = counts[0];
+        foreach (var n in counts.Skip(1))
+        {
+            double Ratio(Func<(double Read, double Codepoint, double Bvv), double> part) =>
+                Readings.Median(rates[n].Zip(rates[baseline], (a, b) => part(a) / part(b)));
+            Console.WriteLine($"{n} reading threads against {baseline}, median of the rounds' ratios: reading alone {Ratio(x => x.Read):F2}x, " +
+                $"prepare with codepoint {Ratio(x => x.Codepoint):F2}x, with bvv241-2-3 {Ratio(x => x.Bvv):F2}x");
+        }
+    }
+
+    /// <summary>MB/s of reading every document of the corpus on <paramref name="threads"/> reading threads, handed on in
+    /// order as the preparation's reading threads hand them on (decompression, Parquet and JSON parsing, UTF-8 checks).</summary>
+    private static (double MBs, double Cores, int Gen2) ReadingRate(string corpus, int threads)
+    {
+        var files = Corpus.Find([corpus], "*");
+        var reader = new DocumentReader(new ReadOptions());
+        long bytes = 0;
+        var clock = Stopwatch.StartNew();
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+        foreach (var d in ReadAhead.InOrder(files.Count, i => reader.Read(i, files[i].Path, files[i].Name, true), threads))
+            bytes += Encoding.UTF8.GetByteCount(d.Text);
+        double seconds = clock.Elapsed.TotalSeconds;
+        return (bytes / 1e6 / seconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / seconds, GC.CollectionCount(2));
+    }
+
     /// <summary>Prepares the corpus; "MB seconds cores peak-MiB tokens exact" on one line.</summary>
-    private static string Prepare(string corpus, string outDir)
+    private static string Prepare(string corpus, string outDir, string tokenizer, int readThreads)
     {
         if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
         PeakMemory.Reset();
         var clock = Stopwatch.StartNew();
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
-        var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = outDir, Pattern = "*", ValidationFraction = 0.001 });
+        var m = DataPreparer.Prepare(new PrepareOptions { Inputs = [corpus], OutDir = outDir, Pattern = "*", ValidationFraction = 0.001,
+            Tokenizer = tokenizer, ReadThreads = readThreads });
         double seconds = clock.Elapsed.TotalSeconds, peak = PeakMemory.Mib();
         double cores = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / seconds;
-        bool exact = FirstDocumentsExact(corpus, outDir, 2000);
+        bool exact = FirstDocumentsExact(corpus, outDir, 2000, Strata.Tokenization.Tokenizers.ByName(tokenizer));
         Directory.Delete(outDir, recursive: true);
         return Line((m.Train.Bytes + m.Validation.Bytes) / 1e6, seconds, cores, peak, m.Train.Tokens + m.Validation.Tokens, exact ? "yes" : "NO");
     }
@@ -247,9 +320,8 @@ public static class DataThroughput
 
     /// <summary>The training stream's first documents against encoding each of them alone (in reading order; documents
     /// held out for validation are skipped as the preparation skipped them).</summary>
-    private static bool FirstDocumentsExact(string corpus, string datasetDir, int count)
+    private static bool FirstDocumentsExact(string corpus, string datasetDir, int count, ITokenizer tokenizer)
     {
-        var tokenizer = Bvv241Builder.Get(Bvv241Builder.TwoThree);
         var files = Corpus.Find([corpus], "*");
         var reader = new DocumentReader(new ReadOptions());
         var expected = new List<int>();
@@ -260,7 +332,7 @@ public static class DataThroughput
             foreach (var d in reader.Read(0, path, name, tokenizer.NeverMergesAcross('\n')))
             {
                 if (DataPreparer.HeldOut(1337, d.Source, d.Index, 0.001)) continue;
-                if (!first && !d.Continues) expected.Add(tokenizer.EndOfText!.Value);
+                if (!first && !d.Continues && tokenizer.EndOfText is { } separator) expected.Add(separator);
                 first = false;
                 expected.AddRange(tokenizer.Encode(d.Text));
                 if (!d.Continues && ++taken >= count) break;

@@ -8,7 +8,7 @@
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll substrate
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll serve [--threads N] [--rounds 2] [--d 256] [--blocks 6]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll decode-profile [--threads N] [--steps 200]
-//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll data [--gb 1,5] [--rounds N] [--dir DIR]
+//   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll data [--gb 1,5] [--rounds N] [--dir DIR] [--read-threads 1,2]
 //   dotnet bench/Strata.Bench/bin/Release/net10.0/Strata.Bench.dll distributed [--rounds 3]   (needs mpirun)
 //   bench/gpu-check.sh (gpu, gpu-report: the GPU check's Strata half and its report)
 // Results and the commands behind them: docs/BENCHMARKS.md.

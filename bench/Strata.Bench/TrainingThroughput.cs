@@ -148,9 +148,15 @@ public static class TrainingThroughput
             int steps = int.Parse(line);
             long faults = MinorPageFaults();
             var sw = Stopwatch.StartNew();
-            for (int i = 0; i < steps; i++) Trainer.Step(model, opt, 1e-4, 1.0, [batch]);
+            var ends = new List<double>();
+            for (int i = 0; i < steps; i++)
+            {
+                Trainer.Step(model, opt, 1e-4, 1.0, [batch]);
+                ends.Add(sw.Elapsed.TotalMilliseconds);
+            }
             if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
             double tokS = (double)B * T * steps / sw.Elapsed.TotalSeconds, perStep = (double)(MinorPageFaults() - faults) / steps;
+            Console.Error.WriteLine($"d={d} {p}: step ms {string.Join(", ", ends.Select((e, i) => (e - (i == 0 ? 0 : ends[i - 1])).ToString("F0")))}");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{tokS} {perStep}"));
         }
     }

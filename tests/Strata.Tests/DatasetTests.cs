@@ -55,11 +55,11 @@ public class DatasetTests
     }
 
     private static DatasetManifest Prepare(string input, string outDir, string pattern = "*.txt", long shardTokens = 100_000_000, ReadOptions? read =
-        null, int threads = 2) =>
+        null, int threads = 2, int readThreads = 1) =>
         DataPreparer.Prepare(new PrepareOptions
         {
             Inputs = [input], OutDir = outDir, Pattern = pattern, ValidationFraction = 0, ShardTokens = shardTokens, Read = read
-                ?? new ReadOptions(), Threads = threads,
+                ?? new ReadOptions(), Threads = threads, ReadThreads = readThreads,
         });
 
     [Fact]
@@ -129,6 +129,60 @@ public class DatasetTests
             DatasetManifest.FileName)).Length);
         foreach (var shard in m.Train.Shards)
             Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "a", shard.File)), File.ReadAllBytes(Path.Combine(dir, "b", shard.File)));
+    }
+
+    [Fact]
+    public async Task Files_read_several_at_once_give_the_same_bytes_and_the_first_bad_file_in_order_is_the_one_named()
+    {
+        var docs = Documents();
+        var dir = TestPaths.TempDir();
+        var corpus = Path.Combine(dir, "corpus");
+        Directory.CreateDirectory(corpus);
+        var rng = new Random(11);
+        for (int f = 0; f < 24; f++)
+        {
+            var some = Enumerable.Range(0, 3 + rng.Next(10)).Select(_ => docs[rng.Next(docs.Count)]).ToList();
+            var stem = Path.Combine(corpus, $"{f:D2}");
+            switch (f % 3)
+            {
+                case 0:
+                    // two texts of more than the reading threads' chunk of 2^20 characters
+                    File.WriteAllText(stem + ".txt", string.Join("\n\n", f % 12 == 0 ? Enumerable.Repeat(string.Join("\n\n", docs), 100) : some));
+                    break;
+                case 1:
+                    using (var file = File.Create(stem + ".jsonl.zst"))
+                    using (var zst = new ZstdSharp.CompressionStream(file, 3))
+                        zst.Write(System.Text.Encoding.UTF8.GetBytes(Jsonl(some)));
+                    break;
+                default:
+                    await Parquet.Serialization.ParquetSerializer.SerializeAsync(some.Select((d, i) => new Row { Text = d, Id = i }), stem + ".parquet");
+                    break;
+            }
+        }
+        Assert.True(File.ReadAllText(Path.Combine(corpus, "00.txt")).Length > 1 << 20);
+        var one = Prepare(corpus, Path.Combine(dir, "one"), PrepareOptions.AnyText, shardTokens: 40_000, threads: 1, readThreads: 1);
+        Assert.True(one.Train.Shards.Count > 3);
+        foreach (var (threads, readThreads) in new[] { (2, 2), (2, 5) })
+        {
+            var outDir = Path.Combine(dir, $"{threads}-{readThreads}");
+            var m = Prepare(corpus, outDir, PrepareOptions.AnyText, shardTokens: 40_000, threads: threads, readThreads: readThreads);
+            Assert.Equal(File.ReadAllText(Path.Combine(dir, "one", DatasetManifest.FileName)),
+                File.ReadAllText(Path.Combine(outDir, DatasetManifest.FileName)));
+            foreach (var shard in one.Train.Shards)
+                Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "one", shard.File)), File.ReadAllBytes(Path.Combine(outDir, shard.File)));
+        }
+
+        // two damaged files: whichever thread reaches its file first, the error is the first one's, as with one thread
+        var first = Path.Combine(corpus, "07.txt");
+        File.WriteAllBytes(first, [.. "fine so far, then "u8, 0xC3, 0x28]);
+        File.WriteAllBytes(Path.Combine(corpus, "19.txt"), [0xFF]);
+        foreach (var readThreads in new[] { 1, 4, 4, 4 })
+        {
+            var outDir = Path.Combine(dir, "bad-" + Guid.NewGuid().ToString("N")[..6]);
+            var e = Assert.Throws<StrataException>(() => Prepare(corpus, outDir, PrepareOptions.AnyText, threads: 2, readThreads: readThreads));
+            Assert.StartsWith($"{first}: invalid UTF-8 at byte offset 18", e.Message);
+            Assert.False(Directory.Exists(outDir));
+        }
     }
 
     [Fact]

@@ -29,17 +29,20 @@ public static class DataCommand
             "replace invalid UTF-8 by U+FFFD and count it in the manifest (by default it is refused, naming file and byte)");
         var stripAnsi = Opt.Flag("--strip-ansi", "remove ANSI colour escapes (some fortune files carry them)");
         var threads = Opt.Int("--threads", Environment.ProcessorCount, "cores used for encoding (the output does not depend on it)");
+        var readThreads = Opt.Int("--read-threads", PrepareOptions.DefaultReadThreads,
+            "threads reading files, several at once (one per three cores by default; the output does not depend on it)");
         var restart = Opt.Flag("--restart", "drop an interrupted preparation's progress instead of resuming it");
         var command = new Command("prepare", "text in, a dataset (shards and manifest.json) out, streaming; resumes after an interruption")
             { inputs, outDir, pattern, exclude, tokenizer, field, valFraction, valMatch, seed, shardTokens, stripBom, newlines, replaceInvalid,
-                stripAnsi, threads, restart };
+                stripAnsi, threads, readThreads, restart };
         command.SetAction(p =>
         {
             var o = new PrepareOptions
             {
                 Inputs = p.GetValue(inputs)!, OutDir = p.GetValue(outDir)!, Pattern = p.GetValue(pattern)!, Exclude = p.GetValue(exclude),
                 Tokenizer = p.GetValue(tokenizer)!, ValidationFraction = p.GetValue(valFraction), ValidationMatch = p.GetValue(valMatch),
-                Seed = p.GetValue(seed), ShardTokens = p.GetValue(shardTokens), Threads = p.GetValue(threads), Restart = p.GetValue(restart), Log = output,
+                Seed = p.GetValue(seed), ShardTokens = p.GetValue(shardTokens), Threads = p.GetValue(threads), ReadThreads = p.GetValue(readThreads),
+                Restart = p.GetValue(restart), Log = output,
                 Read = new ReadOptions
                 {
                     Field = p.GetValue(field)!, StripBom = p.GetValue(stripBom), NewlinesToLf = p.GetValue(newlines) == "lf",

@@ -1,11 +1,11 @@
-// Text in, a dataset out (Data/Dataset.cs), streaming: documents are read in a fixed order on one thread, encoded in
-// batches on all cores, and written in order into shards of a bounded size, so memory stays bounded whatever the
-// corpus size and the output is byte-identical whatever the thread count. Each document goes to the training or the
-// validation split by its file name (--val-match) or by a seeded hash of (file, document number), so the split needs
-// no look-ahead. Shards are written under new names and the manifest is written last: until then the folder's previous
-// dataset, if any, is what readers see. A progress journal after every shard lets an interrupted preparation resume:
-// finished shards are kept (re-hashed first), the reading starts over and the documents already written are skipped
-// without encoding.
+// Text in, a dataset out (Data/Dataset.cs), streaming: documents are read in a fixed order (several files at once on
+// the reading threads, handed on in order), encoded in batches on all cores, and written in order into shards of a
+// bounded size, so memory stays bounded whatever the corpus size and the output is byte-identical whatever the thread
+// counts. Each document goes to the training or the validation split by its file name (--val-match) or by a seeded
+// hash of (file, document number), so the split needs no look-ahead. Shards are written under new names and the
+// manifest is written last: until then the folder's previous dataset, if any, is what readers see. A progress journal
+// after every shard lets an interrupted preparation resume: finished shards are kept (re-hashed first), the reading
+// starts over and the documents already written are skipped without encoding.
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
@@ -40,6 +40,7 @@ public static class DataPreparer
             $"--val-fraction: must be in [0, 1), got {o.ValidationFraction}");
         if (o.ShardTokens < 1024) throw new StrataException($"--shard-tokens: at least 1024, got {o.ShardTokens}");
         if (o.Threads < 1) throw new StrataException($"--threads: at least 1, got {o.Threads}");
+        if (o.ReadThreads < 1) throw new StrataException($"--read-threads: at least 1, got {o.ReadThreads}");
         Regex? valMatch;
         try { valMatch = o.ValidationMatch is null ? null : new Regex(o.ValidationMatch, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1)); }
         catch (ArgumentException) { throw new StrataException($"--val-match: '{o.ValidationMatch}' is not a regular expression"); }
@@ -82,17 +83,14 @@ public static class DataPreparer
         IEnumerable<Unit> Units()
         {
             long seq = 0;
-            for (int i = 0; i < files.Count; i++)
+            IEnumerable<Document> Read(int i) => tailSplit ? reader.ReadWithTail(i, files[i].Path, files[i].Name, canCut, o.ValidationFraction)
+                : reader.Read(i, files[i].Path, files[i].Name, canCut);
+            foreach (var d in ReadAhead.InOrder(files.Count, Read, o.ReadThreads))
             {
-                var (path, name) = files[i];
-                var docs = tailSplit ? reader.ReadWithTail(i, path, name, canCut, o.ValidationFraction) : reader.Read(i, path, name, canCut);
-                foreach (var d in docs)
-                {
-                    var split = d.Validation is { } v ? (v ? DatasetSplit.Validation : DatasetSplit.Train)
-                        : valMatch is not null ? (valMatch.IsMatch(d.Source.Replace('\\', '/')) ? DatasetSplit.Validation : DatasetSplit.Train)
-                        : HeldOut(o.Seed, d.Source, d.Index, o.ValidationFraction) ? DatasetSplit.Validation : DatasetSplit.Train;
-                    yield return new Unit(seq++, d, split);
-                }
+                var split = d.Validation is { } v ? (v ? DatasetSplit.Validation : DatasetSplit.Train)
+                    : valMatch is not null ? (valMatch.IsMatch(d.Source.Replace('\\', '/')) ? DatasetSplit.Validation : DatasetSplit.Train)
+                    : HeldOut(o.Seed, d.Source, d.Index, o.ValidationFraction) ? DatasetSplit.Validation : DatasetSplit.Train;
+                yield return new Unit(seq++, d, split);
             }
         }
 
@@ -183,9 +181,10 @@ public static class DataPreparer
         return p;
     }
 
-    /// <summary>Reading on a thread of its own, encoding on <paramref name="threads"/> threads a batch each, in order.
-    /// Each worker encodes into a list of its own and copies the batch's ids into one pooled buffer, which goes back to
-    /// the pool when the consumer asks for the next batch: no allocation per document, whatever its length.</summary>
+    /// <summary>Batches made on a thread of its own (of the reading threads' documents), encoded on
+    /// <paramref name="threads"/> threads a batch each, in order. Each worker encodes into a list of its own and copies
+    /// the batch's ids into one pooled buffer, which goes back to the pool when the consumer asks for the next batch: no
+    /// allocation per document, whatever its length.</summary>
     private static IEnumerable<Batch> Pipeline(IEnumerable<Unit> units, PrepareProgress progress, ITokenizer tokenizer, int threads)
     {
         const int BatchChars = 4 << 20;

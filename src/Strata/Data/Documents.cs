@@ -37,8 +37,11 @@ public sealed record ReadOptions
 
 internal sealed class DocumentReader(ReadOptions options)
 {
-    /// <summary>Invalid UTF-8 sequences replaced so far (with <see cref="ReadOptions.ReplaceInvalid"/>).</summary>
-    public long Replacements;
+    private long _replacements;
+
+    /// <summary>Invalid UTF-8 sequences replaced so far (with <see cref="ReadOptions.ReplaceInvalid"/>), over every
+    /// thread reading with this reader.</summary>
+    public long Replacements => Interlocked.Read(ref _replacements);
 
     public static (InputKind Kind, string Compression) KindOf(string path)
     {
@@ -132,7 +135,7 @@ internal sealed class DocumentReader(ReadOptions options)
             int n = want <= 0 ? 0 : ReadSome(s, chunk.AsSpan(0, want), path, compression);
             decoder.Append(chunk.AsSpan(0, n), offset, pending, final: n == 0);
             offset += n;
-            Replacements += decoder.TakeReplacements();
+            Interlocked.Add(ref _replacements, decoder.TakeReplacements());
             while (pending.Length >= options.SegmentChars)
             {
                 if (!canCutAtNewline)
@@ -236,7 +239,7 @@ internal sealed class DocumentReader(ReadOptions options)
         using var decoder = new Utf8Text(path, false, replace: true);
         var text = new StringBuilder();
         decoder.Append(bytes, lineStart, text, final: true);
-        Replacements += decoder.TakeReplacements();
+        Interlocked.Add(ref _replacements, decoder.TakeReplacements());
         try { return field.Read(Encoding.UTF8.GetBytes(text.ToString())); }
         catch (JsonLineField.InvalidLine e) { throw Refused(e); }
     }

@@ -24,6 +24,12 @@ public sealed record PrepareOptions
     public long ShardTokens { get; init; } = 100_000_000;
     /// <summary>Cores used for encoding (the output does not depend on it).</summary>
     public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Threads reading files, several files at once (the output does not depend on it).</summary>
+    public int ReadThreads { get; init; } = DefaultReadThreads;
+    /// <summary>One reading thread per three cores: a megabyte of text takes about half as long to read (decompress,
+    /// parse, check as UTF-8) as to encode with bvv241 on one core, so one reading thread keeps about two encoding
+    /// threads busy, and a machine of more cores would wait on it.</summary>
+    public static int DefaultReadThreads => Math.Max(1, Environment.ProcessorCount / 3);
     /// <summary>Ignore an interrupted preparation's progress and start again.</summary>
     public bool Restart { get; init; }
     public TextWriter Log { get; init; } = TextWriter.Null;
