@@ -15,8 +15,7 @@ internal static class ReadAhead
     private const long ChunkChars = 1 << 20;
 
     /// <summary>Characters queued ahead of the file being handed on, per reading thread beyond the first (64 MiB of
-    /// UTF-16): about one file of the size corpora are commonly cut into, so a second thread reads a whole file while
-    /// the first reads its own.</summary>
+    /// UTF-16): while one thread reads a file of 64 MB of text, another reads most of the next such file.</summary>
     public const long AheadChars = 32L << 20;
 
     /// <summary>Files taken ahead of the one being handed on, at most: a bound for corpora of many tiny files (the
