@@ -46,7 +46,7 @@ public static class DataThroughput
             Console.WriteLine(child switch
             {
                 "prepare" => Prepare(corpus, Path.Combine(root, $"{sizes[0]}gb-dataset"), tokenizer, n),
-                "read" => ReadingRate(corpus, n) is var (mbs, cores, gen2) ? Line(mbs, cores, gen2) : "",
+                "read" => ReadingRate(corpus, n) is var (mbs, cores) ? Line(mbs, cores) : "",
                 "parts" => Parts(corpus, readAll: true),
                 _ => Parts(corpus, readAll: false),
             });
@@ -68,15 +68,9 @@ public static class DataThroughput
         {
             double[] Child(string what, out string last)
             {
-                var psi = ChildProcess.StartInfo(["data", "--child", what, "--gb", gb.ToString(CultureInfo.InvariantCulture), "--dir", root]);
-                psi.RedirectStandardOutput = true;
-                using var process = Process.Start(psi)!;
-                var output = process.StandardOutput.ReadToEnd().Trim();
-                process.WaitForExit();
-                if (process.ExitCode != 0) throw new InvalidOperationException($"data --child {what} failed: {output}");
-                var fields = output.Split(' ');
+                var fields = ChildFields(root, gb, what);
                 last = fields[^1];
-                return fields.SkipLast(what == "prepare" ? 1 : 0).Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+                return fields.SkipLast(what == "prepare" ? 1 : 0).Select(Number).ToArray();
             }
             var before = Child("parts", out _);
             double read = before[0];
@@ -93,10 +87,9 @@ public static class DataThroughput
                     $"{one:F2}x | {before[2]:F1} / {after[2]:F1} | {two:F2}x | {exact} |");
                 before = after;
             }
-            double Median(IEnumerable<double> xs) { var o = xs.Order().ToList(); return (o[(o.Count - 1) / 2] + o[o.Count / 2]) / 2; }
             notes.Add($"{gb} GB: {files:N0} files, {mb:N0} MB of text, {tokens:N0} tokens; reading alone (one thread) {read:F0} MB/s; median over " +
-                $"{rounds} round(s): {Median(ratios.Select(x => x.One)):F2}x the tokenizer on one core, " +
-                $"{Median(ratios.Select(x => x.Two)):F2}x on two threads");
+                $"{rounds} round(s): {Readings.Median(ratios.Select(x => x.One)):F2}x the tokenizer on one core, " +
+                $"{Readings.Median(ratios.Select(x => x.Two)):F2}x on two threads");
         }
         Console.WriteLine();
         foreach (var note in notes) Console.WriteLine(note);
@@ -108,34 +101,25 @@ public static class DataThroughput
     /// machine of many cores) and with bvv241-2-3, each in a process of its own.</summary>
     private static void Reading(string root, double gb, List<int> counts, int rounds)
     {
-        string[] Child(string what, int n, string tokenizer)
-        {
-            var psi = ChildProcess.StartInfo(["data", "--child", what, "--gb", gb.ToString(CultureInfo.InvariantCulture), "--dir", root,
-                "--read-threads", n.ToString(CultureInfo.InvariantCulture), "--tokenizer", tokenizer]);
-            psi.RedirectStandardOutput = true;
-            using var process = Process.Start(psi)!;
-            var output = process.StandardOutput.ReadToEnd().Trim();
-            process.WaitForExit();
-            if (process.ExitCode != 0) throw new InvalidOperationException($"data --child {what} failed: {output}");
-            return output.Split('\n')[^1].Split(' ');
-        }
-        double Number(string x) => double.Parse(x, CultureInfo.InvariantCulture);
+        string[] Child(string what, int n, string tokenizer) =>
+            ChildFields(root, gb, what, "--read-threads", n.ToString(CultureInfo.InvariantCulture), "--tokenizer", tokenizer);
         Console.WriteLine($"{Environment.ProcessorCount} cores, {gb} GB corpus; reading threads {string.Join(", ", counts)} alternating, each reading " +
             "in a process of its own");
-        Console.WriteLine("| round | reading threads | reading alone, MB/s | prepare with codepoint: MB/s, cores busy | prepare with bvv241-2-3: MB/s, " +
-            "cores busy, peak RSS (MiB), first 2,000 documents equal |");
+        Console.WriteLine("| round | reading threads | reading alone: MB/s, cores busy | prepare with codepoint: MB/s, cores busy " +
+            "| prepare with bvv241-2-3: MB/s, cores busy, peak RSS (MiB), first 2,000 documents equal |");
         Console.WriteLine("|---|---|---|---|---|");
         var rates = counts.ToDictionary(n => n, _ => new List<(double Read, double Codepoint, double Bvv)>());
         for (int r = 1; r <= rounds; r++)
             foreach (var n in counts)
             {
-                double read = Number(Child("read", n, Bvv241Builder.TwoThree)[0]);
+                var reading = Child("read", n, Bvv241Builder.TwoThree);
+                double read = Number(reading[0]);
                 var cp = Child("prepare", n, "codepoint");
                 var bvv = Child("prepare", n, Bvv241Builder.TwoThree);
                 double cpRate = Number(cp[0]) / Number(cp[1]), bvvRate = Number(bvv[0]) / Number(bvv[1]);
                 rates[n].Add((read, cpRate, bvvRate));
-                Console.WriteLine($"| {r} | {n} | {read:F1} | {cpRate:F1}, {Number(cp[2]):F2} | {bvvRate:F1}, {Number(bvv[2]):F2}, {Number(bvv[3]):F0}, " +
-                    $"{bvv[^1]} |");
+                Console.WriteLine($"| {r} | {n} | {read:F1}, {Number(reading[1]):F2} | {cpRate:F1}, {Number(cp[2]):F2} | " +
+                    $"{bvvRate:F1}, {Number(bvv[2]):F2}, {Number(bvv[3]):F0}, {bvv[^1]} |");
             }
         Console.WriteLine();
         int baseline = counts[0];
@@ -148,9 +132,25 @@ public static class DataThroughput
         }
     }
 
+    /// <summary>This benchmark again in a process of its own (<c>data --child WHAT</c> on the corpus of
+    /// <paramref name="gb"/> GB): the fields of the last line it prints (a preparation may print a difference first).</summary>
+    private static string[] ChildFields(string root, double gb, string what, params string[] extra)
+    {
+        var psi = ChildProcess.StartInfo(["data", "--child", what, "--gb", gb.ToString(CultureInfo.InvariantCulture), "--dir", root, .. extra]);
+        psi.RedirectStandardOutput = true;
+        using var process = Process.Start(psi)!;
+        var output = process.StandardOutput.ReadToEnd().Trim();
+        process.WaitForExit();
+        if (process.ExitCode != 0) throw new InvalidOperationException($"data --child {what} failed: {output}");
+        return output.Split('\n')[^1].Split(' ');
+    }
+
+    private static double Number(string x) => double.Parse(x, CultureInfo.InvariantCulture);
+
     /// <summary>MB/s of reading every document of the corpus on <paramref name="threads"/> reading threads, handed on in
-    /// order as the preparation's reading threads hand them on (decompression, Parquet and JSON parsing, UTF-8 checks).</summary>
-    private static (double MBs, double Cores, int Gen2) ReadingRate(string corpus, int threads)
+    /// order as the preparation's reading threads hand them on (decompression, Parquet and JSON parsing, UTF-8 checks),
+    /// and the cores it kept busy.</summary>
+    private static (double MBs, double Cores) ReadingRate(string corpus, int threads)
     {
         var files = Corpus.Find([corpus], "*");
         var reader = new DocumentReader(new ReadOptions());
@@ -160,7 +160,7 @@ public static class DataThroughput
         foreach (var d in ReadAhead.InOrder(files.Count, i => reader.Read(i, files[i].Path, files[i].Name, true), threads))
             bytes += Encoding.UTF8.GetByteCount(d.Text);
         double seconds = clock.Elapsed.TotalSeconds;
-        return (bytes / 1e6 / seconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / seconds, GC.CollectionCount(2));
+        return (bytes / 1e6 / seconds, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / seconds);
     }
 
     /// <summary>Prepares the corpus; "MB seconds cores peak-MiB tokens exact" on one line.</summary>
